@@ -1,0 +1,18 @@
+"""Sequence backbones: `(B, L, d_model) -> (B, L, d_model)`, one registry.
+
+`create("s4d", d_model=64)` builds one; `available()` lists the names.
+"""
+
+from tsk.backbones.registry import (
+    BackboneSpec,
+    available,
+    create,
+    get_spec,
+    make_config,
+    register_backbone,
+)
+
+# Importing a family's module registers its backbones.
+from tsk.backbones import lstm, s4  # noqa: E402,F401  isort: skip
+
+__all__ = ["BackboneSpec", "available", "create", "get_spec", "make_config", "register_backbone"]

@@ -1,0 +1,80 @@
+"""The backbone registry: `@register_backbone` on a module class, `create(name, **config)` to build.
+
+A backbone is an `nn.Module` built from a config dataclass; `forward(x[B, L, d_model])` returns
+`[B, L, d_model]`. Recurrent families also offer `initial_state(batch)` and
+`step(x_t[B, d_model], state) -> (y_t[B, d_model], state)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from tsk._names import unknown_name_error
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What the registry knows of one backbone."""
+
+    name: str
+    model_cls: type[nn.Module]
+    config_cls: type
+    summary: str
+    paper: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def config_fields(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.config_cls)]
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(
+    name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = ()
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that registers a backbone under `name` with its config dataclass."""
+    if not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config_cls for backbone {name!r} must be a dataclass")
+
+    def decorate(model_cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
+            raise ValueError(f"A backbone named {name!r} is already registered")
+        _REGISTRY[name] = BackboneSpec(name, model_cls, config_cls, summary, paper, tuple(tags))
+        return model_cls
+
+    return decorate
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The spec registered under `name`; an unknown name raises with the closest known one."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name_error("backbone", name, _REGISTRY) from None
+
+
+def available() -> list[str]:
+    """Names of all registered backbones, sorted."""
+    return sorted(_REGISTRY)
+
+
+def make_config(name: str, **config: Any) -> Any:
+    """Build the config dataclass of backbone `name`; unknown keys raise with a suggestion."""
+    spec = get_spec(name)
+    fields = set(spec.config_fields)
+    for key in config:
+        if key not in fields:
+            raise unknown_name_error(f"option of backbone {name!r}", key, fields)
+    return spec.config_cls(**config)
+
+
+def create(name: str, **config: Any) -> nn.Module:
+    """Build backbone `name` from keyword config, e.g. `create("s4d", d_model=64, n_layers=2)`."""
+    return get_spec(name).model_cls(make_config(name, **config))
