@@ -1,1 +1,13 @@
-"""tsk."""
+"""tsk: modern sequence backbones behind scikit-learn-style estimators."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("tsk")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+from tsk.estimators import Forecaster  # noqa: E402
+from tsk.io import load  # noqa: E402
+
+__all__ = ["Forecaster", "__version__", "load"]

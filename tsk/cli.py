@@ -1,0 +1,304 @@
+"""The `tsk` command: forecast, fit, predict (batch, streaming) and backbones.
+
+Errors print one line and exit non-zero; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+# ---- reading and writing frames ----------------------------------------------------------
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A whole CSV (`.csv`, `.csv.gz`) or Parquet file, with `ds` parsed as datetimes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    frame = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path)
+    return _parse_time(frame)
+
+
+def iter_table(path: str | os.PathLike, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Stream a CSV or Parquet file in chunks of about `chunk_rows` rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {path}")
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield _parse_time(batch.to_pandas())
+    else:
+        for chunk in pd.read_csv(path, chunksize=chunk_rows):
+            yield _parse_time(chunk)
+
+
+def count_rows(path: str | os.PathLike) -> int:
+    """Data rows of a CSV or Parquet file (for the progress bar)."""
+    path = Path(path)
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+class TableWriter:
+    """Append frames to a CSV or Parquet file, chosen by the file name."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path, self._parquet, self._started = Path(path), _is_parquet(Path(path)), False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self._parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if not self._started:
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            self._writer.write_table(table)
+        else:
+            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started,
+                         index=False)
+        self._started = True
+
+    def close(self) -> None:
+        if self._parquet and self._started:
+            self._writer.close()
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix in (".parquet", ".pq")
+
+
+def _parse_time(frame: pd.DataFrame) -> pd.DataFrame:
+    if "ds" not in frame.columns and "date" in frame.columns:
+        frame = frame.rename(columns={"date": "ds"})
+    if "ds" in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame["ds"]):
+        try:
+            frame["ds"] = pd.to_datetime(frame["ds"])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"Column 'ds' could not be read as datetimes: {err}") from None
+    return frame
+
+
+# ---- commands ----------------------------------------------------------------------------
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from tsk import backbones
+
+    width = max(len(name) for name in backbones.available())
+    for name in backbones.available():
+        spec = backbones.get_spec(name)
+        print(f"{name:<{width}}  {spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
+    return 0
+
+
+def _forecaster(args: argparse.Namespace) -> Any:
+    from tsk import Forecaster
+
+    return Forecaster(
+        backbone=args.backbone, horizon=args.horizon, lookback=args.lookback,
+        channel_independent=not args.channel_mixing, exogenous=args.exogenous or None,
+        d_model=args.d_model, n_layers=args.n_layers, max_epochs=args.max_epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
+        accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
+    )
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    """Fit, evaluate on held-out data, print metrics, write the forecast after the data's end."""
+    from tsk.datasets import load_csv, load_dataset
+
+    model = _forecaster(args)
+    if args.dataset:
+        split = load_dataset(args.dataset, args.data_dir)
+        model.fit(split.train(), val_df=split.validation(args.lookback))
+        test = split.test(args.lookback)
+        metrics = model.evaluate(test)
+        forecast = model.predict(test)
+        name = split.name
+    else:
+        frame = read_table(args.data)
+        if "unique_id" in frame.columns:  # long format: the last `horizon` rows of each series test
+            frame = frame.sort_values(["unique_id", "ds"], kind="stable")
+            last = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon
+            model.fit(frame[~last])
+            keep = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon + args.lookback
+            metrics = model.evaluate(frame[keep])
+            forecast = model.predict(frame)
+        else:
+            split = load_csv(args.data)
+            model.fit(split.train(), val_df=split.validation(args.lookback))
+            test = split.test(args.lookback)
+            metrics = model.evaluate(test)
+            forecast = model.predict(test)
+        name = Path(args.data).name
+    summary = model.fit_summary_
+    report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
+              "lookback": args.lookback, **metrics, "epochs": summary.epochs,
+              "train_seconds": round(summary.train_seconds, 2)}
+    print(json.dumps(report, indent=2))
+    TableWriter(args.out).write(forecast)
+    print(f"Wrote the {args.horizon}-step forecast to {args.out}")
+    if args.save_model:
+        model.save(args.save_model)
+        print(f"Saved the model to {args.save_model}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """Fit on all of the data (the last part of each series validates) and save the model."""
+    from tsk.datasets import load_dataset
+
+    frame = load_dataset(args.dataset, args.data_dir).frame if args.dataset else read_table(args.data)
+    model = _forecaster(args).fit(frame)
+    model.save(args.out)
+    print(f"Saved the model to {args.out} (best validation loss "
+          f"{model.fit_summary_.best_val_loss:.4f}, {model.fit_summary_.epochs} epochs)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Forecast every series of a (possibly large) file, streaming it in chunks."""
+    from tqdm.auto import tqdm
+
+    import tsk
+
+    model = tsk.load(args.model)
+    writer = TableWriter(args.out)
+    n_series = 0
+    try:
+        if model.schema_.layout == "wide":  # one multivariate series: read it whole
+            writer.write(model.predict(read_table(args.data)))
+            n_series = 1
+        else:
+            total = count_rows(args.data) if not args.no_progress else None
+            with tqdm(total=total, unit="rows", disable=args.no_progress, desc="predict") as bar:
+                for group in _complete_series(iter_table(args.data, args.chunk_rows)):
+                    writer.write(model.predict(group))
+                    n_series += group["unique_id"].nunique()
+                    bar.update(len(group))
+    finally:
+        writer.close()
+    print(f"Wrote forecasts for {n_series} series to {args.out}")
+    return 0
+
+
+def _complete_series(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Regroup streamed chunks so each yielded frame holds whole series (file grouped by id)."""
+    carry, done = None, set()
+    for chunk in chunks:
+        if "unique_id" not in chunk.columns:
+            raise ValueError("The model was fit on long data: the file needs a 'unique_id' column.")
+        chunk = chunk if carry is None else pd.concat([carry, chunk], ignore_index=True)
+        ids = chunk["unique_id"].astype(str)
+        last = ids.iloc[-1]
+        complete = chunk[ids != last]
+        carry = chunk[ids == last]
+        seen = set(complete["unique_id"].astype(str).unique())
+        if seen & done or last in done:
+            again = sorted((seen | {last}) & done)[:5]
+            raise ValueError(f"Series {again} appear again further down the file: group the "
+                             "file's rows by unique_id (e.g. sort by unique_id, ds) first.")
+        done |= seen
+        if len(complete):
+            yield complete
+    if carry is not None and len(carry):
+        yield carry
+
+
+# ---- argument parsing --------------------------------------------------------------------
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="benchmark dataset: ETTh1, ETTh2, ETTm1, ETTm2, "
+                        "exchange_rate, national_illness (TSLib splits)")
+    source.add_argument("--data", help="a CSV/Parquet file, long (unique_id, ds, y, ...) or "
+                        "wide (ds + one column per channel)")
+    parser.add_argument("--data-dir", default=None,
+                        help="where datasets live (default: $TSK_DATA_DIR, else ./data)")
+    parser.add_argument("--backbone", default="s4d", help="see `tsk backbones` (default s4d)")
+    parser.add_argument("--horizon", type=int, default=96)
+    parser.add_argument("--lookback", type=int, default=96)
+    parser.add_argument("--exogenous", nargs="*", default=None, help="past-covariate columns")
+    parser.add_argument("--channel-mixing", action="store_true",
+                        help="model channels jointly (default: channel-independent)")
+    parser.add_argument("--d-model", type=int, default=None)
+    parser.add_argument("--n-layers", type=int, default=None)
+    parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsk", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("forecast", help="fit, evaluate on held-out data, write the forecast",
+                       description=cmd_forecast.__doc__)
+    _add_model_args(p)
+    p.add_argument("--out", default="forecast.csv", help="forecast file (.csv or .parquet)")
+    p.add_argument("--save-model", default=None, help="also save the fitted model to this folder")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("fit", help="fit on a dataset or file and save the model",
+                       description=cmd_fit.__doc__)
+    _add_model_args(p)
+    p.add_argument("--out", required=True, help="folder to save the model in")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="batch-forecast many series with a saved model",
+                       description=cmd_predict.__doc__)
+    p.add_argument("--model", required=True, help="folder written by `tsk fit` / est.save")
+    p.add_argument("--data", required=True, help="CSV or Parquet history, grouped by unique_id")
+    p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="rows read per chunk")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("backbones", help="list the available backbones")
+    p.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line for users; the traceback with --debug
+        if args.debug:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"tsk {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Data: loaders for benchmark sets, frame validation, scaling and windowing."""
+
+from pathlib import Path
+
+from tsk._names import unknown_name_error
+from tsk.datasets.custom import ALIASES, KNOWN_FILES, load_csv
+from tsk.datasets.ett import ETT_NAMES, load_ett
+from tsk.datasets.files import data_root
+from tsk.datasets.split import ForecastSplit
+
+
+def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
+    """Any benchmark set by name: an ETT name, a known CSV name, or a CSV path."""
+    if name in ETT_NAMES:
+        return load_ett(name, root)
+    if name in KNOWN_FILES or name in ALIASES or Path(name).is_file():
+        return load_csv(name, root)
+    raise unknown_name_error("dataset", name, [*ETT_NAMES, *KNOWN_FILES])
+
+
+__all__ = ["ETT_NAMES", "ForecastSplit", "data_root", "load_csv", "load_dataset", "load_ett"]

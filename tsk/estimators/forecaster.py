@@ -1,0 +1,296 @@
+"""`Forecaster`: multi-horizon forecasting with any registered backbone, scikit-learn style."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsk import backbones
+from tsk.datasets.frames import (
+    ID,
+    TIME,
+    Schema,
+    Series,
+    future_index,
+    infer_schema,
+    to_series,
+)
+from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
+from tsk.datasets.scaling import StandardScaler
+from tsk.datasets.windows import WindowDataset
+from tsk.estimators.base import SequenceEstimator
+from tsk.heads.forecast import ForecastNet
+from tsk.io import register_estimator
+from tsk.metrics import gluonts_scores, mae, mse
+
+logger = logging.getLogger(__name__)
+
+
+@register_estimator
+class Forecaster(SequenceEstimator):
+    """Forecast the next `horizon` steps of one or many series from their last `lookback` steps.
+
+    Data: a long frame (`unique_id`, `ds`, `y`, exogenous...) or a wide one (`ds` + one column
+    per channel), or a GluonTS dataset. `fit` splits each series by time (the last
+    `validation_size` of it validates, unless `val_df` is given), standardizes each series and
+    channel with statistics of its training rows, trains on every stride-1 window with early
+    stopping and restores the best checkpoint. `predict` returns the next `horizon` timestamps in
+    the original scale. Missing values raise (fill them first); unsorted rows are sorted.
+
+    Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
+    `backbone_kwargs` sets any other option of the backbone's config.
+    `exogenous` names columns used as past covariates (inputs, not forecast).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "s4d",
+        horizon: int = 96,
+        lookback: int = 96,
+        *,
+        channel_independent: bool = True,
+        exogenous: Sequence[str] | None = None,
+        d_model: int | None = None,
+        n_layers: int | None = None,
+        dropout: float | None = None,
+        backbone_kwargs: dict[str, Any] | None = None,
+        head_dim: int = 8,
+        instance_norm: bool = True,
+        validation_size: float = 0.2,
+        max_epochs: int = 20,
+        patience: int = 3,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        random_state: int | None = None,
+        accelerator: str = "auto",
+        devices: Any = "auto",
+        trainer_kwargs: dict[str, Any] | None = None,
+        enable_progress_bar: bool = True,
+        num_workers: int = 0,
+    ) -> None:
+        self.backbone = backbone
+        self.horizon = horizon
+        self.lookback = lookback
+        self.channel_independent = channel_independent
+        self.exogenous = exogenous
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.backbone_kwargs = backbone_kwargs
+        self.head_dim = head_dim
+        self.instance_norm = instance_norm
+        self.validation_size = validation_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.accelerator = accelerator
+        self.devices = devices
+        self.trainer_kwargs = trainer_kwargs
+        self.enable_progress_bar = enable_progress_bar
+        self.num_workers = num_workers
+
+    # ---- fit ------------------------------------------------------------------------------
+    def fit(self, df: Any, val_df: Any = None) -> Forecaster:
+        """Train on `df`; validate on `val_df` if given (its first `lookback` rows are context),
+        else on the last `validation_size` of each series."""
+        self._validate_params()
+        df = _as_frame(df)
+        schema = infer_schema(df, self.exogenous)
+        series = to_series(df, schema, min_length=self.lookback + self.horizon)
+        if val_df is None:
+            cuts = [self._train_rows(len(s)) for s in series]
+            validation = [(s, cut) for s, cut in zip(series, cuts, strict=True) if cut < len(s)]
+        else:
+            cuts = [len(s) for s in series]
+            val_series = to_series(_as_frame(val_df), schema, min_length=self.lookback + self.horizon)
+            unknown = sorted({v.uid for v in val_series} - {s.uid for s in series})
+            if unknown:
+                raise ValueError(f"val_df has series not in df: {unknown[:10]}.")
+            validation = [(v, 0) for v in val_series]
+        scalers = {s.uid: StandardScaler.fit(s.values[:cut]) for s, cut in zip(series, cuts, strict=True)}
+        n_targets = len(schema.targets)
+        train_set = WindowDataset(
+            [scalers[s.uid].transform(s.values) for s in series], self.lookback, self.horizon,
+            n_targets, self.channel_independent,
+            starts=[(0, cut - self.lookback - self.horizon + 1) for cut in cuts],
+        )
+        val_set = None
+        if validation:
+            val_set = WindowDataset(
+                [scalers[v.uid].transform(v.values) for v, _ in validation], self.lookback,
+                self.horizon, n_targets, self.channel_independent,
+                starts=[(max(cut - self.lookback, 0), len(v)) for v, cut in validation],
+            )
+            if len(val_set) == 0:
+                val_set = None
+        if val_set is None and self.validation_size > 0:
+            logger.warning("No series is long enough for a validation window: training without "
+                           "early stopping for %d epochs.", self.max_epochs)
+        self.schema_ = schema
+        self.n_inputs_ = (1 if self.channel_independent else n_targets) + len(schema.exogenous)
+        self.n_outputs_ = 1 if self.channel_independent else n_targets
+        self.scalers_ = scalers
+        with self._seeded() as generator:
+            net = self._build_net()
+            self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator)
+        self.net_ = net.eval()
+        self.contexts_ = {s.uid: _tail(s, self.lookback) for s in series}
+        return self
+
+    def _validate_params(self) -> None:
+        for name in ("horizon", "lookback"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not 0 <= self.validation_size < 1:
+            raise ValueError(f"validation_size must be in [0, 1), got {self.validation_size!r}.")
+        backbones.get_spec(self.backbone)  # unknown names raise with the closest match
+        self._validate_training_params()
+
+    def _train_rows(self, length: int) -> int:
+        """Rows of a series used for training; the rest (if any) validates."""
+        if self.validation_size == 0:
+            return length
+        n_val = max(self.horizon, round(self.validation_size * length))
+        return length - n_val if length - n_val >= self.lookback + self.horizon else length
+
+    def _backbone_config(self) -> dict[str, Any]:
+        config = dict(self.backbone_kwargs or {})
+        for name in ("d_model", "n_layers", "dropout"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        return config
+
+    def _build_net(self) -> nn.Module:
+        backbone = backbones.create(self.backbone, **self._backbone_config())
+        return ForecastNet(
+            backbone, self.lookback, self.horizon, self.n_inputs_, self.n_outputs_,
+            d_model=backbone.config.d_model, head_dim=self.head_dim,
+            dropout=backbone.config.dropout, instance_norm=self.instance_norm,
+        )
+
+    # ---- predict --------------------------------------------------------------------------
+    def predict(self, df: Any = None) -> pd.DataFrame:
+        """Forecast the `horizon` steps after each series' end: after the training data when
+        `df` is None, else after the end of each series in `df` (only its last `lookback` rows
+        are used). Returns the same layout as the training data, in the original scale."""
+        self._check_fitted()
+        if df is None:
+            contexts = list(self.contexts_.values())
+        else:
+            series = to_series(_as_frame(df), self.schema_, min_length=self.lookback)
+            contexts = [_tail(s, self.lookback) for s in series]
+        scalers = [self._scaler(s) for s in contexts]
+        dataset = WindowDataset(
+            [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
+            self.lookback, 0, len(self.schema_.targets), self.channel_independent,
+        )
+        raw = self._predict_dataset(dataset).numpy()  # [S * channels, H, outputs]
+        forecasts = raw.reshape(len(contexts), -1, self.horizon, self.n_outputs_)
+        forecasts = forecasts.transpose(0, 2, 1, 3).reshape(len(contexts), self.horizon, -1)
+        n_targets = len(self.schema_.targets)
+        frames = []
+        for context, scaler, forecast in zip(contexts, scalers, forecasts, strict=True):
+            values = scaler.inverse_transform(forecast, slice(0, n_targets))
+            frame = pd.DataFrame(values, columns=list(self.schema_.targets))
+            frame.insert(0, TIME, future_index(context, self.horizon))
+            if self.schema_.layout == "long":
+                frame.insert(0, ID, context.uid)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def _scaler(self, series: Series) -> StandardScaler:
+        if series.uid in self.scalers_:
+            return self.scalers_[series.uid]
+        logger.info("Series %r was not seen in fit: scaling it with its own history.", series.uid)
+        return StandardScaler.fit(series.values)
+
+    # ---- evaluate -------------------------------------------------------------------------
+    def evaluate(self, df: Any) -> dict[str, float]:
+        """Score every stride-1 window of `df` (the first `lookback` rows are context).
+
+        `mse`/`mae` are on standardized data (the TSLib benchmark metrics, averaged over
+        windows x horizon x channels); `mase`/`smape` are GluonTS's, in the original scale.
+        """
+        self._check_fitted()
+        series = to_series(_as_frame(df), self.schema_, min_length=self.lookback + self.horizon)
+        n_targets = len(self.schema_.targets)
+        totals: dict[str, list[float]] = {"mse": [], "mae": [], "mase": [], "smape": []}
+        weights = []
+        for s in series:
+            scaler = self._scaler(s)
+            scaled = scaler.transform(s.values)
+            dataset = WindowDataset([scaled], self.lookback, self.horizon, n_targets,
+                                    self.channel_independent)
+            raw = self._predict_dataset(dataset).numpy()
+            n_windows = len(dataset.index)
+            pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
+            pred = pred.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, n_targets)
+            starts = dataset.index[:, 1]
+            offsets = np.arange(self.horizon)
+            truth = scaled[starts[:, None] + self.lookback + offsets, :n_targets]
+            history = s.values[starts[:, None] + np.arange(self.lookback), :n_targets]
+            totals["mse"].append(mse(truth, pred))
+            totals["mae"].append(mae(truth, pred))
+            original = scaler.inverse_transform(pred, slice(0, n_targets))
+            truth_original = scaler.inverse_transform(truth, slice(0, n_targets))
+            for key, value in gluonts_scores(history, truth_original, original, s.freq).items():
+                totals[key].append(value)
+            weights.append(n_windows)
+        result = {key: float(np.average(vals, weights=weights)) for key, vals in totals.items()}
+        result["n_windows"] = int(sum(weights))
+        return result
+
+    def score(self, df: Any) -> float:
+        """Negative MSE on standardized data (higher is better, as scikit-learn expects)."""
+        return -self.evaluate(df)["mse"]
+
+    # ---- persistence ----------------------------------------------------------------------
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        uids = list(self.scalers_)
+        state = {
+            "schema": self.schema_.to_dict(),
+            "n_inputs": self.n_inputs_,
+            "n_outputs": self.n_outputs_,
+            "scaled_series": uids,
+            "contexts": [{"uid": c.uid, "freq": c.freq, "ds": c.ds.astype(str).tolist()}
+                         for c in self.contexts_.values()],
+            "fit_summary": vars(self.fit_summary_) if hasattr(self, "fit_summary_") else None,
+        }
+        arrays = {
+            "scaler_mean": np.stack([self.scalers_[u].mean for u in uids]),
+            "scaler_scale": np.stack([self.scalers_[u].scale for u in uids]),
+            "context_values": np.stack([c.values for c in self.contexts_.values()]),
+        }
+        return state, arrays
+
+    def _restore_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.schema_ = Schema.from_dict(state["schema"])
+        self.n_inputs_, self.n_outputs_ = state["n_inputs"], state["n_outputs"]
+        self.scalers_ = {
+            uid: StandardScaler(arrays["scaler_mean"][i], arrays["scaler_scale"][i])
+            for i, uid in enumerate(state["scaled_series"])
+        }
+        self.contexts_ = {}
+        for i, c in enumerate(state["contexts"]):
+            ds = pd.DatetimeIndex(pd.to_datetime(c["ds"]))
+            self.contexts_[c["uid"]] = Series(c["uid"], ds, arrays["context_values"][i], c["freq"])
+
+
+def _tail(series: Series, rows: int) -> Series:
+    return Series(series.uid, series.ds[-rows:], series.values[-rows:], series.freq)
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    return gluonts_to_frame(data) if is_gluonts_dataset(data) else data

@@ -1,0 +1,5 @@
+"""Task heads: turn backbone features into the task's output."""
+
+from tsk.heads.forecast import ForecastHead, ForecastNet, InstanceNorm
+
+__all__ = ["ForecastHead", "ForecastNet", "InstanceNorm"]
