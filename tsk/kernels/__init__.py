@@ -2,3 +2,8 @@
 
 `backend="auto"` picks Triton for CUDA tensors and the fast torch path otherwise.
 """
+
+from tsk.kernels.fftconv import fftconv
+from tsk.kernels.s4d_kernel import s4d_kernel
+
+__all__ = ["fftconv", "s4d_kernel"]
