@@ -5,5 +5,6 @@
 
 from tsk.kernels.fftconv import fftconv
 from tsk.kernels.s4d_kernel import s4d_kernel
+from tsk.kernels.selective_scan import selective_scan
 
-__all__ = ["fftconv", "s4d_kernel"]
+__all__ = ["fftconv", "s4d_kernel", "selective_scan"]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import torch
+from torch import Tensor
 
 from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.fftconv.reference import fftconv_reference
+from tsk.kernels.fftconv.torch import fftconv_torch
+
+# NB: the submodule `fftconv.torch` shadows the name `torch` in this namespace: use `Tensor`.
 
 __all__ = ["fftconv"]
 
 
 def fftconv(
-    u: torch.Tensor,
-    k: torch.Tensor,
-    D: torch.Tensor | None = None,  # noqa: N803
-    gate: torch.Tensor | None = None,
+    u: Tensor,
+    k: Tensor,
+    D: Tensor | None = None,  # noqa: N803
+    gate: Tensor | None = None,
     backend: str = "auto",
-) -> torch.Tensor:
+) -> Tensor:
     """Causal convolution of each channel of `u` with its own long kernel `k`.
 
     Shapes: u [B, H, L] real, k [H, Lk] real with Lk <= L, D [H] (skip), gate [B, H, L];
@@ -46,13 +50,9 @@ def fftconv(
         check_tensor("gate", gate, [batch, heads, length], complex_ok=False)
     chosen = resolve_backend(backend, u, k, D, gate)
     if chosen == "reference":
-        from tsk.kernels.fftconv.reference import fftconv_reference
-
         return fftconv_reference(u, k, D, gate)
     if chosen == "triton":
         from tsk.kernels.fftconv.triton import fftconv_triton
 
         return fftconv_triton(u, k, D, gate)
-    from tsk.kernels.fftconv.torch import fftconv_torch
-
     return fftconv_torch(u, k, D, gate)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import torch
+from torch import Tensor
 
 from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.s4d_kernel.reference import s4d_kernel_reference
+from tsk.kernels.s4d_kernel.torch import s4d_kernel_torch
+
+# NB: the submodule `s4d_kernel.torch` shadows the name `torch` in this namespace: use `Tensor`.
 
 __all__ = ["s4d_kernel"]
 
@@ -12,14 +16,14 @@ DISCRETIZATIONS = ("zoh", "bilinear")
 
 
 def s4d_kernel(
-    A: torch.Tensor,  # noqa: N803
-    B: torch.Tensor,  # noqa: N803
-    C: torch.Tensor,  # noqa: N803
-    log_dt: torch.Tensor,
+    A: Tensor,  # noqa: N803
+    B: Tensor,  # noqa: N803
+    C: Tensor,  # noqa: N803
+    log_dt: Tensor,
     L: int,  # noqa: N803
     discretization: str = "zoh",
     backend: str = "auto",
-) -> torch.Tensor:
+) -> Tensor:
     """Convolution kernel K [H, L] (real) of a diagonal SSM, as S4D builds it.
 
     Shapes: A, B, C [H, N] complex (N = half the state size: each mode stands for a conjugate
@@ -52,13 +56,9 @@ def s4d_kernel(
         raise ValueError(f"L must be a positive integer, got {L!r}.")
     chosen = resolve_backend(backend, A, B, C, log_dt)
     if chosen == "reference":
-        from tsk.kernels.s4d_kernel.reference import s4d_kernel_reference
-
         return s4d_kernel_reference(A, B, C, log_dt, int(L), discretization)
     if chosen == "triton":
         from tsk.kernels.s4d_kernel.triton import s4d_kernel_triton
 
         return s4d_kernel_triton(A, B, C, log_dt, int(L), discretization)
-    from tsk.kernels.s4d_kernel.torch import s4d_kernel_torch
-
     return s4d_kernel_torch(A, B, C, log_dt, int(L), discretization)
