@@ -42,7 +42,8 @@ def triton_device():
     pytest.importorskip("triton")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    assert os.environ.get("TRITON_INTERPRET") == "1"
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("no CUDA and TRITON_INTERPRET is not 1: Triton kernels cannot run here")
     return torch.device("cpu")
 
 

@@ -85,12 +85,3 @@ def test_triton_matches_reference(length, taps, with_d, with_gate, triton_device
                                   assert_rel_close):
     inputs = _inputs(2, 3, length, taps, with_d=with_d, with_gate=with_gate, device=triton_device)
     _compare(inputs, "triton", assert_rel_close)
-
-
-@pytest.mark.triton
-def test_triton_really_interprets_on_cpu(triton_device):
-    from tsk.kernels.fftconv import triton as fftconv_triton_module
-
-    kernel = fftconv_triton_module._spectral_mul_kernel
-    if triton_device.type == "cpu":
-        assert type(kernel).__name__ == "InterpretedFunction"

@@ -22,7 +22,7 @@ def _linear_scan_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, L, D,
     HAS_H0: tl.constexpr, IS_COMPLEX: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: M * L * D can pass 2**31
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = d < D
     width: tl.constexpr = 2 if IS_COMPLEX else 1
@@ -53,7 +53,7 @@ def _linear_scan_bwd_kernel(
     a_ptr, h_ptr, h0_ptr, gh_ptr, ga_ptr, gb_ptr, gh0_ptr, L, D,
     HAS_H0: tl.constexpr, IS_COMPLEX: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # 64-bit offsets: M * L * D can pass 2**31
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = d < D
     width: tl.constexpr = 2 if IS_COMPLEX else 1

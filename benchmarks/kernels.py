@@ -1,0 +1,405 @@
+"""Benchmark tsk.kernels: fast torch paths against the reference loops (CPU), Triton on GPU.
+
+    uv run python benchmarks/kernels.py                  # CPU sections, writes results/
+    uv run python benchmarks/kernels.py --quick          # small sizes, a smoke test
+    uv run python benchmarks/kernels.py --ops selective_scan --threads 2
+
+CPU timing: wall clock (time.perf_counter) of one forward (autograd on) and of that forward plus
+`torch.autograd.grad` of a fixed random projection of the outputs; best of `--repeats` runs for
+the fast paths, fewer for the slow references (`--ref-repeats`; the largest sizes run once).
+Speedup = reference time / fast time, both measured in this run on the same inputs; the max
+absolute differences of the outputs and the max relative differences of the gradients compare
+the two results.
+
+Peak memory: each case runs in a freshly forked child process (its own heap, nothing cached
+from earlier cases); after a warm-up at L=64 it builds its inputs, resets the kernel's peak-RSS
+counter (`echo 5 > /proc/self/clear_refs`), runs forward + backward once and reports
+VmHWM - VmRSS(before): the extra resident memory at the peak of the call, saved activations,
+workspaces and gradients included. Linux only (empty elsewhere). Not tracemalloc (it does not see
+torch's allocations) and not the CUDA allocator (CPU).
+
+GPU section (only with CUDA): Triton vs torch path vs torch.compile of the torch path, timed with
+CUDA events, and the fraction of the roofline: t_bound = max(bytes_min / bandwidth,
+flops / peak_flops), fraction = t_bound / t_measured, against the spec bandwidth (when the device
+is known) and a measured device-to-device copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tsk.kernels import cauchy, fftconv, linear_scan, s4d_kernel, selective_scan  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# ----------------------------------------------------------------------------- inputs per op
+def make_case(op: str, length: int, device: str = "cpu", seed: int = 0) -> dict:
+    """Inputs (leaf tensors needing grad), a call `fn(backend)` and the size description."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device).requires_grad_()
+
+    if op == "selective_scan":
+        batch, channels, state = 4, 256, 16
+        u = leaf(torch.randn(batch, channels, length, generator=gen))
+        delta = leaf(torch.randn(batch, channels, length, generator=gen) * 0.5 - 2)
+        A = leaf(-torch.exp(torch.randn(channels, state, generator=gen) * 0.5))
+        B = leaf(torch.randn(batch, state, length, generator=gen))
+        C = leaf(torch.randn(batch, state, length, generator=gen))
+        D = leaf(torch.randn(channels, generator=gen))
+        inputs = [u, delta, A, B, C, D]
+
+        def fn(backend):
+            return selective_scan(u, delta, A, B, C, D, delta_softplus=True, backend=backend)
+
+        size = dict(B=batch, D=channels, N=state)
+        # bytes: read u, delta, B, C, write y (forward, float32); flops ~ 9 per state element
+        bytes_min = 4 * (3 * batch * channels * length + 2 * batch * state * length)
+        flops = 9 * batch * channels * state * length
+    elif op == "linear_scan":
+        batch, width = 4, 256
+        a = leaf(torch.rand(batch, length, width, generator=gen) * 0.5 + 0.5)
+        b = leaf(torch.randn(batch, length, width, generator=gen))
+        inputs = [a, b]
+
+        def fn(backend):
+            return linear_scan(a, b, backend=backend)[0]
+
+        size = dict(B=batch, D=width)
+        bytes_min = 4 * 3 * batch * length * width
+        flops = 2 * batch * length * width
+    elif op == "fftconv":
+        batch, heads = 2, 64
+        u = leaf(torch.randn(batch, heads, length, generator=gen))
+        k = leaf(torch.randn(heads, length, generator=gen) / math.sqrt(length))
+        D = leaf(torch.randn(heads, generator=gen))
+        inputs = [u, k, D]
+
+        def fn(backend):
+            return fftconv(u, k, D, backend=backend)
+
+        size = dict(B=batch, H=heads, Lk=length)
+        bytes_min = 4 * (2 * batch * heads * length + heads * length)
+        flops = int(3 * 5 * batch * heads * 2 * length * math.log2(2 * length))
+    elif op == "s4d_kernel":
+        heads, state = 256, 32
+        A = leaf(torch.complex(-0.5 * torch.ones(heads, state),
+                               math.pi * torch.arange(state).float().expand(heads, state)))
+        B = leaf(torch.randn(heads, state, 2, generator=gen)).detach()
+        B = leaf(torch.view_as_complex(B))
+        C = leaf(torch.view_as_complex(torch.randn(heads, state, 2, generator=gen)))
+        log_dt = leaf(torch.rand(heads, generator=gen) * math.log(100) + math.log(1e-3))
+        inputs = [A, B, C, log_dt]
+
+        def fn(backend):
+            return s4d_kernel(A, B, C, log_dt, length, backend=backend)
+
+        size = dict(H=heads, N=state)
+        bytes_min = 4 * heads * length
+        flops = 10 * heads * state * length
+    elif op == "cauchy":
+        heads, state = 256, 64
+        v = leaf(torch.view_as_complex(torch.randn(heads, state, 2, generator=gen)))
+        w = leaf(torch.complex(-0.5 - torch.rand(heads, state, generator=gen),
+                               torch.randn(heads, state, generator=gen) * 10))
+        angles = 2 * math.pi * torch.arange(length) / length
+        z = torch.polar(torch.ones(length), angles).to(device)
+        inputs = [v, w]
+
+        def fn(backend):
+            return cauchy(v, z, w, backend=backend)
+
+        size = dict(H=heads, N=state)
+        bytes_min = 8 * heads * length
+        flops = 12 * heads * state * length
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    return dict(inputs=inputs, fn=fn, size=size, bytes_min=bytes_min, flops=flops)
+
+
+def _loss_weight(out: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(123)
+    real = out.real if out.is_complex() else out
+    return torch.randn(real.shape, generator=gen).to(real)
+
+
+def _loss(out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return ((out.real if out.is_complex() else out) * weight).sum()
+
+
+def timed_run(case: dict, backend: str, repeats: int):
+    """Best-of-`repeats` (forward time, forward+backward time), and the last outputs/grads."""
+    best_fwd = best_total = math.inf
+    out = grads = weight = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = case["fn"](backend)
+        t1 = time.perf_counter()
+        if weight is None:
+            weight = _loss_weight(out)  # not timed
+        t2 = time.perf_counter()
+        grads = torch.autograd.grad(_loss(out, weight), case["inputs"])
+        t3 = time.perf_counter()
+        best_fwd, best_total = min(best_fwd, t1 - t0), min(best_total, t1 - t0 + t3 - t2)
+    return best_fwd, best_total, out.detach(), [g.detach() for g in grads]
+
+
+def _max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+# ----------------------------------------------------------------------------- peak memory
+def _rss_kib(field: str) -> int:
+    match = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(match.group(1)) if match else -1
+
+
+def memory_case(op: str, length: int, backend: str) -> float:
+    """Extra peak RSS (MiB) of one forward + backward; meant to run in a fresh child process."""
+    warm = make_case(op, 64)  # first-call work (lazy imports, caches) at a tiny size
+    out = warm["fn"](backend)
+    torch.autograd.grad(_loss(out, _loss_weight(out)), warm["inputs"])
+    del warm, out
+    case = make_case(op, length)
+    with torch.no_grad():
+        weight = _loss_weight(case["fn"]("torch"))  # needs only the output's shape
+    before = _rss_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    out = case["fn"](backend)
+    torch.autograd.grad(_loss(out, weight), case["inputs"])
+    peak = _rss_kib("VmHWM")
+    return round((peak - before) / 1024, 1)
+
+
+def _memory_child(op: str, length: int, backend: str, threads: int, conn) -> None:
+    torch.set_num_threads(threads)
+    try:
+        conn.send(memory_case(op, length, backend))
+    except Exception as err:  # noqa: BLE001 (reported by the parent)
+        conn.send(repr(err))
+    conn.close()
+
+
+def measure_memory(op: str, length: int, backend: str, threads: int) -> float | None:
+    """Peak extra memory in a forked child (fresh heap, no import cost); Linux only."""
+    if platform.system() != "Linux" or not Path("/proc/self/clear_refs").exists():
+        return None
+    import multiprocessing as mp  # noqa: PLC0415
+
+    ctx = mp.get_context("fork")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_memory_child, args=(op, length, backend, threads, child_conn))
+    child.start()
+    result = parent_conn.recv() if parent_conn.poll(900) else "timed out"
+    child.join(10)
+    if child.is_alive():
+        child.kill()
+    if not isinstance(result, float):
+        print(f"  memory measurement failed for {op} L={length} {backend}: {result}")
+        return None
+    return result
+
+
+# ----------------------------------------------------------------------------- CPU section
+DEFAULT_LENGTHS = {
+    "selective_scan": [1024, 4096, 16384],
+    "linear_scan": [1024, 4096, 16384],
+    "fftconv": [1024, 2048],
+    "s4d_kernel": [1024, 4096],
+    "cauchy": [1024, 4096],
+}
+QUICK_LENGTHS = {op: [128, 256] for op in DEFAULT_LENGTHS}
+MEMORY_LENGTHS = {
+    "selective_scan": [1024, 2048, 4096, 8192, 16384],
+    "linear_scan": [1024, 4096, 16384],
+    "fftconv": [1024, 4096],
+    "s4d_kernel": [1024, 4096, 16384],
+    "cauchy": [1024, 4096, 16384],
+}
+
+
+def environment(threads: int) -> dict:
+    import triton  # noqa: PLC0415
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return dict(
+        machine=f"{platform.node()} ({cpu})", cpu_count=os.cpu_count(), threads=threads,
+        torch=torch.__version__, triton=triton.__version__,
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def cpu_section(args) -> list[dict]:
+    rows = []
+    lengths = QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS
+    for op in args.ops:
+        for length in lengths[op]:
+            case = make_case(op, length)
+            fast_repeats = args.repeats if length < 16384 else max(1, args.repeats - 1)
+            ref_repeats = args.ref_repeats if length < 16384 else 1
+            fast_fwd, fast_total, out, grads = timed_run(case, "torch", fast_repeats)
+            ref_fwd, ref_total, out_ref, grads_ref = timed_run(case, "reference", ref_repeats)
+            row = dict(
+                op=op, L=length, size=json.dumps(case["size"]),
+                fast_fwd_s=round(fast_fwd, 5), ref_fwd_s=round(ref_fwd, 5),
+                speedup_fwd=round(ref_fwd / fast_fwd, 2),
+                fast_fwd_bwd_s=round(fast_total, 5), ref_fwd_bwd_s=round(ref_total, 5),
+                speedup_fwd_bwd=round(ref_total / fast_total, 2),
+                max_abs_diff_out=f"{(out - out_ref).abs().max().item():.2e}",
+                max_rel_diff_grads=f"{max(_max_rel_diff(g, r) for g, r in zip(grads, grads_ref, strict=True)):.2e}",  # noqa: E501
+                repeats_fast=fast_repeats, repeats_ref=ref_repeats,
+            )
+            print(json.dumps(row))
+            rows.append(row)
+            del case, out, grads, out_ref, grads_ref
+    return rows
+
+
+def memory_section(args) -> list[dict]:
+    rows = []
+    lengths = QUICK_LENGTHS if args.quick else MEMORY_LENGTHS
+    for op in args.ops:
+        for length in lengths[op]:
+            fast = measure_memory(op, length, "torch", args.threads)
+            ref = None
+            if length <= args.memory_ref_max_length:
+                ref = measure_memory(op, length, "reference", args.threads)
+            row = dict(op=op, L=length, fast_peak_extra_mib=fast, ref_peak_extra_mib=ref)
+            print(json.dumps(row))
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- GPU section
+SPEC_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}  # bytes/s (SXM parts)
+SPEC_FP32 = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}  # non-tensor-core FP32 flop/s
+
+
+def _cuda_time(fn: Callable[[], object], repeats: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(repeats):
+        fn()
+    stop.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(stop) / 1e3 / repeats
+
+
+def _copy_bandwidth() -> float:
+    """Measured device-to-device copy bandwidth (bytes read + written per second)."""
+    src = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    seconds = _cuda_time(lambda: dst.copy_(src), 10)
+    return 2 * src.numel() / seconds
+
+
+def gpu_section(args) -> list[dict]:
+    if not torch.cuda.is_available():
+        print("GPU section skipped: CUDA is not available on this machine "
+              "(Triton timings and roofline fractions need a GPU).")
+        return []
+    name = torch.cuda.get_device_name()
+    spec_bw = next((v for k, v in SPEC_BANDWIDTH.items() if k in name), None)
+    spec_flops = next((v for k, v in SPEC_FP32.items() if k in name), None)
+    copy_bw = _copy_bandwidth()
+    rows = []
+    for op in args.ops:
+        for length in ([1024, 4096] if not args.quick else [256]):
+            case = make_case(op, length, device="cuda")
+            variants = {"triton": lambda c=case: c["fn"]("triton"),
+                        "torch": lambda c=case: c["fn"]("torch")}
+            if op != "selective_scan":  # its torch path is an L-step Python loop: not compiled
+                variants["torch.compile"] = torch.compile(lambda c=case: c["fn"]("torch"))
+            for variant, call in variants.items():
+                try:
+                    with torch.no_grad():
+                        t = _cuda_time(call)
+                except Exception as err:  # noqa: BLE001 (report and go on)
+                    print(f"  {op} L={length} {variant} failed: {err}")
+                    continue
+                row = dict(op=op, L=length, device=name, variant=variant, fwd_s=t)
+                for label, bw in (("spec", spec_bw), ("copy", copy_bw)):
+                    if bw is not None:
+                        bound = case["bytes_min"] / bw
+                        if spec_flops is not None:
+                            bound = max(bound, case["flops"] / spec_flops)
+                        row[f"roofline_fraction_{label}_bw"] = round(bound / t, 3)
+                print(json.dumps(row))
+                rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- output
+def write_results(env: dict, cpu_rows: list[dict], mem_rows: list[dict], gpu_rows: list[dict],
+                  suffix: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = [dict(section="cpu_time", **r, **env) for r in cpu_rows]
+    rows += [dict(section="cpu_peak_memory", **r, **env) for r in mem_rows]
+    rows += [dict(section="gpu", **r, **env) for r in gpu_rows]
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    path = RESULTS / f"kernels_cpu{suffix}.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ops", nargs="+", default=list(DEFAULT_LENGTHS),
+                        choices=list(DEFAULT_LENGTHS))
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the fast paths (best of)")
+    parser.add_argument("--ref-repeats", type=int, default=1, help="runs of the references")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: on a small shared machine, "
+                             "OpenMP spinning against other jobs distorts multi-thread timings)")
+    parser.add_argument("--memory-ref-max-length", type=int, default=4096,
+                        help="also measure the references' peak memory up to this length")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory section")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--suffix", default="", help="suffix of the output file names")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    env = environment(args.threads)
+    print(json.dumps(env))
+    # memory first: its children are forked before this process runs any parallel torch region
+    mem_rows = [] if args.no_memory else memory_section(args)
+    cpu_rows = cpu_section(args)
+    gpu_rows = gpu_section(args)
+    write_results(env, cpu_rows, mem_rows, gpu_rows, args.suffix)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+import importlib
+
+import pytest
+import torch
+
+from tsk.kernels._dispatch import resolve_backend
+
+OPS = ["cauchy", "fftconv", "linear_scan", "s4d_kernel", "selective_scan"]
+
+
+def test_public_entry_points_only():
+    import tsk.kernels
+
+    assert sorted(tsk.kernels.__all__) == OPS
+    for name in OPS:
+        assert callable(getattr(tsk.kernels, name))
+
+
+def test_auto_picks_torch_on_cpu():
+    assert resolve_backend("auto", torch.zeros(1), None) == "torch"
+    assert resolve_backend("reference", torch.zeros(1)) == "reference"
+
+
+def test_unknown_backend_suggests_closest():
+    with pytest.raises(ValueError, match="Did you mean 'triton'"):
+        resolve_backend("trition", torch.zeros(1))
+
+
+def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="TRITON_INTERPRET"):
+        resolve_backend("triton", torch.zeros(1))
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("op", OPS)
+def test_triton_kernels_are_interpreted_on_cpu(op, triton_device):
+    module = importlib.import_module(f"tsk.kernels.{op}.triton")
+    kernels = [obj for name, obj in vars(module).items() if name.endswith("_kernel")]
+    assert kernels, f"no Triton kernels found in tsk.kernels.{op}.triton"
+    if triton_device.type == "cpu":
+        assert all(type(k).__name__ == "InterpretedFunction" for k in kernels)
