@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
@@ -44,18 +45,33 @@ def iter_table(path: str | os.PathLike, chunk_rows: int) -> Iterator[pd.DataFram
             yield _parse_time(chunk)
 
 
-def count_rows(path: str | os.PathLike) -> int:
-    """Data rows of a CSV or Parquet file (for the progress bar)."""
-    path = Path(path)
+def check_grouped(path: str | os.PathLike, chunk_rows: int) -> int:
+    """First pass over the `unique_id` column: each series' rows must be contiguous (so streaming
+    sees whole series). Returns the number of rows."""
+    path, rows, done, current = Path(path), 0, set(), None
     if _is_parquet(path):
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        return max(sum(1 for _ in handle) - 1, 0)
+        file = pq.ParquetFile(path)
+        if "unique_id" not in file.schema_arrow.names:
+            raise ValueError("The model was fit on long data: the file needs a 'unique_id' column.")
+        batches = file.iter_batches(chunk_rows, columns=["unique_id"])
+        chunks = (batch.column(0).to_pandas() for batch in batches)
+    else:
+        if "unique_id" not in pd.read_csv(path, nrows=0).columns:
+            raise ValueError("The model was fit on long data: the file needs a 'unique_id' column.")
+        chunks = (c["unique_id"] for c in pd.read_csv(path, usecols=["unique_id"],
+                                                      chunksize=chunk_rows))
+    for ids in chunks:
+        ids = ids.astype(str).to_numpy()
+        runs = ids[np.r_[ids[0] != current, ids[1:] != ids[:-1]]]  # ids where a new run starts
+        for uid in runs:
+            if uid in done:
+                raise ValueError(f"Series {uid!r} appears in several places: group the file's "
+                                 "rows by unique_id (e.g. sort by unique_id, ds) first.")
+            done.add(uid)
+        current, rows = ids[-1], rows + len(ids)
+    return rows
 
 
 class TableWriter:
@@ -189,7 +205,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             writer.write(model.predict(read_table(args.data)))
             n_series = 1
         else:
-            total = count_rows(args.data) if not args.no_progress else None
+            total = check_grouped(args.data, args.chunk_rows)
             with tqdm(total=total, unit="rows", disable=args.no_progress, desc="predict") as bar:
                 for group in _complete_series(iter_table(args.data, args.chunk_rows)):
                     writer.write(model.predict(group))
@@ -203,21 +219,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _complete_series(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Regroup streamed chunks so each yielded frame holds whole series (file grouped by id)."""
-    carry, done = None, set()
+    carry = None
     for chunk in chunks:
-        if "unique_id" not in chunk.columns:
-            raise ValueError("The model was fit on long data: the file needs a 'unique_id' column.")
         chunk = chunk if carry is None else pd.concat([carry, chunk], ignore_index=True)
         ids = chunk["unique_id"].astype(str)
         last = ids.iloc[-1]
-        complete = chunk[ids != last]
-        carry = chunk[ids == last]
-        seen = set(complete["unique_id"].astype(str).unique())
-        if seen & done or last in done:
-            again = sorted((seen | {last}) & done)[:5]
-            raise ValueError(f"Series {again} appear again further down the file: group the "
-                             "file's rows by unique_id (e.g. sort by unique_id, ds) first.")
-        done |= seen
+        complete, carry = chunk[ids != last], chunk[ids == last]
         if len(complete):
             yield complete
     if carry is not None and len(carry):

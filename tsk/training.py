@@ -123,6 +123,7 @@ def fit_module(
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(state["state_dict"])
             best = float(checkpoint.best_model_score)
+        trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
     module.cpu()
     return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank)
 

@@ -47,10 +47,8 @@ class SelectiveScanTorch(torch.autograd.Function):
         batch, groups, dg, length = u.shape
         state = A.shape[-1]
         # time-major, contiguous per step
-        delta_t = delta.permute(3, 0, 1, 2).contiguous()  # [L, B, G, Dg]
-        u_t = u.permute(3, 0, 1, 2).contiguous()  # [L, B, G, Dg]
-        B_t = B.permute(3, 0, 1, 2).contiguous()  # [L, B, G, N]
-        C_t = C.permute(3, 0, 1, 2).contiguous()  # [L, B, G, N]
+        delta_t, u_t = _time_major(delta), _time_major(u)  # [L, B, G, Dg]
+        B_t, C_t = _time_major(B), _time_major(C)  # [L, B, G, N]
         A_t = A.transpose(1, 2).contiguous()  # [G, N, Dg]
         A_log2 = A_t * _LOG2E  # exp(delta A) = exp2(delta A log2(e)): exp2 is ~2x faster on CPU
         du_t = delta_t * u_t  # [L, B, G, Dg]
@@ -76,7 +74,7 @@ class SelectiveScanTorch(torch.autograd.Function):
             )
         ctx.save_for_backward(delta_t, u_t, A_t, B_t, C_t, starts)
         ctx.chunk = chunk
-        return y_t.permute(1, 2, 3, 0), starts[-1].transpose(-1, -2).clone()
+        return _time_last(y_t), starts[-1].transpose(-1, -2).clone()
 
     @staticmethod
     def backward(ctx, grad_y, grad_last):
@@ -84,7 +82,7 @@ class SelectiveScanTorch(torch.autograd.Function):
         chunk = ctx.chunk
         length, batch, groups, dg = delta_t.shape
         state = A_t.shape[1]
-        gy_t = grad_y.permute(3, 0, 1, 2).to(delta_t.dtype).contiguous()  # [L, B, G, Dg]
+        gy_t = _time_major(grad_y.to(delta_t.dtype))  # [L, B, G, Dg]
         grad_delta_t = torch.empty_like(delta_t)
         grad_u_t = torch.empty_like(delta_t)
         grad_B_t = torch.empty_like(B_t)
@@ -135,12 +133,23 @@ class SelectiveScanTorch(torch.autograd.Function):
                 out=grad_B_t[t0:t1].view(rows, 1, state),
             )
         return (
-            grad_u_t.permute(1, 2, 3, 0),
-            grad_delta_t.permute(1, 2, 3, 0),
+            _time_last(grad_u_t),
+            _time_last(grad_delta_t),
             grad_A_t.transpose(1, 2),
-            grad_B_t.permute(1, 2, 3, 0),
-            grad_C_t.permute(1, 2, 3, 0),
+            _time_last(grad_B_t),
+            _time_last(grad_C_t),
         )
+
+
+def _time_major(x: torch.Tensor) -> torch.Tensor:
+    """[..., L] -> contiguous [L, ...], as one 2-D transpose (several times faster on CPU than
+    `permute(...).contiguous()` of the same tensor seen as 4-D)."""
+    return x.reshape(-1, x.shape[-1]).t().contiguous().view(x.shape[-1], *x.shape[:-1])
+
+
+def _time_last(x: torch.Tensor) -> torch.Tensor:
+    """Contiguous [L, ...] -> contiguous [..., L] (the inverse of `_time_major`)."""
+    return x.reshape(x.shape[0], -1).t().contiguous().view(*x.shape[1:], x.shape[0])
 
 
 def _scan_in_place(hs: torch.Tensor, decay: torch.Tensor, start: torch.Tensor) -> None:

@@ -1,0 +1,123 @@
+"""Forecasting accuracy under the TSLib protocol, recorded to benchmarks/results/accuracy.csv.
+
+For each (dataset, horizon, backbone, lookback, seed) cell not yet in the results file: fit on
+the train rows with early stopping on the validation rows, score every stride-1 test window
+(MSE/MAE on standardized data, all channels in and out), and append one row. Re-running resumes.
+
+    uv run python benchmarks/accuracy.py --backbones lstm s4d --datasets ETTh1 \
+        --horizons 96 192 336 720 --lookback 336
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+import tsk
+from tsk.datasets import load_dataset
+
+RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
+COLUMNS = [
+    "dataset", "horizon", "backbone", "lookback", "seed", "setting", "mse", "mae", "n_windows",
+    "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs", "batch_size",
+    "learning_rate", "d_model", "n_layers", "machine", "cpus", "torch", "tsk", "date",
+]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.system()} {cpu}, {gpu}"
+
+
+def done_cells(path: Path) -> set[tuple[str, ...]]:
+    if not path.is_file():
+        return set()
+    with path.open() as handle:
+        return {(r["dataset"], r["horizon"], r["backbone"], r["lookback"], r["seed"], r["setting"])
+                for r in csv.DictReader(handle)}
+
+
+def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
+             seed: int) -> dict:
+    split = load_dataset(dataset, args.data_dir)
+    if args.setting == "S":
+        split = split.univariate("OT")
+    model = tsk.Forecaster(
+        backbone, horizon=horizon, lookback=args.lookback, d_model=args.d_model,
+        n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=seed,
+        enable_progress_bar=args.progress,
+    )
+    model.fit(split.train(), val_df=split.validation(args.lookback))
+    metrics = model.evaluate(split.test(args.lookback))
+    summary = model.fit_summary_
+    epochs = max(summary.epochs, 1)
+    backbone_config = model.net_.backbone.config
+    return {
+        "dataset": dataset, "horizon": horizon, "backbone": backbone, "lookback": args.lookback,
+        "seed": seed, "setting": args.setting, "mse": f"{metrics['mse']:.4f}",
+        "mae": f"{metrics['mae']:.4f}", "n_windows": metrics["n_windows"],
+        "params": sum(p.numel() for p in model.net_.parameters()), "epochs": summary.epochs,
+        "train_seconds": f"{summary.train_seconds:.1f}",
+        "seconds_per_epoch": f"{summary.train_seconds / epochs:.1f}",
+        "max_epochs": args.max_epochs, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
+        "n_layers": backbone_config.n_layers, "machine": machine(), "cpus": os.cpu_count(),
+        "torch": torch.__version__, "tsk": tsk.__version__,
+        "date": dt.date.today().isoformat(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs="+", default=["s4d"])
+    parser.add_argument("--datasets", nargs="+", default=["ETTh1"])
+    parser.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
+    parser.add_argument("--lookback", type=int, default=336)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--setting", choices=["M", "S"], default="M")
+    parser.add_argument("--d-model", type=int, default=None)
+    parser.add_argument("--n-layers", type=int, default=None)
+    parser.add_argument("--max-epochs", type=int, default=10)
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args()
+
+    done = done_cells(args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for dataset in args.datasets:
+        for horizon in args.horizons:
+            for backbone in args.backbones:
+                for seed in args.seeds:
+                    key = (dataset, str(horizon), backbone, str(args.lookback), str(seed),
+                           args.setting)
+                    if key in done:
+                        print(f"skip {key}: already recorded", flush=True)
+                        continue
+                    row = run_cell(args, dataset, horizon, backbone, seed)
+                    new = not args.out.is_file()
+                    with args.out.open("a", newline="") as handle:
+                        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+                        if new:
+                            writer.writeheader()
+                        writer.writerow(row)
+                    print(f"{dataset} H={horizon} {backbone} seed={seed}: MSE {row['mse']} "
+                          f"MAE {row['mae']} ({row['epochs']} epochs, {row['train_seconds']} s)",
+                          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Shared fixtures: the data root (../shared/data unless TSK_DATA_DIR says otherwise) and small
+synthetic frames that train in a second."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TSK_DATA_DIR", str(REPO.parent / "shared" / "data"))
+
+TINY = dict(horizon=4, lookback=16, d_model=8, n_layers=1, max_epochs=2, batch_size=32,
+            enable_progress_bar=False, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = Path(os.environ["TSK_DATA_DIR"])
+    if not (root / "forecasting" / "ETT-small").is_dir():
+        pytest.skip(f"benchmark data not found under {root} (set TSK_DATA_DIR)")
+    return root
+
+
+def make_long(n_series: int = 3, length: int = 80, freq: str = "h", seed: int = 0,
+              exogenous: int = 0) -> pd.DataFrame:
+    """Noisy sines of different phase and level, one per `unique_id`."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n_series):
+        t = np.arange(length)
+        y = 10 * i + np.sin(2 * np.pi * t / 12 + i) + 0.1 * rng.standard_normal(length)
+        frame = pd.DataFrame({"unique_id": f"s{i}", "ds": pd.date_range("2024-01-01", periods=length,
+                                                                          freq=freq), "y": y})
+        for j in range(exogenous):
+            frame[f"x{j}"] = np.cos(2 * np.pi * t / 24 + j)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_wide(length: int = 80, channels: int = 3, freq: str = "15min", seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    data = {"ds": pd.date_range("2024-01-01", periods=length, freq=freq)}
+    for c in range(channels):
+        data[f"c{c}"] = np.sin(2 * np.pi * t / 16 + c) * (c + 1) + 0.1 * rng.standard_normal(length)
+    return pd.DataFrame(data)
+
+
+@pytest.fixture
+def long_df() -> pd.DataFrame:
+    return make_long()
+
+
+@pytest.fixture
+def wide_df() -> pd.DataFrame:
+    return make_wide()

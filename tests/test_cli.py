@@ -1,0 +1,100 @@
+"""The `tsk` command: forecast, fit, streaming predict, backbones, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import tsk
+from tests.conftest import make_long
+from tsk.cli import main
+from tsk.datasets import load_ett
+
+TINY_ARGS = ["--horizon", "4", "--lookback", "16", "--d-model", "8", "--n-layers", "1",
+             "--max-epochs", "2", "--batch-size", "32", "--no-progress"]
+
+
+def test_backbones_lists_the_registry(capsys):
+    assert main(["backbones"]) == 0
+    out = capsys.readouterr().out
+    assert "lstm" in out and "s4d" in out
+
+
+def test_forecast_on_a_long_csv(tmp_path, capsys):
+    data = tmp_path / "sales.csv"
+    make_long(length=60).to_csv(data, index=False)
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", "--data", str(data), "--backbone", "lstm", "--out", str(out),
+                 *TINY_ARGS]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nWrote")[0])
+    assert report["n_windows"] == 3 and report["mse"] > 0
+    forecast = pd.read_csv(out, parse_dates=["ds"])
+    assert len(forecast) == 12 and forecast.ds.min() == pd.Timestamp("2024-01-03 12:00")
+
+
+@pytest.mark.slow
+def test_forecast_on_a_benchmark_dataset(tmp_path, capsys, data_dir):
+    out = tmp_path / "etth2.parquet"
+    args = ["forecast", "--dataset", "ETTh2", "--data-dir", str(data_dir), "--out", str(out),
+            *TINY_ARGS, "--max-epochs", "1", "--batch-size", "512", "--save-model",
+            str(tmp_path / "m")]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out.split("\nWrote")[0])
+    assert report["n_windows"] == 2880 - 4 + 1 and report["mse"] < 1.0
+    forecast = pd.read_parquet(out)
+    assert list(forecast.columns) == ["ds", "HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+    assert forecast.ds.iloc[0] == load_ett("ETTh2", data_dir).frame.ds.iloc[14400]  # after test
+    assert tsk.load(tmp_path / "m").horizon == 4
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_fit_then_streaming_predict(tmp_path, capsys, suffix):
+    history = make_long(n_series=5, length=40)
+    train = tmp_path / "train.csv"
+    history.to_csv(train, index=False)
+    model_dir = tmp_path / "model"
+    assert main(["fit", "--data", str(train), "--backbone", "s4d", "--out", str(model_dir),
+                 *TINY_ARGS]) == 0
+    data = tmp_path / f"history{suffix}"
+    history.to_csv(data, index=False) if suffix == ".csv" else history.to_parquet(data)
+    out = tmp_path / f"forecast{suffix}"
+    # chunks of 30 rows: series of 40 rows always straddle two chunks
+    assert main(["predict", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+                 "--chunk-rows", "30", "--no-progress"]) == 0
+    assert "for 5 series" in capsys.readouterr().out
+    got = pd.read_csv(out, parse_dates=["ds"]) if suffix == ".csv" else pd.read_parquet(out)
+    expected = tsk.load(model_dir).predict(history)
+    # chunks batch the series differently, so float32 sums may differ in the last bits
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-5)
+
+
+def test_predict_needs_a_file_grouped_by_series(tmp_path, capsys):
+    history = make_long(n_series=3, length=40)
+    model_dir = tmp_path / "model"
+    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
+                   enable_progress_bar=False).fit(history).save(model_dir)
+    data = tmp_path / "interleaved.csv"
+    history.sort_values(["ds", "unique_id"]).to_csv(data, index=False)
+    code = main(["predict", "--model", str(model_dir), "--data", str(data), "--out",
+                 str(tmp_path / "f.csv"), "--chunk-rows", "10", "--no-progress"])
+    assert code == 1
+    assert "group the file's rows by unique_id" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, capsys):
+    assert main(["forecast", "--data", str(tmp_path / "nope.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No such file" in err and "Traceback" not in err
+    assert main(["forecast", "--dataset", "ETTh1", "--data-dir", str(tmp_path)]) == 1
+    assert "ETTh1.csv not found" in capsys.readouterr().err
+    data = tmp_path / "d.csv"
+    make_long(length=60).to_csv(data, index=False)
+    assert main(["forecast", "--data", str(data), "--backbone", "mamba2x", *TINY_ARGS]) == 1
+    assert "Unknown backbone 'mamba2x'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "forecast", "--data", str(tmp_path / "nope.csv")])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["forecast"])
+    assert exit_info.value.code == 2

@@ -1,0 +1,158 @@
+"""The Forecaster's scikit-learn contract, data handling, persistence and error cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import tsk
+from tests.conftest import TINY, make_long
+
+
+def test_init_only_stores_params():
+    model = tsk.Forecaster("lstm", horizon=7, lookback=21, backbone_kwargs={"n_layers": 3})
+    params = model.get_params()
+    assert params["backbone"] == "lstm" and params["horizon"] == 7 and params["lookback"] == 21
+    assert params["backbone_kwargs"] == {"n_layers": 3}
+    model.set_params(horizon=5, learning_rate=0.01)
+    assert model.horizon == 5 and model.learning_rate == 0.01
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and copy is not model
+    assert not any(key.endswith("_") for key in vars(model))
+
+
+def test_methods_before_fit_raise():
+    model = tsk.Forecaster("lstm")
+    with pytest.raises(NotFittedError):
+        model.predict()
+    with pytest.raises(NotFittedError):
+        model.save("/tmp/never")
+
+
+@pytest.mark.parametrize("backbone", ["lstm", "s4d"])
+def test_fit_predict_long(backbone, long_df):
+    model = tsk.Forecaster(backbone, **TINY).fit(long_df)
+    assert model.fit(long_df) is model
+    forecast = model.predict()
+    assert list(forecast.columns) == ["unique_id", "ds", "y"]
+    assert len(forecast) == 3 * 4
+    for uid, part in forecast.groupby("unique_id"):
+        last = long_df[long_df.unique_id == uid].ds.max()
+        assert list(part.ds) == list(pd.date_range(last, periods=5, freq="h")[1:])
+        level = long_df[long_df.unique_id == uid].y.mean()
+        assert np.all(np.abs(part.y - level) < 3)  # original scale, near the series' level
+
+
+def test_fit_predict_wide_channel_mixing(wide_df):
+    model = tsk.Forecaster("lstm", channel_independent=False, **TINY).fit(wide_df)
+    forecast = model.predict()
+    assert list(forecast.columns) == ["ds", "c0", "c1", "c2"] and len(forecast) == 4
+    assert forecast.ds.iloc[0] == wide_df.ds.iloc[-1] + pd.Timedelta("15min")
+    assert model.n_inputs_ == 3 and model.n_outputs_ == 3
+
+
+def test_exogenous_columns_are_inputs():
+    df = make_long(exogenous=2)
+    model = tsk.Forecaster("lstm", exogenous=["x0", "x1"], **TINY).fit(df)
+    assert model.n_inputs_ == 3 and model.n_outputs_ == 1
+    forecast = model.predict(df)
+    assert list(forecast.columns) == ["unique_id", "ds", "y"]
+
+
+def test_learns_a_seasonal_signal():
+    df = make_long(n_series=2, length=300)
+    params = {**TINY, "max_epochs": 8, "horizon": 8, "lookback": 24}
+    model = tsk.Forecaster("s4d", **params).fit(df)
+    metrics = model.evaluate(df)
+    assert metrics["mse"] < 0.1  # a noisy sine (noise var 0.01 of a unit-var signal)
+    assert metrics["n_windows"] == 2 * (300 - 24 - 8 + 1)
+    assert 0 < metrics["mase"] < 1
+    assert model.evaluate(df[df.unique_id == "s1"])["smape"] < 0.05  # level 10: sMAPE is meaningful
+    assert model.score(df) == pytest.approx(-metrics["mse"])
+
+
+def test_reproducible_with_random_state(long_df):
+    first = tsk.Forecaster("s4d", **TINY).fit(long_df).predict()
+    state = torch.random.get_rng_state()
+    second = tsk.Forecaster("s4d", **TINY).fit(long_df).predict()
+    pd.testing.assert_frame_equal(first, second)
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is untouched
+
+
+def test_save_load_predicts_bit_identically(tmp_path, long_df):
+    model = tsk.Forecaster("s4d", **TINY).fit(long_df)
+    model.save(tmp_path / "model")
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {
+        "config.json", "model.safetensors", "preprocessing.safetensors"}
+    loaded = tsk.load(tmp_path / "model")
+    assert isinstance(loaded, tsk.Forecaster) and loaded.get_params() == model.get_params()
+    pd.testing.assert_frame_equal(model.predict(), loaded.predict(), check_exact=True)
+    pd.testing.assert_frame_equal(model.predict(long_df), loaded.predict(long_df), check_exact=True)
+    assert tsk.Forecaster.load(tmp_path / "model").predict().equals(model.predict())
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        tsk.load(tmp_path)
+
+
+def test_predict_on_new_history_and_unseen_series(long_df):
+    model = tsk.Forecaster("lstm", **TINY).fit(long_df)
+    new = make_long(n_series=1, length=30, seed=3).assign(unique_id="new")
+    forecast = model.predict(new)
+    assert set(forecast.unique_id) == {"new"} and len(forecast) == 4
+    with pytest.raises(ValueError, match="shorter than the 16 rows"):
+        model.predict(new.iloc[:10])
+
+
+def test_val_df_is_used_for_early_stopping(wide_df):
+    train, val = wide_df.iloc[:60], wide_df.iloc[60 - 16:]
+    model = tsk.Forecaster("lstm", channel_independent=False, **TINY).fit(train, val_df=val)
+    assert np.isfinite(model.fit_summary_.best_val_loss)
+    assert model.contexts_["series"].ds[-1] == train.ds.iloc[-1]
+
+
+def test_gluonts_datasets():
+    from gluonts.dataset.common import ListDataset
+    from gluonts.dataset.pandas import PandasDataset
+
+    df = make_long(n_series=2, length=60)
+    listed = ListDataset([{"start": pd.Period("2024-01-01 00:00", "h"), "target": part.y.to_numpy(),
+                           "item_id": uid} for uid, part in df.groupby("unique_id")], freq="h")
+    model = tsk.Forecaster("lstm", **TINY).fit(listed)
+    forecast = model.predict()
+    assert set(forecast.unique_id) == {"s0", "s1"}
+    assert forecast.ds.iloc[0] == df.ds.max() + pd.Timedelta("1h")
+    pandas_ds = PandasDataset.from_long_dataframe(df.set_index("ds"), target="y", item_id="unique_id")
+    model2 = tsk.Forecaster("lstm", **TINY).fit(pandas_ds)
+    pd.testing.assert_frame_equal(model2.predict(), forecast)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"horizon": 0}, "horizon must be a positive integer"),
+    ({"lookback": -3}, "lookback must be a positive integer"),
+    ({"backbone": "lstmm"}, "Unknown backbone 'lstmm'. Did you mean 'lstm'"),
+    ({"backbone": "s4d", "backbone_kwargs": {"d_stat": 4}}, "Did you mean 'd_state'"),
+    ({"validation_size": 1.5}, "validation_size must be in"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+])
+def test_bad_params(params, match, long_df):
+    with pytest.raises(ValueError, match=match):
+        tsk.Forecaster(**{**TINY, **params}).fit(long_df)
+
+
+def test_series_shorter_than_lookback_plus_horizon():
+    df = pd.concat([make_long(n_series=1, length=60), make_long(n_series=1, length=12)
+                    .assign(unique_id="short")])
+    with pytest.raises(ValueError, match=r"'short' \(12 rows\)"):
+        tsk.Forecaster("lstm", **TINY).fit(df)
+
+
+def test_predict_checks_the_schema(long_df, wide_df):
+    model = tsk.Forecaster("lstm", **TINY).fit(long_df)
+    with pytest.raises(ValueError, match="missing; the model was fit on"):
+        model.predict(wide_df)
