@@ -423,6 +423,19 @@ def markdown_summary(env: dict, cpu_rows: list[dict], mem_rows: list[dict],
         "",
         _table(mem_rows, ["op", "L", "fast_peak_extra_mib", "ref_peak_extra_mib"]),
         "",
+        "## Reading the numbers",
+        "",
+        "- References: `selective_scan`, `linear_scan`: a Python loop over time with autograd "
+        "(unbind per step, so its backward is O(L), not O(L^2) as with x[..., t] indexing); "
+        "`fftconv`: one shifted copy of u per kernel tap; `s4d_kernel`, `cauchy`: the full "
+        "[H, N, L] broadcast.",
+        "- One torch thread: the per-step ops of the loops are too small to be split across "
+        "threads anyway, and on a busy 2-core machine OpenMP's spinning makes multi-thread "
+        "timings meaningless. With idle cores the fast paths' chunk-level ops use them "
+        "(`--threads`).",
+        "- Peak memory should grow linearly in L for the scans (saved inputs, chunk-start "
+        "states, gradients) and stay nearly flat for `s4d_kernel` and `cauchy` (blocked over L).",
+        "",
         "## GPU",
         "",
     ]
