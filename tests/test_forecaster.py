@@ -156,3 +156,24 @@ def test_predict_checks_the_schema(long_df, wide_df):
     model = tsk.Forecaster("lstm", **TINY).fit(long_df)
     with pytest.raises(ValueError, match="missing; the model was fit on"):
         model.predict(wide_df)
+
+
+def test_early_stopping_restores_the_best_checkpoint(wide_df):
+    train, val = wide_df.iloc[:60], wide_df.iloc[60 - 16:]
+    params = {**TINY, "max_epochs": 40, "patience": 1, "learning_rate": 0.05}
+    model = tsk.Forecaster("lstm", channel_independent=False, **params).fit(train, val_df=val)
+    assert model.fit_summary_.epochs < 40  # stopped early
+    # the weights in use are the best epoch's: their validation MSE is the best logged val_loss
+    assert model.evaluate(val)["mse"] == pytest.approx(model.fit_summary_.best_val_loss, rel=1e-4)
+
+
+def test_load_reports_version_mismatch(tmp_path, long_df):
+    import json
+
+    tsk.Forecaster("lstm", **TINY).fit(long_df).save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["versions"]["torch"] = "1.0.0"
+    config_path.write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match=r"saved with torch 1\.0\.0 \(now 2\."):
+        tsk.load(tmp_path / "m")

@@ -1,0 +1,71 @@
+"""Render benchmarks/results/accuracy.csv as a markdown table beside the published numbers and
+the closed-form linear floor of ../shared/ANCHORS.md (ETT, multivariate, MSE / MAE).
+
+    uv run python benchmarks/report.py > benchmarks/results/accuracy.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
+
+# ANCHORS.md: PatchTST/64 (lookback 512), DLinear (336) and the ridge floor (336), M setting.
+PUBLISHED = {
+    ("ETTh1", 96): ("0.370 / 0.400", "0.375 / 0.399", "0.370 / 0.391"),
+    ("ETTh1", 192): ("0.413 / 0.429", "0.405 / 0.416", "0.403 / 0.411"),
+    ("ETTh1", 336): ("0.422 / 0.440", "0.439 / 0.443", "0.427 / 0.426"),
+    ("ETTh1", 720): ("0.447 / 0.468", "0.472 / 0.490", "0.434 / 0.450"),
+    ("ETTh2", 96): ("0.274 / 0.337", "0.289 / 0.353", "0.272 / 0.334"),
+    ("ETTh2", 192): ("0.341 / 0.382", "0.383 / 0.418", "0.334 / 0.376"),
+    ("ETTh2", 336): ("0.329 / 0.384", "0.448 / 0.465", "0.358 / 0.400"),
+    ("ETTh2", 720): ("0.379 / 0.422", "0.605 / 0.551", "0.393 / 0.434"),
+    ("ETTm1", 96): ("0.293 / 0.346", "0.299 / 0.343", "0.300 / 0.343"),
+    ("ETTm1", 192): ("0.333 / 0.370", "0.335 / 0.365", "0.336 / 0.363"),
+    ("ETTm1", 336): ("0.369 / 0.392", "0.369 / 0.386", "0.370 / 0.383"),
+    ("ETTm1", 720): ("0.416 / 0.420", "0.425 / 0.421", "0.426 / 0.416"),
+    ("ETTm2", 96): ("0.166 / 0.256", "0.167 / 0.260", "0.165 / 0.254"),
+    ("ETTm2", 192): ("0.223 / 0.296", "0.224 / 0.303", "0.220 / 0.291"),
+    ("ETTm2", 336): ("0.274 / 0.329", "0.281 / 0.342", "0.273 / 0.326"),
+    ("ETTm2", 720): ("0.362 / 0.385", "0.397 / 0.421", "0.367 / 0.383"),
+}
+
+
+def render(results: pd.DataFrame) -> str:
+    rows = [
+        "| data | H | backbone | lookback | tsk MSE / MAE | vs floor | epochs | s/epoch | "
+        "PatchTST/64 | DLinear | linear floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    grouped = results[results.setting == "M"].groupby(["dataset", "horizon", "backbone", "lookback"])
+    for (data, horizon, backbone, lookback), cell in grouped:
+        mse, mae = cell.mse.mean(), cell.mae.mean()
+        seeds = f" (±{cell.mse.std():.3f}, {len(cell)} seeds)" if len(cell) > 1 else ""
+        published = PUBLISHED.get((data, horizon), ("", "", ""))
+        floor = float(published[2].split("/")[0]) if published[2] else float("nan")
+        verdict = "beats" if mse < floor else "loses"
+        rows.append(
+            f"| {data} | {horizon} | {backbone} | {lookback} | {mse:.3f} / {mae:.3f}{seeds} | "
+            f"{verdict} ({mse - floor:+.3f}) | {cell.epochs.mean():.0f} | "
+            f"{cell.seconds_per_epoch.mean():.0f} | {' | '.join(published)} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    results = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else RESULTS)
+    machine = results.machine.iloc[-1]
+    print("# Forecasting accuracy (TSLib protocol, multivariate, all test windows)\n")
+    print(f"Produced by `benchmarks/accuracy.py` on {machine}, {results.cpus.iloc[-1]} CPUs, "
+          f"torch {results.torch.iloc[-1]}, dates {results.date.min()} to {results.date.max()}. "
+          "MSE/MAE on standardized data. 'vs floor' compares MSE with the closed-form ridge "
+          "floor of ANCHORS.md (lookback 336).\n")
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
