@@ -59,13 +59,15 @@ class SelectiveScanTorch(torch.autograd.Function):
         y_t = u.new_empty(length, batch, groups, dg)  # [L, B, G, Dg]
         decay_buf = u.new_empty(chunk, batch, groups, state, dg)
         hs_buf = torch.empty_like(decay_buf)
+        # per-step views made once: slicing them anew in every step costs more than the step
+        decay_steps, hs_steps = decay_buf.unbind(0), hs_buf.unbind(0)
         for c in range(n_chunks):
             t0, t1 = c * chunk, min((c + 1) * chunk, length)
             steps, rows = t1 - t0, (t1 - t0) * batch * groups
             decay, hs = decay_buf[:steps], hs_buf[:steps]
             torch.mul(delta_t[t0:t1, :, :, None, :], A_log2, out=decay).exp2_()  # exp(delta A)
             torch.mul(du_t[t0:t1, :, :, None, :], B_t[t0:t1, ..., None], out=hs)  # delta u B
-            _scan_in_place(hs, decay, starts[c])
+            _scan_in_place(hs_steps[:steps], decay_steps, starts[c])
             starts[c + 1].copy_(hs[-1])
             # y_t = sum_n C_t[n] h_t[n, :]
             torch.bmm(
@@ -94,6 +96,7 @@ class SelectiveScanTorch(torch.autograd.Function):
         decay_buf = delta_t.new_empty(chunk, batch, groups, state, dg)
         hs_buf = torch.empty_like(decay_buf)
         gs_buf = torch.empty_like(decay_buf)
+        decay_steps, hs_steps, gs_steps = decay_buf.unbind(0), hs_buf.unbind(0), gs_buf.unbind(0)
         for c in reversed(range(starts.shape[0] - 1)):
             t0, t1 = c * chunk, min((c + 1) * chunk, length)
             steps, rows = t1 - t0, (t1 - t0) * batch * groups
@@ -105,7 +108,7 @@ class SelectiveScanTorch(torch.autograd.Function):
             # the chunk's states, recomputed from its start
             torch.mul(delta_c[:, :, :, None, :], A_log2, out=decay).exp2_()
             torch.mul(du_c[:, :, :, None, :], B_c[..., None], out=hs)
-            _scan_in_place(hs, decay, starts[c])
+            _scan_in_place(hs_steps[:steps], decay_steps, starts[c])
             # grad C_t[n] = sum_d gy_t[d] h_t[n, d]
             torch.bmm(
                 gy_c.reshape(rows, 1, dg), hs.view(rows, state, dg).transpose(1, 2),
@@ -114,7 +117,7 @@ class SelectiveScanTorch(torch.autograd.Function):
             # adjoint g_t = dLoss/dh_t = gy_t C_t + exp(delta_{t+1} A) g_{t+1}, backwards in time
             torch.mul(gy_c[:, :, :, None, :], C_c[..., None], out=gs)
             gs[-1] += carry
-            _reverse_scan_in_place(gs, decay)
+            _reverse_scan_in_place(gs_steps[:steps], decay_steps)
             carry = decay[0] * gs[0]
             # x = dLoss/d(delta A) = g_t exp(delta_t A) h_{t-1}, built in the decay buffer
             x = decay
@@ -152,17 +155,15 @@ def _time_last(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).t().contiguous().view(*x.shape[1:], x.shape[0])
 
 
-def _scan_in_place(hs: torch.Tensor, decay: torch.Tensor, start: torch.Tensor) -> None:
-    """hs[t] <- decay[t] * hs[t - 1] + hs[t] over dim 0, with hs[-1] taken as `start`."""
-    hs_steps, decay_steps = hs.unbind(0), decay.unbind(0)
+def _scan_in_place(hs_steps, decay_steps, start: torch.Tensor) -> None:
+    """hs[t] <- decay[t] * hs[t - 1] + hs[t] over the listed steps, hs[-1] taken as `start`."""
     hs_steps[0].addcmul_(decay_steps[0], start)
     for i in range(1, len(hs_steps)):
         hs_steps[i].addcmul_(decay_steps[i], hs_steps[i - 1])
 
 
-def _reverse_scan_in_place(gs: torch.Tensor, decay: torch.Tensor) -> None:
-    """gs[t] <- gs[t] + decay[t + 1] * gs[t + 1], from the end of dim 0 to its start."""
-    gs_steps, decay_steps = gs.unbind(0), decay.unbind(0)
+def _reverse_scan_in_place(gs_steps, decay_steps) -> None:
+    """gs[t] <- gs[t] + decay[t + 1] * gs[t + 1], from the last listed step to the first."""
     for i in range(len(gs_steps) - 2, -1, -1):
         gs_steps[i].addcmul_(decay_steps[i + 1], gs_steps[i + 1])
 
