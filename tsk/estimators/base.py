@@ -55,11 +55,14 @@ class SequenceEstimator(BaseEstimator):
             generator = torch.Generator().manual_seed(self.random_state)
             yield generator
 
-    def _validate_training_params(self) -> None:
-        for name in ("max_epochs", "batch_size"):
+    def _check_positive_ints(self, *names: str) -> None:
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+    def _validate_training_params(self) -> None:
+        self._check_positive_ints("max_epochs", "batch_size")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
 

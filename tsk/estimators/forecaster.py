@@ -148,10 +148,7 @@ class Forecaster(SequenceEstimator):
         return self
 
     def _validate_params(self) -> None:
-        for name in ("horizon", "lookback"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        self._check_positive_ints("horizon", "lookback")
         if not 0 <= self.validation_size < 1:
             raise ValueError(f"validation_size must be in [0, 1), got {self.validation_size!r}.")
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
