@@ -177,3 +177,14 @@ def test_load_reports_version_mismatch(tmp_path, long_df):
     config_path.write_text(json.dumps(config))
     with pytest.warns(UserWarning, match=r"saved with torch 1\.0\.0 \(now 2\."):
         tsk.load(tmp_path / "m")
+
+
+def test_variates_as_tokens(wide_df):
+    model = tsk.Forecaster("s4d", channel_independent=False, tokens="variates", **TINY).fit(wide_df)
+    forecast = model.predict()
+    assert list(forecast.columns) == ["ds", "c0", "c1", "c2"] and len(forecast) == 4
+    assert type(model.net_).__name__ == "VariateForecastNet"
+    with pytest.raises(ValueError, match="set channel_independent=False"):
+        tsk.Forecaster("s4d", tokens="variates", **TINY).fit(wide_df)
+    with pytest.raises(ValueError, match="Did you mean 'variates'"):
+        tsk.Forecaster("s4d", channel_independent=False, tokens="variate", **TINY).fit(wide_df)

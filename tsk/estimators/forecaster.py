@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsk import backbones
+from tsk._names import unknown_name_error
 from tsk.datasets.frames import (
     ID,
     TIME,
@@ -25,7 +26,7 @@ from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
 from tsk.estimators.base import SequenceEstimator
-from tsk.heads.forecast import ForecastNet
+from tsk.heads.forecast import ForecastNet, VariateForecastNet
 from tsk.io import register_estimator
 from tsk.metrics import gluonts_scores, mae, mse
 
@@ -43,6 +44,10 @@ class Forecaster(SequenceEstimator):
     stopping and restores the best checkpoint. `predict` returns the next `horizon` timestamps in
     the original scale. Missing values raise (fill them first); unsorted rows are sorted.
 
+    `tokens="time"` runs the backbone along time (one token per step); `tokens="variates"` runs
+    it across channels, each channel's window one token (the iTransformer / S-Mamba layout; needs
+    `channel_independent=False`).
+
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
     `exogenous` names columns used as past covariates (inputs, not forecast).
@@ -55,6 +60,7 @@ class Forecaster(SequenceEstimator):
         lookback: int = 96,
         *,
         channel_independent: bool = True,
+        tokens: str = "time",
         exogenous: Sequence[str] | None = None,
         d_model: int | None = None,
         n_layers: int | None = None,
@@ -79,6 +85,7 @@ class Forecaster(SequenceEstimator):
         self.horizon = horizon
         self.lookback = lookback
         self.channel_independent = channel_independent
+        self.tokens = tokens
         self.exogenous = exogenous
         self.d_model = d_model
         self.n_layers = n_layers
@@ -152,6 +159,10 @@ class Forecaster(SequenceEstimator):
         if not 0 <= self.validation_size < 1:
             raise ValueError(f"validation_size must be in [0, 1), got {self.validation_size!r}.")
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
+        if self.tokens not in ("time", "variates"):
+            raise unknown_name_error("tokens layout", self.tokens, ("time", "variates"))
+        if self.tokens == "variates" and self.channel_independent:
+            raise ValueError("tokens='variates' mixes channels: set channel_independent=False.")
         self._validate_training_params()
 
     def _train_rows(self, length: int) -> int:
@@ -170,6 +181,11 @@ class Forecaster(SequenceEstimator):
 
     def _build_net(self) -> nn.Module:
         backbone = backbones.create(self.backbone, **self._backbone_config())
+        if self.tokens == "variates":
+            return VariateForecastNet(
+                backbone, self.lookback, self.horizon, self.n_outputs_, backbone.config.d_model,
+                dropout=backbone.config.dropout, instance_norm=self.instance_norm,
+            )
         return ForecastNet(
             backbone, self.lookback, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,

@@ -73,3 +73,34 @@ class ForecastNet(nn.Module):
         if self.norm is not None:
             y = y * std[..., : self.n_out] + mean[..., : self.n_out]
         return y
+
+
+class VariateForecastNet(nn.Module):
+    """Variates as tokens (iTransformer; S-Mamba, "Is Mamba Effective for Time Series
+    Forecasting?"): each channel's whole window is embedded as one token, the backbone mixes the
+    channel tokens, and a linear map turns each token into its horizon.
+
+    Input `[B, L, n_in]` (targets first, then exogenous) -> forecast `[B, H, n_out]`.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, lookback: int, horizon: int, n_out: int, d_model: int,
+        dropout: float = 0.0, instance_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_out = n_out
+        self.norm = InstanceNorm() if instance_norm else None
+        self.embed = nn.Linear(lookback, d_model)
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.project = nn.Linear(d_model, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm is not None:
+            x, mean, std = self.norm(x)
+        tokens = self.embed(x.transpose(1, 2))  # [B, n_in, d_model]
+        tokens = self.backbone(tokens)
+        y = self.project(self.dropout(tokens[:, : self.n_out])).transpose(1, 2)  # [B, H, n_out]
+        if self.norm is not None:
+            y = y * std[..., : self.n_out] + mean[..., : self.n_out]
+        return y
