@@ -9,5 +9,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from tsk.estimators import Forecaster  # noqa: E402
 from tsk.io import load  # noqa: E402
+from tsk.tuning import TuningResult, tune  # noqa: E402
 
-__all__ = ["Forecaster", "__version__", "load"]
+__all__ = ["Forecaster", "TuningResult", "__version__", "load", "tune"]

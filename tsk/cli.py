@@ -1,4 +1,4 @@
-"""The `tsk` command: forecast, fit, predict (batch, streaming) and backbones.
+"""The `tsk` command: forecast, fit, predict (batch, streaming), tune and backbones.
 
 Errors print one line and exit non-zero; `--debug` shows the traceback.
 """
@@ -217,6 +217,60 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Search hyperparameters with Optuna, print the best trials, save the best model."""
+    import optuna
+
+    from tsk.datasets import load_csv, load_dataset
+    from tsk.tuning import default_space, space_from_json, tune
+
+    if not args.verbose:  # the progress bar and the final table say what matters
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    model = _forecaster(args)
+    space = None
+    if args.space:
+        space = space_from_json(json.loads(Path(args.space).read_text()), default_space(args.backbone))
+    if args.dataset:
+        data = load_dataset(args.dataset, args.data_dir)
+        name = data.name
+    else:
+        frame = read_table(args.data)
+        data = frame if "unique_id" in frame.columns else load_csv(args.data)
+        name = Path(args.data).name
+    result = tune(
+        model, data, space=space, n_trials=args.trials, timeout=args.timeout, metric=args.metric,
+        storage=args.storage, study_name=args.study, pruner=args.pruner,
+        random_state=args.sampler_seed, n_folds=args.folds, show_progress_bar=not args.no_progress,
+    )
+    states = result.trials_dataframe()["state"].value_counts().to_dict()
+    print(f"\nStudy {result.study_.study_name!r} on {name}: {result.n_trials_} trials "
+          + ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items())))
+    print(result.top_trials(args.top).to_string(index=False))
+    print(f"Best {args.metric} {result.best_score_:.4f} with {json.dumps(result.best_params_)}")
+    best = result.best_estimator_
+    if hasattr(data, "test"):
+        metrics = best.evaluate(data.test(best.lookback))
+        print(f"Refit on train + validation; test mse {metrics['mse']:.4f} mae {metrics['mae']:.4f}")
+    if args.out:
+        best.save(args.out)
+        print(f"Saved the best model to {args.out}")
+    if args.plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        plots = Path(args.plots)
+        result.plot_history(plots / "history.png")
+        written = ["history.png"]
+        try:
+            result.plot_importances(plots / "importances.png")
+            written.append("importances.png")
+        except ValueError as err:
+            print(f"No importance plot: {err}")
+        print(f"Wrote {', '.join(written)} to {plots}")
+    return 0
+
+
 def _complete_series(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Regroup streamed chunks so each yielded frame holds whole series (file grouped by id)."""
     carry = None
@@ -283,6 +337,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=100_000, help="rows read per chunk")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("tune", help="search hyperparameters with Optuna and save the best model",
+                       description=cmd_tune.__doc__)
+    _add_model_args(p)
+    p.add_argument("--trials", type=int, default=50, help="trials to run (in this process)")
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--metric", default="mse", help="mse, mae, mase or smape on validation")
+    p.add_argument("--storage", default=None, help="Optuna RDB URL, e.g. sqlite:///tsk-tuning.db "
+                   "or postgresql://...; with --study, re-running resumes and workers share it")
+    p.add_argument("--study", default=None, help="study name (to resume or share a study)")
+    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    p.add_argument("--folds", type=int, default=1, help="rolling-origin folds (long data only)")
+    p.add_argument("--space", default=None, help="JSON file: name -> Optuna distribution JSON, "
+                   "overriding the backbone's default space (null removes a name)")
+    p.add_argument("--sampler-seed", type=int, default=None,
+                   help="seed of the sampler (give each parallel worker its own)")
+    p.add_argument("--top", type=int, default=10, help="rows of the final table")
+    p.add_argument("--out", default=None, help="folder to save the best (refit) model in")
+    p.add_argument("--plots", default=None, help="folder for history.png and importances.png")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("backbones", help="list the available backbones")
     p.set_defaults(func=cmd_backbones)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,6 +16,20 @@ class LSTMConfig:
     d_model: int = 64
     n_layers: int = 2
     dropout: float = 0.1
+
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        """Default `tsk.tune` space: name -> Optuna distribution. Names that are not fields here
+        (`lookback`, `learning_rate`) are the estimator's."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        return {
+            "d_model": IntDistribution(16, 128, log=True),
+            "n_layers": IntDistribution(1, 3),
+            "dropout": FloatDistribution(0.0, 0.3),
+            "lookback": CategoricalDistribution([48, 96, 192, 336]),
+            "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        }
 
 
 @register_backbone("lstm", LSTMConfig, "stacked LSTM (torch.nn.LSTM)", paper="Hochreiter 1997")

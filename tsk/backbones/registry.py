@@ -32,6 +32,13 @@ class BackboneSpec:
     def config_fields(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config_cls)]
 
+    @property
+    def search_space(self) -> dict[str, Any]:
+        """The default `tsk.tune` search space the config declares (`search_space()` classmethod),
+        as a fresh dict of name -> Optuna distribution to extend or override; `{}` if none."""
+        declare = getattr(self.config_cls, "search_space", None)
+        return dict(declare()) if declare is not None else {}
+
 
 _REGISTRY: dict[str, BackboneSpec] = {}
 
