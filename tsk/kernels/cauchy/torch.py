@@ -20,11 +20,16 @@ def _block(heads: int, state: int, length: int) -> int:
     return max(1, min(length, _TARGET_BLOCK_ELEMENTS // max(heads * state, 1)))
 
 
-def _reciprocal(z_re, z_im, w_re, w_im):
-    """Re and Im of 1 / (z - w) for broadcastable real parts."""
-    d_re, d_im = z_re - w_re, z_im - w_im
-    scale = torch.reciprocal(d_re * d_re + d_im * d_im)
-    return d_re * scale, d_im.mul_(scale).neg_()
+def _reciprocal(z_re, z_im, w_re, w_im, out: torch.Tensor, scale: torch.Tensor, dim: int):
+    """Re and Im of 1 / (z - w), written into the two halves of `out` along `dim` (in place,
+    no temporaries: 1 / (z - w) = (Re(z - w) - i Im(z - w)) / |z - w|^2)."""
+    re, im = out.chunk(2, dim=dim)
+    torch.sub(z_re, w_re, out=re)
+    torch.sub(w_im, z_im, out=im)  # -Im(z - w)
+    torch.mul(re, re, out=scale).addcmul_(im, im).reciprocal_()
+    re.mul_(scale)
+    im.mul_(scale)
+    return re, im
 
 
 def _mix(v_re: torch.Tensor, v_im: torch.Tensor) -> torch.Tensor:
@@ -53,11 +58,16 @@ class CauchyTorch(torch.autograd.Function):
         out = torch.empty(heads, 2, length, device=v.device, dtype=v.real.dtype)
         mix = _mix(v.real, v.imag)  # [H, 2, 2N]
         w_re, w_im = w.real[:, :, None], w.imag[:, :, None]  # [H, N, 1]
+        z_re, z_im = z.real.contiguous(), z.imag.contiguous()
+        table_buf = out.new_empty(heads, 2 * state, block)  # [H, 2N, T]: Re and Im of r
+        scale_buf = out.new_empty(heads, state, block)
         for start in range(0, length, block):
             stop = min(start + block, length)
-            zb = z[:, None, start:stop]  # [H, 1, T]
-            r_re, r_im = _reciprocal(zb.real, zb.imag, w_re, w_im)  # [H, N, T]
-            out[:, :, start:stop] = torch.bmm(mix, torch.cat([r_re, r_im], dim=1))
+            steps = stop - start
+            table = table_buf[..., :steps]
+            _reciprocal(z_re[:, None, start:stop], z_im[:, None, start:stop], w_re, w_im,
+                        table, scale_buf[..., :steps], dim=1)
+            torch.bmm(mix, table, out=out[:, :, start:stop])
         ctx.save_for_backward(v, z, w)
         ctx.block = block
         return torch.complex(out[:, 0], out[:, 1])
@@ -76,17 +86,25 @@ class CauchyTorch(torch.autograd.Function):
         grad_z = torch.empty_like(z) if need_z else None
         mix = _mix(v.real, v.imag).transpose(1, 2)  # [H, 2N, 2]
         w_re, w_im = w.real[:, None, :], w.imag[:, None, :]  # [H, 1, N]
+        z_re, z_im = z.real.contiguous(), z.imag.contiguous()
+        r_buf = z_re.new_empty(heads, block, 2 * state)  # [H, T, 2N]: Re and Im of r
+        q_buf = torch.empty_like(r_buf)  # Re and Im of r^2
+        scale_buf = z_re.new_empty(heads, block, state)
         for start in range(0, length, block):
             stop = min(start + block, length)
-            zb = z[:, start:stop, None]  # [H, T, 1]
-            r_re, r_im = _reciprocal(zb.real, zb.imag, w_re, w_im)  # [H, T, N]
+            steps = stop - start
+            r, q = r_buf[:, :steps], q_buf[:, :steps]
+            r_re, r_im = _reciprocal(z_re[:, start:stop, None], z_im[:, start:stop, None],
+                                     w_re, w_im, r, scale_buf[:, :steps], dim=2)
             gb = grad_out[:, start:stop]
             g2 = torch.stack([gb.real, gb.imag], dim=1)  # [H, 2, T]
             if need_v:
-                re, im = _conj_sums(g2, torch.cat([r_re, r_im], dim=-1), state)
+                re, im = _conj_sums(g2, r, state)
                 sum_r[0] += re
                 sum_r[1] += im
-            q = torch.cat([r_re * r_re - r_im * r_im, 2 * r_re * r_im], dim=-1)  # r^2 [H,T,2N]
+            q_re, q_im = q.chunk(2, dim=2)  # r^2 = (r_re^2 - r_im^2) + 2 i r_re r_im
+            torch.mul(r_re, r_re, out=q_re).addcmul_(r_im, r_im, value=-1)
+            torch.mul(r_re, r_im, out=q_im).mul_(2)
             if need_w:
                 re, im = _conj_sums(g2, q, state)
                 sum_q[0] += re
