@@ -281,8 +281,11 @@ class S4Kernel(nn.Module):
         A = torch.diag_embed(_conjugate_pairs(Lambda)) - P_full[:, :, None] * P_full.conj()[:, None, :]
         eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
         half_step = (dt / 2)[:, None, None] * A  # [H, N, N]
-        dA = torch.linalg.solve(eye - half_step, eye + half_step)
-        dB = dt[:, None] * torch.linalg.solve(eye - half_step, _conjugate_pairs(B))
+        # one factorisation of (I - dt/2 A) for both right-hand sides: [H, N, N + 1]
+        solved = torch.linalg.solve(
+            eye - half_step, torch.cat([eye + half_step, _conjugate_pairs(B).unsqueeze(-1)], -1)
+        )
+        dA, dB = solved[..., :-1], dt[:, None] * solved[..., -1]
         return dA, dB, _conjugate_pairs(C)
 
     def forward(self, length: int) -> torch.Tensor:

@@ -1,0 +1,186 @@
+"""Mamba (Gu & Dao, 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces"):
+a gated block around a selective (input-dependent) diagonal SSM, run with the `selective_scan`
+kernel op; a pre-norm RMSNorm residual stack of such blocks. `bidirectional=True` adds a second
+block over the reversed sequence (as S-Mamba and Vision Mamba do); it is then not causal.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsk.backbones.common import ResidualStack, optim_hint
+from tsk.backbones.registry import register_backbone
+from tsk.kernels import selective_scan
+
+MambaState = tuple[torch.Tensor, torch.Tensor]  # conv [B, E, d_conv], ssm [B, E, N] (fp32)
+
+
+@dataclass
+class MambaConfig:
+    d_model: int = 64
+    n_layers: int = 2
+    d_state: int = 16
+    d_conv: int = 4
+    expand: int = 2
+    dt_rank: int | str = "auto"  # "auto": ceil(d_model / 16)
+    dt_min: float = 0.001
+    dt_max: float = 0.1
+    dt_init_floor: float = 1e-4
+    dt_scale: float = 1.0
+    dropout: float = 0.0
+    bidirectional: bool = False
+
+
+def inverse_softplus(x: torch.Tensor) -> torch.Tensor:
+    """`y` with `softplus(y) == x` for `x > 0`, written to stay exact for small `x`."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+class MambaMixer(nn.Module):
+    """One Mamba block, `[B, L, d_model] -> [B, L, d_model]`, causal.
+
+    in_proj -> (x, z) each `[B, E, L]` with E = expand * d_model; x -> depthwise causal conv
+    (d_conv taps) -> SiLU -> x_proj -> (dt, B, C); dt -> dt_proj (bias added inside the scan,
+    softplus'd); selective scan with D skip and SiLU(z) gate; out_proj.
+    """
+
+    def __init__(self, config: MambaConfig) -> None:
+        super().__init__()
+        d_model, d_state = config.d_model, config.d_state
+        self.d_inner = config.expand * d_model
+        self.d_state, self.d_conv = d_state, config.d_conv
+        if config.dt_rank == "auto":
+            self.dt_rank = math.ceil(d_model / 16)
+        elif isinstance(config.dt_rank, int) and config.dt_rank > 0:
+            self.dt_rank = config.dt_rank
+        else:
+            raise ValueError(f"dt_rank must be 'auto' or a positive int, got {config.dt_rank!r}.")
+        self.scan_backend = "auto"  # a kernel-op backend; tests set "reference"
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv1d = nn.Conv1d(
+            self.d_inner, self.d_inner, config.d_conv, groups=self.d_inner, padding=config.d_conv - 1
+        )
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        # dt_proj keeps the variance of its input at init; its bias puts softplus(bias) (the
+        # step size when the input term is 0) log-uniformly in [dt_min, dt_max]
+        bound = self.dt_rank**-0.5 * config.dt_scale
+        nn.init.uniform_(self.dt_proj.weight, -bound, bound)
+        log_dt = torch.rand(self.d_inner) * (math.log(config.dt_max) - math.log(config.dt_min))
+        dt = torch.exp(log_dt + math.log(config.dt_min)).clamp(min=config.dt_init_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(inverse_softplus(dt))
+        optim_hint(self.dt_proj.bias, weight_decay=0.0)
+        # S4D-Real: A = -[1, ..., N] for every channel, kept negative through its log
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)  # [E, N]
+        self.A_log = optim_hint(nn.Parameter(torch.log(A)), weight_decay=0.0)
+        self.D = optim_hint(nn.Parameter(torch.ones(self.d_inner)), weight_decay=0.0)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+    def A(self) -> torch.Tensor:
+        """`[E, N]`, negative real."""
+        return -torch.exp(self.A_log.float())
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`hidden[B, L, d_model]` -> `[B, L, d_model]`."""
+        length = hidden.shape[1]
+        x, z = self.in_proj(hidden).transpose(1, 2).chunk(2, dim=1)  # [B, E, L] each
+        x = F.silu(self.conv1d(x)[..., :length])  # causal: drop the right padding
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split(  # [B, L, R], [B, L, N], [B, L, N]
+            [self.dt_rank, self.d_state, self.d_state], dim=-1
+        )
+        dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # [B, E, L], bias added in the scan
+        y = selective_scan(
+            x, dt, self.A(), B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend,
+        )  # [B, E, L]
+        return self.out_proj(y.transpose(1, 2))
+
+    def initial_state(self, batch: int) -> MambaState:
+        weight = self.conv1d.weight
+        conv = weight.new_zeros(batch, self.d_inner, self.d_conv)  # last d_conv inputs of conv1d
+        ssm = weight.new_zeros(batch, self.d_inner, self.d_state, dtype=torch.float32)
+        return conv, ssm
+
+    def step(self, hidden: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        """One time step: `hidden[B, d_model]` -> `(y[B, d_model], state)`; the state is not
+        modified in place."""
+        conv_state, ssm_state = state
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)  # [B, E] each
+        conv_state = torch.cat([conv_state[..., 1:], x.unsqueeze(-1)], dim=-1)  # [B, E, W]
+        x = (conv_state * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias  # [B, E]
+        x = F.silu(x)
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt)).float()  # [B, E]
+        decay = torch.exp(dt.unsqueeze(-1) * self.A())  # [B, E, N]
+        drive = (dt * x.float()).unsqueeze(-1) * B.float().unsqueeze(1)  # [B, E, N]
+        ssm_state = decay * ssm_state + drive
+        y = (ssm_state * C.float().unsqueeze(1)).sum(-1) + self.D * x.float()  # [B, E]
+        y = (y * F.silu(z.float())).to(hidden.dtype)
+        return self.out_proj(y), (conv_state, ssm_state)
+
+
+class BidirectionalMamba(nn.Module):
+    """`forward(x) + flip(backward(flip(x)))`: two Mamba blocks, one per direction; not causal."""
+
+    def __init__(self, config: MambaConfig) -> None:
+        super().__init__()
+        self.forward_mixer = MambaMixer(config)
+        self.backward_mixer = MambaMixer(config)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`hidden[B, L, d_model]` -> `[B, L, d_model]`."""
+        backward = self.backward_mixer(hidden.flip(1)).flip(1)
+        return self.forward_mixer(hidden) + backward
+
+
+@register_backbone(
+    "mamba", MambaConfig,
+    "selective state space model (S6) blocks, RMSNorm pre-norm residual stack; optional bidirectional",
+    paper="Gu & Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+)
+class Mamba(nn.Module):
+    """A pre-norm (RMSNorm) residual stack of Mamba blocks; causal unless `bidirectional`;
+    `step()` runs the causal model as a recurrence (conv and SSM state caches)."""
+
+    def __init__(self, config: MambaConfig) -> None:
+        super().__init__()
+        self.config = config
+        block = BidirectionalMamba if config.bidirectional else MambaMixer
+        blocks = [block(config) for _ in range(config.n_layers)]
+        # As the official initialisation (GPT-2 style): out_proj scaled by 1/sqrt(n_layers) so
+        # the residual stream's variance does not grow with depth
+        with torch.no_grad():
+            for module in blocks:
+                for mixer in module.modules():
+                    if isinstance(mixer, MambaMixer):
+                        mixer.out_proj.weight /= math.sqrt(config.n_layers)
+        norm = functools.partial(nn.RMSNorm, eps=1e-5)
+        self.stack = ResidualStack(blocks, config.d_model, config.dropout, norm=norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
+        return self.stack(x)
+
+    def _check_causal(self) -> None:
+        if self.config.bidirectional:
+            raise ValueError(
+                "step() runs a causal recurrence, but this Mamba is bidirectional (it reads the "
+                "future); build it with bidirectional=False to decode step by step."
+            )
+
+    def initial_state(self, batch: int) -> list[MambaState]:
+        self._check_causal()
+        return self.stack.initial_state(batch)
+
+    def step(self, x: torch.Tensor, state: list[MambaState]) -> tuple[torch.Tensor, list]:
+        """`x[B, d_model]`, one `(conv, ssm)` state per layer -> `(y[B, d_model], state)`."""
+        self._check_causal()
+        return self.stack.step(x, state)
