@@ -390,7 +390,8 @@ def write_results(env: dict, cpu_rows: list[dict], mem_rows: list[dict], gpu_row
 
 def _table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    cell = lambda value: "" if value is None else str(value)  # noqa: E731
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
