@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 
 import tsk
 from tests.conftest import TINY, make_long, make_wide
-from tests.tuning_fixtures import postgres_url, spawn_workers  # noqa: F401  (fixture)
+from tests.tuning_fixtures import postgres_url, spawn_workers  # noqa: F401  (postgres_url: a fixture)
 from tsk import backbones
 from tsk.cli import main
 from tsk.datasets import ForecastSplit
@@ -117,9 +117,9 @@ def test_tune_in_memory_with_a_conditional_space():
         "dropout": {"distribution": FloatDistribution(0.0, 0.3), "when": {"n_layers": 2}},
         "learning_rate": FloatDistribution(1e-3, 1e-2, log=True),
     }
-    result = tsk.tune(tsk.Forecaster("lstm", **TINY), df, space=space, n_trials=3, random_state=0,
+    result = tsk.tune(tsk.Forecaster("lstm", **TINY), df, space=space, n_trials=2, random_state=0,
                       enqueue=[{"n_layers": 1}, {"n_layers": 2}])
-    assert states(result) == ["COMPLETE"] * 3
+    assert states(result) == ["COMPLETE"] * 2
     for trial in result.study_.trials:
         assert ("dropout" in trial.params) == (trial.params["n_layers"] == 2)
         assert 4 <= trial.params["d_model"] <= 8 and 1e-3 <= trial.params["learning_rate"] <= 1e-2
@@ -184,37 +184,49 @@ def test_forecast_split_tunes_lookback_and_plots(tmp_path):
 
 
 # ---- persistent and shared studies ----------------------------------------------------------
-def _check_shared(url: str, study: str, reports: list[dict], expected: int) -> None:
-    loaded = optuna.load_study(study_name=study, storage=url)
+@pytest.fixture(scope="module")
+def shared_studies(request, tmp_path_factory) -> dict:
+    """Two worker processes, started together, each run 2 trials on one study in SQLite and (when
+    a server can be started) in PostgreSQL: one pair of processes serves both tests."""
+    urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('tuning') / 'tuning.db'}"}
+    try:
+        urls["postgres"] = request.getfixturevalue("postgres_url")
+    except pytest.skip.Exception as skip:
+        urls["postgres_skip"] = str(skip)
+    stores = [url for kind, url in urls.items() if kind != "postgres_skip"]
+    for url in stores:
+        optuna.create_study(storage=url, study_name="shared")
+    return {"urls": urls, "reports": spawn_workers(stores, "shared", [2, 2])}
+
+
+def _check_shared(url: str, reports: list[dict], expected: int) -> None:
+    loaded = optuna.load_study(study_name="shared", storage=url)
     numbers = [t.number for t in loaded.trials]
     assert sorted(numbers) == list(range(expected))  # none lost, none duplicated
     assert all(t.state == TrialState.COMPLETE for t in loaded.trials)
-    ran = [n for report in reports for n in report["trials"]]
-    assert sorted(ran) == list(range(expected)) and len(set(ran)) == len(ran)
+    ran = [n for report in reports for n in report["trials"][url]]
+    assert sorted(ran) == list(range(expected)) and [len(r["trials"][url]) for r in reports] == [2, 2]
     assert len({report["pid"] for report in reports}) == len(reports)
     for report in reports:  # each worker's trials are recorded with its own pid
         mine = {t.number for t in loaded.trials if t.user_attrs["pid"] == report["pid"]}
-        assert mine == set(report["trials"])
+        assert mine == set(report["trials"][url])
 
 
 @pytest.mark.slow
-def test_two_workers_share_a_sqlite_study_which_then_resumes(tmp_path):
-    url, study = f"sqlite:///{tmp_path / 'tuning.db'}", "shared"
-    optuna.create_study(storage=url, study_name=study)
-    reports = spawn_workers(url, study, [2, 2])
-    assert [len(r["trials"]) for r in reports] == [2, 2]
-    _check_shared(url, study, reports, expected=4)
+def test_two_workers_share_a_sqlite_study_which_then_resumes(shared_studies):
+    url = shared_studies["urls"]["sqlite"]
+    _check_shared(url, shared_studies["reports"], expected=4)
     resumed = tsk.tune(tsk.Forecaster("lstm", **QUICK), make_long(n_series=2, length=60),
                        space={"d_model": IntDistribution(4, 8)}, n_trials=1, storage=url,
-                       study_name=study, refit=False)
+                       study_name="shared", refit=False)
     assert [t.number for t in resumed.study_.trials] == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.slow
-def test_two_workers_share_a_postgresql_study(postgres_url):  # noqa: F811
-    optuna.create_study(storage=postgres_url, study_name="shared-pg")
-    reports = spawn_workers(postgres_url, "shared-pg", [2, 2])
-    _check_shared(postgres_url, "shared-pg", reports, expected=4)
+def test_two_workers_share_a_postgresql_study(shared_studies):
+    if "postgres" not in shared_studies["urls"]:
+        pytest.skip(shared_studies["urls"]["postgres_skip"])
+    _check_shared(shared_studies["urls"]["postgres"], shared_studies["reports"], expected=4)
 
 
 # ---- scikit-learn and the command line ------------------------------------------------------
@@ -243,13 +255,13 @@ def test_cli_tune_resumes_prints_a_table_and_saves(tmp_path, capsys):
     args = ["tune", "--data", str(data), "--backbone", "lstm", "--horizon", "4", "--lookback", "16",
             "--max-epochs", "1", "--batch-size", "32", "--no-progress", "--space", str(space),
             "--storage", f"sqlite:///{tmp_path / 'tune.db'}", "--study", "cli"]
-    assert main([*args, "--trials", "2", "--sampler-seed", "0"]) == 0
+    assert main([*args, "--trials", "1", "--sampler-seed", "0"]) == 0
     assert main([*args, "--trials", "1", "--out", str(tmp_path / "best"), "--plots",
                  str(tmp_path / "plots")]) == 0  # resumes the study
     out = capsys.readouterr().out
-    assert "Study 'cli' on sales.csv: 3 trials 3 complete" in out
-    table = out.split("3 complete\n")[1].splitlines()
-    assert table[0].split() == ["number", "mse", "d_model", "learning_rate"] and len(table) >= 4
+    assert "Study 'cli' on sales.csv: 2 trials 2 complete" in out
+    table = out.split("2 complete\n")[1].splitlines()
+    assert table[0].split() == ["number", "mse", "d_model", "learning_rate"] and len(table) >= 3
     model = tsk.load(tmp_path / "best")
     assert 4 <= model.d_model <= 8 and len(model.predict()) == 8
     assert (tmp_path / "plots" / "history.png").is_file()

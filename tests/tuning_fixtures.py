@@ -6,8 +6,9 @@ creates a database, yields its SQLAlchemy URL and stops the server at the end. S
 `TSK_TEST_POSTGRES_URL` to use a server of your own instead. The test is skipped, saying why, only
 when no server can be started (`.ci/run` installs PostgreSQL with apt-get when it is missing).
 
-Run as a script, this module is one tuning worker: `python -m tests.tuning_fixtures URL STUDY
-N_TRIALS SEED` tunes a tiny LSTM on a shared study and prints the trial numbers it ran as JSON.
+Run as a script, this module is one tuning worker: `python -m tests.tuning_fixtures STUDY N_TRIALS
+SEED URL...` tunes a tiny LSTM on a shared study in each storage and prints, as JSON, the trial
+numbers it ran.
 """
 
 from __future__ import annotations
@@ -108,23 +109,29 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def spawn_workers(url: str, study: str, trials: list[int]) -> list[dict]:
-    """Start one worker process per entry of `trials` at once; wait; return their reports."""
+def spawn_workers(urls: list[str], study: str, trials: list[int]) -> list[dict]:
+    """One worker process per entry of `trials`, each tuning `trials[i]` trials on study `study`
+    in every storage of `urls` in turn. Workers import first, then start together (so they
+    really overlap); returns their reports `{"pid": ..., "trials": {url: [numbers]}}`."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.tuning_fixtures", url, study, str(n), str(seed)],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-m", "tests.tuning_fixtures", study, str(n), str(seed), *urls],
+                         cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
         for seed, n in enumerate(trials)
     ]
+    for proc in procs:  # wait until every worker is ready, then let them all go
+        line = proc.stdout.readline().strip()
+        assert line == "ready", f"worker did not start: {line!r} {proc.stderr.read()[-3000:]}"
     reports = []
     for proc in procs:
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate("go\n", timeout=600)
         assert proc.returncode == 0, f"worker failed:\n{err[-3000:]}"
         reports.append(json.loads(out.strip().splitlines()[-1]))
     return reports
 
 
-def _worker(url: str, study: str, n_trials: int, seed: int) -> None:
+def _worker(study: str, n_trials: int, seed: int, urls: list[str]) -> None:
     import optuna
     from optuna.distributions import IntDistribution
 
@@ -133,12 +140,16 @@ def _worker(url: str, study: str, n_trials: int, seed: int) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     model = tsk.Forecaster("lstm", **{**TINY, "max_epochs": 1})
-    result = tsk.tune(model, make_long(n_series=2, length=60), space={"d_model": IntDistribution(4, 8)},
-                      n_trials=n_trials, storage=url, study_name=study, random_state=seed,
-                      pruner=None, refit=False)
-    mine = [t.number for t in result.study_.trials if t.user_attrs.get("pid") == os.getpid()]
-    print(json.dumps({"pid": os.getpid(), "trials": mine}))
+    data = make_long(n_series=2, length=60)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    ran = {}
+    for url in urls:
+        result = tsk.tune(model, data, space={"d_model": IntDistribution(4, 8)}, n_trials=n_trials,
+                          storage=url, study_name=study, random_state=seed, pruner=None, refit=False)
+        ran[url] = [t.number for t in result.study_.trials if t.user_attrs.get("pid") == os.getpid()]
+    print(json.dumps({"pid": os.getpid(), "trials": ran}))
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    _worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
