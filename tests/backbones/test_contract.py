@@ -83,4 +83,4 @@ def test_registry_errors():
         create("s4dd")
     with pytest.raises(ValueError, match="Did you mean 'd_state'"):
         create("s4d", d_sate=3)
-    assert {"lstm", "s4d"} <= set(backbones.available())
+    assert {"lstm", "mamba", "s4", "s4d"} <= set(backbones.available())

@@ -1,0 +1,158 @@
+"""Mamba: the paper's initialisation, the selective_scan kernel op, step() == forward, the
+bidirectional variant, optimizer hints and a tiny fit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tsk.backbones.mamba as mamba_module
+from tsk.backbones import create
+from tsk.backbones.mamba import BidirectionalMamba, MambaMixer
+from tsk.training import TaskModule
+
+SMALL = {"d_model": 16, "n_layers": 2, "d_state": 8}
+
+
+def mixers(model: torch.nn.Module) -> list[MambaMixer]:
+    return [m for m in model.modules() if isinstance(m, MambaMixer)]
+
+
+def test_init_follows_the_paper():
+    torch.manual_seed(0)
+    model = create("mamba", d_model=40, n_layers=1, d_state=12, expand=2, dt_min=1e-3, dt_max=0.1)
+    (mixer,) = mixers(model)
+    d_inner, dt_rank = 80, math.ceil(40 / 16)
+    assert mixer.dt_rank == dt_rank == 3
+    assert mixer.in_proj.weight.shape == (2 * d_inner, 40) and mixer.in_proj.bias is None
+    assert mixer.conv1d.weight.shape == (d_inner, 1, 4)  # depthwise, d_conv = 4
+    assert mixer.x_proj.weight.shape == (dt_rank + 2 * 12, d_inner)
+    assert mixer.out_proj.weight.shape == (40, d_inner)
+    # A = -[1..N] per channel (S4D-Real), stored as its log; D = 1
+    torch.testing.assert_close(mixer.A_log, torch.log(torch.arange(1.0, 13.0)).expand(d_inner, -1))
+    torch.testing.assert_close(mixer.A(), -torch.arange(1.0, 13.0).expand(d_inner, -1))
+    torch.testing.assert_close(mixer.D, torch.ones(d_inner))
+    # softplus(dt bias) is the step size: log-uniform in [dt_min, dt_max]
+    dt = torch.nn.functional.softplus(mixer.dt_proj.bias.detach().double())
+    assert dt.min() >= 1e-3 * (1 - 1e-5) and dt.max() <= 0.1 * (1 + 1e-5)
+    log_dt = dt.log()
+    span = math.log(0.1) - math.log(1e-3)
+    assert log_dt.max() - log_dt.min() > 0.7 * span  # spread over the range, not a constant
+    assert abs(log_dt.mean() - (math.log(1e-3) + span / 2)) < 0.2 * span  # centred (uniform in log)
+    bound = dt_rank**-0.5
+    assert mixer.dt_proj.weight.abs().max() <= bound and mixer.dt_proj.weight.abs().max() > 0.5 * bound
+
+
+def test_dt_floor_and_rank_option():
+    model = create("mamba", d_model=16, n_layers=1, dt_min=1e-6, dt_max=2e-6, dt_init_floor=1e-4,
+                   dt_rank=5)
+    (mixer,) = mixers(model)
+    assert mixer.dt_rank == 5
+    dt = torch.nn.functional.softplus(mixer.dt_proj.bias.detach().double())
+    torch.testing.assert_close(dt, torch.full_like(dt, 1e-4), rtol=1e-4, atol=0)
+    with pytest.raises(ValueError, match="dt_rank must be 'auto' or a positive int"):
+        create("mamba", dt_rank="big")
+
+
+def test_no_weight_decay_on_A_log_D_and_dt_bias():
+    model = create("mamba", **SMALL)
+    module = TaskModule(model, torch.nn.functional.mse_loss, learning_rate=1e-3, weight_decay=0.1)
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    for mixer in mixers(model):
+        assert {id(mixer.A_log), id(mixer.D), id(mixer.dt_proj.bias)} <= no_decay
+        assert id(mixer.in_proj.weight) not in no_decay and id(mixer.dt_proj.weight) not in no_decay
+
+
+def test_block_runs_the_selective_scan_kernel_op(monkeypatch):
+    """The block calls `tsk.kernels.selective_scan`, and its output equals the same block run on
+    the op's reference (literal loop) backend, gradients included."""
+    torch.manual_seed(0)
+    model = create("mamba", **SMALL)
+    x = torch.randn(2, 11, 16)
+    calls = []
+    real_scan = mamba_module.selective_scan
+
+    def counting_scan(*args, **kwargs):
+        calls.append(kwargs)
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(mamba_module, "selective_scan", counting_scan)
+    fast = model(x)
+    assert len(calls) == 2 and all(c["delta_softplus"] and c["z"] is not None for c in calls)
+    fast.square().sum().backward()
+    fast_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for mixer in mixers(model):
+        mixer.scan_backend = "reference"
+    reference = model(x)
+    reference.square().sum().backward()
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    for got, want in zip(fast_grads, (p.grad for p in model.parameters()), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 3, 13])
+def test_step_matches_forward_on_odd_lengths(length):
+    """Lengths shorter than d_conv included: the conv cache starts from zeros like the padding."""
+    torch.manual_seed(1)
+    model = create("mamba", **SMALL).eval()
+    x = torch.randn(3, length, 16)
+    with torch.no_grad():
+        full = model(x)
+        state, outputs = model.initial_state(3), []
+        for t in range(length):
+            y, state = model.step(x[:, t], state)
+            outputs.append(y)
+    torch.testing.assert_close(torch.stack(outputs, 1), full, rtol=1e-5, atol=1e-5)
+    conv_state, ssm_state = state[0]
+    assert conv_state.shape == (3, 32, 4) and ssm_state.shape == (3, 32, 8)
+    assert ssm_state.dtype == torch.float32
+
+
+def test_bidirectional_reads_the_future():
+    torch.manual_seed(0)
+    model = create("mamba", **SMALL, bidirectional=True).eval()
+    assert all(isinstance(block, BidirectionalMamba) for block in model.stack.blocks)
+    x = torch.randn(2, 20, 16)
+    perturbed = x.clone()
+    perturbed[:, 15:] += torch.randn_like(perturbed[:, 15:])  # not constant: norms remove that
+    with torch.no_grad():
+        a, b = model(x), model(perturbed)
+    assert a.shape == (2, 20, 16)
+    assert (a[:, :15] - b[:, :15]).abs().max() > 1e-3  # the past sees the change: not causal
+    with pytest.raises(ValueError, match="bidirectional"):
+        model.initial_state(2)
+
+
+def test_bidirectional_is_forward_plus_reversed_backward():
+    torch.manual_seed(0)
+    model = create("mamba", **SMALL, bidirectional=True).eval()
+    block = model.stack.blocks[0]
+    x = torch.randn(2, 9, 16)
+    with torch.no_grad():
+        expected = block.forward_mixer(x) + block.backward_mixer(x.flip(1)).flip(1)
+        torch.testing.assert_close(block(x), expected)
+        # without the backward branch, the block is the causal one
+        for b in model.stack.blocks:
+            b.backward_mixer.out_proj.weight.zero_()
+        y = model(x)
+        x2 = x.clone()
+        x2[:, 5:] += torch.randn_like(x2[:, 5:])
+        torch.testing.assert_close(model(x2)[:, :5], y[:, :5])
+
+
+def test_fit_reduces_the_loss(long_df, fit_losses):
+    model, losses = fit_losses(long_df, "mamba")
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert len(model.predict()) == 3 * 4
+
+
+def test_s_mamba_layout_fit(wide_df, fit_losses):
+    """S-Mamba: variates as tokens, bidirectional Mamba over them."""
+    model, losses = fit_losses(wide_df, "mamba", tokens="variates", channel_independent=False,
+                               backbone_kwargs={"bidirectional": True})
+    assert losses[-1] < losses[0]
+    assert list(model.predict().columns) == ["ds", "c0", "c1", "c2"]
