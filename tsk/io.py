@@ -78,6 +78,8 @@ def read_folder(
 
 def load(path: str | os.PathLike) -> Any:
     """Load any estimator saved with `est.save(path)`; it predicts exactly as the saved one."""
+    import tsk.estimators  # noqa: F401  (registers the estimator classes)
+
     config, weights, arrays = read_folder(path)
     name = config.get("estimator")
     if name not in _ESTIMATORS:
