@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,22 @@ class MambaConfig:
     dt_scale: float = 1.0
     dropout: float = 0.0
     bidirectional: bool = False
+
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        """Default `tsk.tune` space: name -> Optuna distribution. Names that are not fields here
+        (`lookback`, `learning_rate`) are the estimator's."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        return {
+            "d_model": IntDistribution(16, 128, log=True),
+            "n_layers": IntDistribution(1, 4),
+            "d_state": CategoricalDistribution([8, 16, 32]),
+            "expand": CategoricalDistribution([1, 2]),
+            "dropout": FloatDistribution(0.0, 0.3),
+            "lookback": CategoricalDistribution([48, 96, 192, 336]),
+            "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        }
 
 
 def inverse_softplus(x: torch.Tensor) -> torch.Tensor:

@@ -365,6 +365,21 @@ class S4Config:
     bidirectional: bool = False
     ssm_lr: float | None = 1e-3
 
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        """Default `tsk.tune` space, as S4D's: `d_state` stays even; `lookback` and
+        `learning_rate` are the estimator's."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        return {
+            "d_model": IntDistribution(16, 128, log=True),
+            "n_layers": IntDistribution(1, 4),
+            "d_state": CategoricalDistribution([16, 32, 64]),
+            "dropout": FloatDistribution(0.0, 0.3),
+            "lookback": CategoricalDistribution([48, 96, 192, 336]),
+            "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        }
+
 
 @register_backbone(
     "s4", S4Config, "structured state space model: HiPPO-LegS in NPLR form, Cauchy + FFT kernel",
