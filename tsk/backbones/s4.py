@@ -258,10 +258,10 @@ class S4Kernel(nn.Module):
             nn.Parameter(torch.log(-Lambda.real).float().repeat(per_channel)), **hint
         )
         self.A_imag = optim_hint(nn.Parameter(Lambda.imag.float().repeat(per_channel)), **hint)
-        as_param = lambda x: torch.view_as_real(x.to(torch.complex64).repeat(per_channel))  # noqa: E731
-        self.P = optim_hint(nn.Parameter(as_param(P)), **hint)  # [H, N/2, 2]
-        self.B = optim_hint(nn.Parameter(as_param(B)), **hint)  # [H, N/2, 2]
-        # C ~ N(0, 1) in the HiPPO basis, moved to the eigenbasis like B: C~ = C V
+        P, B = (torch.view_as_real(x.to(torch.complex64).repeat(per_channel)) for x in (P, B))
+        self.P = optim_hint(nn.Parameter(P), **hint)  # [H, N/2, 2]
+        self.B = optim_hint(nn.Parameter(B), **hint)  # [H, N/2, 2]
+        # C ~ N(0, 1) in the HiPPO basis, moved to the eigenbasis like B (there: C V)
         C = torch.randn(channels, d_model, d_state, dtype=torch.float64).to(V.dtype) @ V
         self.C = nn.Parameter(torch.view_as_real(C.to(torch.complex64)))  # [channels, H, N/2, 2]
 
