@@ -81,6 +81,7 @@ def test_reproducible_with_random_state(long_df):
     second = tsk.Forecaster("s4d", **TINY).fit(long_df).predict()
     pd.testing.assert_frame_equal(first, second)
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is untouched
+    assert not torch.are_deterministic_algorithms_enabled()  # nor its global switches
 
 
 def test_save_load_predicts_bit_identically(tmp_path, long_df):

@@ -98,6 +98,8 @@ def fit_module(
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     """
     kwargs = dict(trainer_kwargs or {})
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
     with tempfile.TemporaryDirectory(prefix="tsk-fit-") as tmp:
         callbacks: list[Any] = []
         checkpoint = None
@@ -116,7 +118,10 @@ def fit_module(
             **kwargs,
         )
         start = time.perf_counter()
-        trainer.fit(module, train_loader, val_loader)
+        try:
+            trainer.fit(module, train_loader, val_loader)
+        finally:  # Lightning switches deterministic algorithms on globally: switch them back
+            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         seconds = time.perf_counter() - start
         best = float("nan")
         if checkpoint is not None and checkpoint.best_model_path:

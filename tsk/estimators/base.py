@@ -91,7 +91,9 @@ class SequenceEstimator(BaseEstimator):
         )
 
     def _predict_dataset(self, dataset: Dataset, batch_size: int | None = None) -> torch.Tensor:
-        loader = DataLoader(dataset, batch_size=batch_size or max(self.batch_size, 256))
+        # its own generator: iterating a DataLoader would otherwise draw from the global RNG
+        loader = DataLoader(dataset, batch_size=batch_size or max(self.batch_size, 256),
+                            generator=torch.Generator())
         return predict_batches(self.net_, loader, self._device())
 
     # ---- persistence ----------------------------------------------------------------------
