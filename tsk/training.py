@@ -107,6 +107,8 @@ def fit_module(
             checkpoint = ModelCheckpoint(dirpath=kwargs.pop("checkpoint_dir", tmp),
                                          monitor="val_loss", mode="min", save_top_k=1)
             callbacks += [EarlyStopping("val_loss", patience=patience, mode="min"), checkpoint]
+        else:
+            kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
         callbacks += kwargs.pop("callbacks", [])
         kwargs.setdefault("default_root_dir", tmp)
         kwargs.setdefault("logger", False)
