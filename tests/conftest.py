@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TSK_DATA_DIR", str(REPO.parent / "shared" / "data"))
+# Without a GPU, Triton kernels run in its interpreter; the variable must be set before any
+# `@triton.jit` function is defined, i.e. before the first tsk import (this file loads first).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 TINY = dict(horizon=4, lookback=16, d_model=8, n_layers=1, max_epochs=2, batch_size=32,
             enable_progress_bar=False, random_state=0)

@@ -1,17 +1,10 @@
-"""Kernel tests: run Triton kernels in the interpreter when there is no GPU.
-
-TRITON_INTERPRET must be set before any `@triton.jit` function is defined, i.e. before the
-`tsk.kernels.<op>.triton` modules are imported (the dispatchers import them lazily, at the first
-call with backend="triton"), so setting it here, at collection time, is early enough.
-"""
+"""Kernel test helpers. Triton kernels run in the interpreter when there is no GPU: the root
+tests/conftest.py sets TRITON_INTERPRET before anything imports a `@triton.jit` function."""
 
 import os
 
 import pytest
 import torch
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def _rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
