@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,9 @@ def fit_module(
         )
         start = time.perf_counter()
         try:
-            trainer.fit(module, train_loader, val_loader)
+            with warnings.catch_warnings():  # fitting without validation data is intended
+                warnings.filterwarnings("ignore", ".*validation_step.* but have no `val_dataloader`")
+                trainer.fit(module, train_loader, val_loader)
         finally:  # Lightning switches deterministic algorithms on globally: switch them back
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         seconds = time.perf_counter() - start
