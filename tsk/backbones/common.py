@@ -54,3 +54,32 @@ class ResidualStack(nn.Module):
             x = x + self.dropout(y)
             new_state.append(block_state)
         return self.final_norm(x), new_state
+
+
+class StackedBackbone(nn.Module):
+    """A backbone whose body is `self.stack`, a `ResidualStack`; subclasses build it in
+    `__init__` (with `self.config`). `step()` is offered unless the config is bidirectional."""
+
+    config: Any
+    stack: ResidualStack
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
+        return self.stack(x)
+
+    def _check_causal(self) -> None:
+        if getattr(self.config, "bidirectional", False):
+            name = type(self).__name__
+            raise ValueError(
+                f"step() runs a causal recurrence, but this {name} is bidirectional (it reads the "
+                "future); build it with bidirectional=False to decode step by step."
+            )
+
+    def initial_state(self, batch: int) -> list[Any]:
+        self._check_causal()
+        return self.stack.initial_state(batch)
+
+    def step(self, x: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        """`x[B, d_model]`, one state per layer -> `(y[B, d_model], state)`."""
+        self._check_causal()
+        return self.stack.step(x, state)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import ResidualStack, optim_hint
+from tsk.backbones.common import ResidualStack, StackedBackbone, optim_hint
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import selective_scan
 
@@ -163,7 +163,7 @@ class BidirectionalMamba(nn.Module):
     "selective state space model (S6) blocks, RMSNorm pre-norm residual stack; optional bidirectional",
     paper="Gu & Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
 )
-class Mamba(nn.Module):
+class Mamba(StackedBackbone):
     """A pre-norm (RMSNorm) residual stack of Mamba blocks; causal unless `bidirectional`;
     `step()` runs the causal model as a recurrence (conv and SSM state caches)."""
 
@@ -181,23 +181,3 @@ class Mamba(nn.Module):
                         mixer.out_proj.weight /= math.sqrt(config.n_layers)
         norm = functools.partial(nn.RMSNorm, eps=1e-5)
         self.stack = ResidualStack(blocks, config.d_model, config.dropout, norm=norm)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
-        return self.stack(x)
-
-    def _check_causal(self) -> None:
-        if self.config.bidirectional:
-            raise ValueError(
-                "step() runs a causal recurrence, but this Mamba is bidirectional (it reads the "
-                "future); build it with bidirectional=False to decode step by step."
-            )
-
-    def initial_state(self, batch: int) -> list[MambaState]:
-        self._check_causal()
-        return self.stack.initial_state(batch)
-
-    def step(self, x: torch.Tensor, state: list[MambaState]) -> tuple[torch.Tensor, list]:
-        """`x[B, d_model]`, one `(conv, ssm)` state per layer -> `(y[B, d_model], state)`."""
-        self._check_causal()
-        return self.stack.step(x, state)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import ResidualStack, optim_hint
+from tsk.backbones.common import ResidualStack, StackedBackbone, optim_hint
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import cauchy, fftconv, s4d_kernel
 
@@ -160,7 +160,7 @@ class S4DConfig:
     "s4d", S4DConfig, "diagonal state space model (S4D-Lin/Inv, ZOH/bilinear) with FFT conv",
     paper="Gu et al. 2022, On the Parameterization and Initialization of Diagonal SSMs",
 )
-class S4D(nn.Module):
+class S4D(StackedBackbone):
     """A pre-norm residual stack of S4D layers; causal; `step()` runs it as a recurrence."""
 
     def __init__(self, config: S4DConfig) -> None:
@@ -172,14 +172,6 @@ class S4D(nn.Module):
             [S4DLayer(config) for _ in range(config.n_layers)], config.d_model, config.dropout
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stack(x)
-
-    def initial_state(self, batch: int) -> list[torch.Tensor]:
-        return self.stack.initial_state(batch)
-
-    def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list]:
-        return self.stack.step(x, state)
 
 
 # ---- S4: HiPPO-LegS in NPLR form ----------------------------------------------------------------
@@ -367,25 +359,15 @@ class S4Config:
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:
-        """Default `tsk.tune` space, as S4D's: `d_state` stays even; `lookback` and
-        `learning_rate` are the estimator's."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        return {
-            "d_model": IntDistribution(16, 128, log=True),
-            "n_layers": IntDistribution(1, 4),
-            "d_state": CategoricalDistribution([16, 32, 64]),
-            "dropout": FloatDistribution(0.0, 0.3),
-            "lookback": CategoricalDistribution([48, 96, 192, 336]),
-            "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
-        }
+        """Default `tsk.tune` space: the same as S4D's."""
+        return S4DConfig.search_space()
 
 
 @register_backbone(
     "s4", S4Config, "structured state space model: HiPPO-LegS in NPLR form, Cauchy + FFT kernel",
     paper="Gu, Goel & Re 2022 (ICLR), Efficiently Modeling Long Sequences with Structured State Spaces",
 )
-class S4(nn.Module):
+class S4(StackedBackbone):
     """A pre-norm residual stack of S4 layers; causal unless `bidirectional`; `step()` runs the
     causal model as a recurrence with the dense discretized state matrix."""
 
@@ -397,23 +379,3 @@ class S4(nn.Module):
         self.stack = ResidualStack(
             [S4Layer(config) for _ in range(config.n_layers)], config.d_model, config.dropout
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
-        return self.stack(x)
-
-    def _check_causal(self) -> None:
-        if self.config.bidirectional:
-            raise ValueError(
-                "step() runs a causal recurrence, but this S4 is bidirectional (it reads the "
-                "future); build it with bidirectional=False to decode step by step."
-            )
-
-    def initial_state(self, batch: int) -> list[torch.Tensor]:
-        self._check_causal()
-        return self.stack.initial_state(batch)
-
-    def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list]:
-        """`x[B, d_model]`, one `[B, H, N]` complex state per layer -> `(y[B, d_model], state)`."""
-        self._check_causal()
-        return self.stack.step(x, state)
