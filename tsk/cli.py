@@ -226,7 +226,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # the progress bar and the final table say what matters
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     model = _forecaster(args)
     space = None
     if args.space:
@@ -368,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # Lightning's info lines (GPU available, tips) are noise on a terminal
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except KeyboardInterrupt:
