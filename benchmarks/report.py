@@ -1,17 +1,21 @@
 """Render benchmarks/results/accuracy.csv as a markdown table beside the published numbers and
 the closed-form linear floor of ../shared/ANCHORS.md (ETT, multivariate, MSE / MAE).
 
-    uv run python benchmarks/report.py > benchmarks/results/accuracy.md
+    uv run python benchmarks/report.py            # writes benchmarks/results/accuracy.md
+    uv run python benchmarks/report.py --readme   # and the table between README's markers
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
+README = Path(__file__).parents[1] / "README.md"
+START, END = "<!-- accuracy table: start -->", "<!-- accuracy table: end -->"
 
 # ANCHORS.md: PatchTST/64 (lookback 512), DLinear (336) and the ridge floor (336), M setting.
 PUBLISHED = {
@@ -56,14 +60,27 @@ def render(results: pd.DataFrame) -> str:
 
 
 def main() -> int:
-    results = pd.read_csv(sys.argv[1] if len(sys.argv) > 1 else RESULTS)
-    machine = results.machine.iloc[-1]
-    print("# Forecasting accuracy (TSLib protocol, multivariate, all test windows)\n")
-    print(f"Produced by `benchmarks/accuracy.py` on {machine}, {results.cpus.iloc[-1]} CPUs, "
-          f"torch {results.torch.iloc[-1]}, dates {results.date.min()} to {results.date.max()}. "
-          "MSE/MAE on standardized data. 'vs floor' compares MSE with the closed-form ridge "
-          "floor of ANCHORS.md (lookback 336).\n")
-    print(render(results))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--readme", action="store_true", help="also update README.md's table")
+    args = parser.parse_args()
+    results = pd.read_csv(args.results)
+    intro = (
+        f"Produced by `benchmarks/accuracy.py` on {results.machine.iloc[-1]}, "
+        f"{results.cpus.iloc[-1]} CPUs, torch {results.torch.iloc[-1]}, dates {results.date.min()} "
+        f"to {results.date.max()}. MSE/MAE on standardized data. 'vs floor' compares MSE with the "
+        "closed-form ridge floor of ANCHORS.md (lookback 336)."
+    )
+    table = render(results)
+    out = args.results.with_suffix(".md")
+    out.write_text("# Forecasting accuracy (TSLib protocol, multivariate, all test windows)\n\n"
+                   f"{intro}\n\n{table}\n")
+    if args.readme:
+        text = README.read_text()
+        head, rest = text.split(START)
+        _, tail = rest.split(END)
+        README.write_text(f"{head}{START}\n{intro}\n\n{table}\n{END}{tail}")
+    print(table)
     return 0
 
 
