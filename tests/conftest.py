@@ -12,7 +12,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("TSK_DATA_DIR", str(REPO.parent / "shared" / "data"))
+# absolute, so that subprocesses and notebooks running in other folders find the data too
+os.environ["TSK_DATA_DIR"] = str(Path(os.environ.get("TSK_DATA_DIR", REPO.parent / "shared" / "data"))
+                                 .resolve())
 # Without a GPU, Triton kernels run in its interpreter; the variable must be set before any
 # `@triton.jit` function is defined, i.e. before the first tsk import (this file loads first).
 if not torch.cuda.is_available():
