@@ -19,6 +19,14 @@ _BLOCK_N = 32
 
 
 @triton.jit
+def _load_complex(ptr, index, mask):
+    """(real, imag) of interleaved complex values at `index`; masked entries are 0."""
+    re = tl.load(ptr + index * 2, mask=mask, other=0.0)
+    im = tl.load(ptr + index * 2 + 1, mask=mask, other=0.0)
+    return re, im
+
+
+@triton.jit
 def _recip(z_re, z_im, w_re, w_im):
     # 1 / (z - w), broadcast [BLOCK_N, BLOCK_L] or [BLOCK_L, BLOCK_N] by the caller's shapes
     d_re = z_re - w_re
@@ -33,18 +41,15 @@ def _cauchy_fwd_kernel(v_ptr, z_ptr, w_ptr, out_ptr, N, L,
     h = tl.program_id(0)
     l_idx = tl.program_id(1) * BLOCK_L + tl.arange(0, BLOCK_L)
     mask_l = l_idx < L
-    z_re = tl.load(z_ptr + (h * L + l_idx) * 2, mask=mask_l, other=0.0)
-    z_im = tl.load(z_ptr + (h * L + l_idx) * 2 + 1, mask=mask_l, other=0.0)
+    z_re, z_im = _load_complex(z_ptr, h * L + l_idx, mask_l)
     acc_re = tl.zeros([BLOCK_L], dtype=tl.float32)
     acc_im = tl.zeros([BLOCK_L], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         n = n0 + tl.arange(0, BLOCK_N)
         mask_n = n < N
-        v_re = tl.load(v_ptr + (h * N + n) * 2, mask=mask_n, other=0.0)
-        v_im = tl.load(v_ptr + (h * N + n) * 2 + 1, mask=mask_n, other=0.0)
+        v_re, v_im = _load_complex(v_ptr, h * N + n, mask_n)
         # padded modes: w = z + 1 keeps the reciprocal finite, v = 0 removes the term
-        w_re = tl.load(w_ptr + (h * N + n) * 2, mask=mask_n, other=0.0)
-        w_im = tl.load(w_ptr + (h * N + n) * 2 + 1, mask=mask_n, other=0.0)
+        w_re, w_im = _load_complex(w_ptr, h * N + n, mask_n)
         w_re2 = tl.where(mask_n[None, :], w_re[None, :], z_re[:, None] + 1.0)
         r_re, r_im = _recip(z_re[:, None], z_im[:, None], w_re2, w_im[None, :])  # [BL, BN]
         acc_re += tl.sum(r_re * v_re[None, :] - r_im * v_im[None, :], axis=1)
@@ -59,10 +64,8 @@ def _cauchy_bwd_vw_kernel(v_ptr, z_ptr, w_ptr, g_ptr, gv_ptr, gw_ptr, N, L,
     h = tl.program_id(0)
     n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = n < N
-    v_re = tl.load(v_ptr + (h * N + n) * 2, mask=mask_n, other=0.0)
-    v_im = tl.load(v_ptr + (h * N + n) * 2 + 1, mask=mask_n, other=0.0)
-    w_re = tl.load(w_ptr + (h * N + n) * 2, mask=mask_n, other=0.0)
-    w_im = tl.load(w_ptr + (h * N + n) * 2 + 1, mask=mask_n, other=0.0)
+    v_re, v_im = _load_complex(v_ptr, h * N + n, mask_n)
+    w_re, w_im = _load_complex(w_ptr, h * N + n, mask_n)
     s1_re = tl.zeros([BLOCK_N], dtype=tl.float32)
     s1_im = tl.zeros([BLOCK_N], dtype=tl.float32)
     s2_re = tl.zeros([BLOCK_N], dtype=tl.float32)
@@ -70,10 +73,8 @@ def _cauchy_bwd_vw_kernel(v_ptr, z_ptr, w_ptr, g_ptr, gv_ptr, gw_ptr, N, L,
     for l0 in range(0, L, BLOCK_L):
         l_idx = l0 + tl.arange(0, BLOCK_L)
         mask_l = l_idx < L
-        z_re = tl.load(z_ptr + (h * L + l_idx) * 2, mask=mask_l, other=0.0)
-        z_im = tl.load(z_ptr + (h * L + l_idx) * 2 + 1, mask=mask_l, other=0.0)
-        g_re = tl.load(g_ptr + (h * L + l_idx) * 2, mask=mask_l, other=0.0)
-        g_im = tl.load(g_ptr + (h * L + l_idx) * 2 + 1, mask=mask_l, other=0.0)
+        z_re, z_im = _load_complex(z_ptr, h * L + l_idx, mask_l)
+        g_re, g_im = _load_complex(g_ptr, h * L + l_idx, mask_l)
         # padded points: z = w + 1 keeps r finite, g = 0 removes them
         z_re2 = tl.where(mask_l[None, :], z_re[None, :], w_re[:, None] + 1.0)
         r_re, r_im = _recip(z_re2, z_im[None, :], w_re[:, None], w_im[:, None])  # [BN, BL]
@@ -97,25 +98,21 @@ def _cauchy_bwd_z_kernel(v_ptr, z_ptr, w_ptr, g_ptr, gz_ptr, N, L,
     h = tl.program_id(0)
     l_idx = tl.program_id(1) * BLOCK_L + tl.arange(0, BLOCK_L)
     mask_l = l_idx < L
-    z_re = tl.load(z_ptr + (h * L + l_idx) * 2, mask=mask_l, other=0.0)
-    z_im = tl.load(z_ptr + (h * L + l_idx) * 2 + 1, mask=mask_l, other=0.0)
+    z_re, z_im = _load_complex(z_ptr, h * L + l_idx, mask_l)
     acc_re = tl.zeros([BLOCK_L], dtype=tl.float32)  # sum_n v r^2
     acc_im = tl.zeros([BLOCK_L], dtype=tl.float32)
     for n0 in range(0, N, BLOCK_N):
         n = n0 + tl.arange(0, BLOCK_N)
         mask_n = n < N
-        v_re = tl.load(v_ptr + (h * N + n) * 2, mask=mask_n, other=0.0)
-        v_im = tl.load(v_ptr + (h * N + n) * 2 + 1, mask=mask_n, other=0.0)
-        w_re = tl.load(w_ptr + (h * N + n) * 2, mask=mask_n, other=0.0)
-        w_im = tl.load(w_ptr + (h * N + n) * 2 + 1, mask=mask_n, other=0.0)
+        v_re, v_im = _load_complex(v_ptr, h * N + n, mask_n)
+        w_re, w_im = _load_complex(w_ptr, h * N + n, mask_n)
         w_re2 = tl.where(mask_n[None, :], w_re[None, :], z_re[:, None] + 1.0)
         r_re, r_im = _recip(z_re[:, None], z_im[:, None], w_re2, w_im[None, :])
         q_re = r_re * r_re - r_im * r_im
         q_im = 2.0 * r_re * r_im
         acc_re += tl.sum(q_re * v_re[None, :] - q_im * v_im[None, :], axis=1)
         acc_im += tl.sum(q_re * v_im[None, :] + q_im * v_re[None, :], axis=1)
-    g_re = tl.load(g_ptr + (h * L + l_idx) * 2, mask=mask_l, other=0.0)
-    g_im = tl.load(g_ptr + (h * L + l_idx) * 2 + 1, mask=mask_l, other=0.0)
+    g_re, g_im = _load_complex(g_ptr, h * L + l_idx, mask_l)
     # grad z = -g * conj(acc)
     tl.store(gz_ptr + (h * L + l_idx) * 2, -(g_re * acc_re + g_im * acc_im), mask=mask_l)
     tl.store(gz_ptr + (h * L + l_idx) * 2 + 1, -(g_im * acc_re - g_re * acc_im), mask=mask_l)
