@@ -27,6 +27,9 @@ class BackboneSpec:
     summary: str
     paper: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # the paper's own forecasting network around this backbone (e.g. SpaceTime's closed-loop
+    # decoder), used by `Forecaster` instead of the generic flatten head; see `register_backbone`
+    forecast_net: Callable[..., nn.Module] | None = None
 
     @property
     def config_fields(self) -> list[str]:
@@ -44,16 +47,24 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 
 
 def register_backbone(
-    name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = ()
+    name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = (),
+    forecast_net: Callable[..., nn.Module] | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator that registers a backbone under `name` with its config dataclass."""
+    """Class decorator that registers a backbone under `name` with its config dataclass.
+
+    `forecast_net`, when the paper forecasts with its own output layout, builds that network:
+    `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=, instance_norm=)` -> a module
+    mapping `[B, lookback, n_in]` to `[B, horizon, n_out]` (the `ForecastNet` contract).
+    """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for backbone {name!r} must be a dataclass")
 
     def decorate(model_cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
             raise ValueError(f"A backbone named {name!r} is already registered")
-        _REGISTRY[name] = BackboneSpec(name, model_cls, config_cls, summary, paper, tuple(tags))
+        _REGISTRY[name] = BackboneSpec(
+            name, model_cls, config_cls, summary, paper, tuple(tags), forecast_net
+        )
         return model_cls
 
     return decorate

@@ -186,6 +186,12 @@ class Forecaster(SequenceEstimator):
                 backbone, self.lookback, self.horizon, self.n_outputs_, backbone.config.d_model,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
             )
+        forecast_net = backbones.get_spec(self.backbone).forecast_net
+        if forecast_net is not None:
+            return forecast_net(
+                backbone, lookback=self.lookback, horizon=self.horizon, n_in=self.n_inputs_,
+                n_out=self.n_outputs_, instance_norm=self.instance_norm,
+            )
         return ForecastNet(
             backbone, self.lookback, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
