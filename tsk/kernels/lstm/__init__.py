@@ -1,0 +1,67 @@
+"""Head-wise LSTM recurrence with precomputed input gates (FlashRNN's split: W x outside, R h inside)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.lstm.reference import lstm_scan_reference
+from tsk.kernels.lstm.torch import lstm_scan_torch
+
+# NB: the submodule `lstm.torch` shadows the name `torch` in this namespace: use `Tensor`.
+
+__all__ = ["lstm_scan"]
+
+
+def lstm_scan(
+    gates_x: Tensor,
+    R: Tensor,  # noqa: N803
+    bias: Tensor | None = None,
+    h0: Tensor | None = None,
+    c0: Tensor | None = None,
+    backend: str = "auto",
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """LSTM over time with a block-diagonal (head-wise) recurrent matrix.
+
+    Shapes: gates_x [B, L, 4, H, Dh], the input half of the four gates' pre-activations (W x_t,
+    e.g. `F.linear(x, W_ih).view(B, L, 4, H, Dh)`), gate order i, f, g, o (PyTorch's, FlashRNN's
+    i, f, z, o); R [H, 4 Dh, Dh], head k's rows of the recurrent weights, gate-major like
+    `nn.LSTM.weight_hh` (R[k, gate * Dh + j, m] connects h[k Dh + m] to unit j of that gate in
+    head k); bias [4, H, Dh] or None; h0, c0 [B, H Dh] or None (zeros). Returns
+    (h [B, L, H Dh], (h_last, c_last) [B, H Dh]) in gates_x's dtype.
+
+    Plain-PyTorch equivalent::
+
+        h, c = h0.view(B, H, Dh), c0.view(B, H, Dh)
+        for t in range(L):
+            rec = einsum("kom,bkm->bko", R, h).view(B, H, 4, Dh).transpose(1, 2)  # [B, 4, H, Dh]
+            i, f, g, o = (gates_x[:, t] + bias + rec).unbind(1)
+            c = sigmoid(f) * c + sigmoid(i) * tanh(g)
+            h = sigmoid(o) * tanh(c); out[:, t] = h.reshape(B, H * Dh)
+
+    With H = 1 this is `torch.nn.LSTM` with R = weight_hh[None], bias = (b_ih + b_hh).view(4, 1, D).
+    backend: "auto" (Triton on CUDA when Dh <= 64, torch otherwise), "reference" (the loop
+    above), "torch" (per-step batched matmul over heads, hand-written backward; the CPU path) or
+    "triton" (fused kernels keeping R on-chip, FlashRNN-style). All are differentiable w.r.t.
+    gates_x, R, bias, h0 and c0.
+    """
+    check_tensor("gates_x", gates_x, [None, None, 4, None, None], complex_ok=False)
+    batch, length, _, heads, head_dim = gates_x.shape
+    if length == 0:
+        raise ValueError("gates_x has no time steps (L = 0); pass at least one step.")
+    check_tensor("R", R, [heads, 4 * head_dim, head_dim], complex_ok=False)
+    if bias is not None:
+        check_tensor("bias", bias, [4, heads, head_dim], complex_ok=False)
+    for name, state in (("h0", h0), ("c0", c0)):
+        if state is not None:
+            check_tensor(name, state, [batch, heads * head_dim], complex_ok=False)
+    args = (gates_x, R, bias, h0, c0)
+    chosen = resolve_backend(backend, gates_x, R)
+    if chosen == "reference":
+        return lstm_scan_reference(*args)
+    if chosen == "triton":
+        from tsk.kernels.lstm.triton import MAX_HEAD_DIM, lstm_scan_triton
+
+        if backend == "triton" or head_dim <= MAX_HEAD_DIM:
+            return lstm_scan_triton(*args)
+    return lstm_scan_torch(*args)
