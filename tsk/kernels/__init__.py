@@ -4,10 +4,14 @@
 """
 
 from tsk.kernels.cauchy import cauchy
+from tsk.kernels.companion_kernel import companion_kernel
 from tsk.kernels.fftconv import fftconv
 from tsk.kernels.linear_scan import linear_scan
 from tsk.kernels.lstm import lstm_scan
 from tsk.kernels.s4d_kernel import s4d_kernel
 from tsk.kernels.selective_scan import selective_scan
 
-__all__ = ["cauchy", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel", "selective_scan"]
+__all__ = [
+    "cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel",
+    "selective_scan",
+]
