@@ -1,14 +1,31 @@
-"""LSTM (Hochreiter & Schmidhuber, 1997) on `torch.nn.LSTM` (cuDNN / oneDNN kernels)."""
+"""LSTM (Hochreiter & Schmidhuber, 1997), dense or head-wise as in FlashRNN (Pöppel et al., 2024).
+
+heads = 1 is the classic LSTM, stored as `torch.nn.LSTM` (unchanged state-dict keys, so older
+checkpoints load). It runs as `nn.LSTM` (cuDNN / oneDNN) except on CUDA with backend="auto", where
+the fused Triton recurrence of `tsk.kernels.lstm_scan` runs on the same weights (when
+d_model <= 64, the widest recurrent block the kernel keeps on-chip; cuDNN otherwise).
+heads > 1 splits the hidden state into heads whose recurrent matrices are blocks of a
+block-diagonal R (FlashRNN's head-wise LSTM): the input projection stays dense, and the
+recurrence runs through `lstm_scan` on every device (torch path on CPU, Triton on CUDA).
+Honest note: the CUDA paths were tested only through the Triton interpreter on a CPU.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from tsk._names import unknown_name_error
 from tsk.backbones.registry import register_backbone
+from tsk.kernels import lstm_scan
+from tsk.kernels._dispatch import BACKENDS, resolve_backend
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [n_layers, B, d_model]
 
 
 @dataclass
@@ -16,6 +33,8 @@ class LSTMConfig:
     d_model: int = 64
     n_layers: int = 2
     dropout: float = 0.1
+    heads: int = 1  # > 1: block-diagonal (head-wise) recurrent matrix, FlashRNN-style
+    backend: str = "auto"  # lstm_scan backend: "auto", "torch", "triton" or "reference"
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:
@@ -32,29 +51,113 @@ class LSTMConfig:
         }
 
 
-@register_backbone("lstm", LSTMConfig, "stacked LSTM (torch.nn.LSTM)", paper="Hochreiter 1997")
+class HeadwiseLSTMLayer(nn.Module):
+    """Weights of one head-wise LSTM layer: dense input projection, block-diagonal recurrence.
+
+    weight_ih [4 D, D] (gate-major rows i, f, g, o as in nn.LSTM), weight_hh [H, 4 Dh, Dh] (head
+    k's block of the recurrent matrix), bias [4, H, Dh]. Initialised like nn.LSTM: uniform in
+    +-1/sqrt(fan-in), where the recurrent fan-in of a head is Dh.
+    """
+
+    def __init__(self, d_model: int, heads: int) -> None:
+        super().__init__()
+        head_dim = d_model // heads
+        self.weight_ih = nn.Parameter(torch.empty(4 * d_model, d_model))
+        self.weight_hh = nn.Parameter(torch.empty(heads, 4 * head_dim, head_dim))
+        self.bias = nn.Parameter(torch.empty(4, heads, head_dim))
+        bound_in, bound_rec = 1 / math.sqrt(d_model), 1 / math.sqrt(head_dim)
+        nn.init.uniform_(self.weight_ih, -bound_in, bound_in)
+        nn.init.uniform_(self.weight_hh, -bound_rec, bound_rec)
+        nn.init.uniform_(self.bias, -bound_in, bound_in)
+
+
+@register_backbone(
+    "lstm", LSTMConfig, "stacked LSTM (torch.nn.LSTM; head-wise FlashRNN-style with heads > 1)",
+    paper="Hochreiter 1997; Poeppel 2024 (FlashRNN)",
+)
 class LSTM(nn.Module):
     """A stacked unidirectional LSTM, `[B, L, d_model] -> [B, L, d_model]`; causal."""
 
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__()
+        if config.heads < 1 or config.d_model % config.heads:
+            raise ValueError(
+                f"heads must be a positive divisor of d_model={config.d_model}, got "
+                f"heads={config.heads}; pick e.g. heads=1 or a d_model that heads divides."
+            )
+        if config.backend not in BACKENDS:
+            raise unknown_name_error("LSTM backend", config.backend, BACKENDS)
         self.config = config
-        self.lstm = nn.LSTM(
-            config.d_model, config.d_model, num_layers=config.n_layers, batch_first=True,
-            dropout=config.dropout if config.n_layers > 1 else 0.0,
+        if config.heads == 1:
+            self.lstm = nn.LSTM(
+                config.d_model, config.d_model, num_layers=config.n_layers, batch_first=True,
+                dropout=config.dropout if config.n_layers > 1 else 0.0,
+            )
+        else:
+            self.layers = nn.ModuleList(
+                HeadwiseLSTMLayer(config.d_model, config.heads) for _ in range(config.n_layers)
+            )
+
+    def _scan_backend(self, x: torch.Tensor) -> str | None:
+        """The `lstm_scan` backend to run, or None to run `nn.LSTM` (dense, heads = 1)."""
+        backend = self.config.backend
+        if self.config.heads > 1 or backend in ("triton", "reference"):
+            return backend
+        if backend == "auto" and resolve_backend("auto", x) == "triton":
+            from tsk.kernels.lstm.triton import MAX_HEAD_DIM
+
+            if self.config.d_model <= MAX_HEAD_DIM:
+                return "triton"
+        return None  # "torch", or "auto" off CUDA: nn.LSTM is torch's fused dense recurrence
+
+    def _layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_ih [4 D, D], R [H, 4 Dh, Dh], bias [4, H, Dh]) of one layer, for `lstm_scan`."""
+        if self.config.heads > 1:
+            weights = self.layers[layer]
+            return weights.weight_ih, weights.weight_hh, weights.bias
+        d_model = self.config.d_model
+        bias = getattr(self.lstm, f"bias_ih_l{layer}") + getattr(self.lstm, f"bias_hh_l{layer}")
+        return (
+            getattr(self.lstm, f"weight_ih_l{layer}"),
+            getattr(self.lstm, f"weight_hh_l{layer}").view(1, 4 * d_model, d_model),
+            bias.view(4, 1, d_model),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lstm(x)[0]
+    def _scan(self, x: torch.Tensor, backend: str, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """All layers through `lstm_scan`: x [B, L, D] -> (y [B, L, D], (h, c) [n_layers, B, D])."""
+        batch, length, d_model = x.shape
+        heads = self.config.heads
+        # nn.LSTM's dropout: on every layer's output but the last, in training only
+        dropout = self.config.dropout if self.config.n_layers > 1 else 0.0
+        h_last, c_last = [], []
+        for layer in range(self.config.n_layers):
+            weight_ih, R, bias = self._layer_weights(layer)  # noqa: N806
+            gates_x = F.linear(x, weight_ih).view(batch, length, 4, heads, d_model // heads)
+            h0, c0 = (state[0][layer], state[1][layer]) if state is not None else (None, None)
+            x, (h, c) = lstm_scan(gates_x, R, bias, h0, c0, backend=backend)  # [B, L, D]
+            if layer < self.config.n_layers - 1:
+                x = F.dropout(x, dropout, self.training)
+            h_last.append(h)
+            c_last.append(c)
+        return x, (torch.stack(h_last), torch.stack(c_last))
 
-    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.lstm.weight_hh_l0
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
+        backend = self._scan_backend(x)
+        if backend is None:
+            return self.lstm(x)[0]
+        return self._scan(x, backend)[0]
+
+    def initial_state(self, batch: int) -> State:
+        weight = next(self.parameters())
         zeros = weight.new_zeros(self.config.n_layers, batch, self.config.d_model)
         return zeros, zeros.clone()
 
-    def step(
-        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One time step: `x[B, d_model]`, `state` = (h, c) each `[n_layers, B, d_model]`."""
-        y, state = self.lstm(x.unsqueeze(1), state)
+        backend = self._scan_backend(x)
+        if backend is None:
+            y, state = self.lstm(x.unsqueeze(1), state)
+        else:
+            y, state = self._scan(x.unsqueeze(1), backend, state)
         return y.squeeze(1), state
