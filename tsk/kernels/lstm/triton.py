@@ -89,10 +89,11 @@ def _lstm_fwd_kernel(
     state_off = rows[:, None] * width + head * head_dim + d[None, :]  # [BB, BD] in [B, H Dh]
     h = tl.load(h0_ptr + state_off, mask=mask, other=0.0)
     c = tl.load(c0_ptr + state_off, mask=mask, other=0.0)
-    gx_row = rows[:, None] * length * 4 * width + head * head_dim + d[None, :]  # [BB, BD]
-    h_row = rows[:, None] * length * width + head * head_dim + d[None, :]
+    col = head * head_dim + d[None, :]  # [1, BD]: this head's units within one step
     for t in range(0, length):
-        gx_off = gx_row + t * 4 * width
+        row_t = rows[:, None] * length + t  # [BB, 1] int64: offsets stay exact past 2**31
+        gx_off = row_t * (4 * width) + col  # [BB, BD]
+        h_off = row_t * width + col
         pre_i = tl.load(gx_ptr + gx_off, mask=mask, other=0.0) + b_i
         pre_f = tl.load(gx_ptr + gx_off + width, mask=mask, other=0.0) + b_f
         pre_g = tl.load(gx_ptr + gx_off + 2 * width, mask=mask, other=0.0) + b_g
@@ -103,9 +104,9 @@ def _lstm_fwd_kernel(
         gate_o = tl.sigmoid(pre_o + tl.dot(h, rt_o, input_precision="ieee"))
         c = gate_f * c + gate_i * gate_g
         h = gate_o * _tanh(c)
-        tl.store(h_ptr + h_row + t * width, h, mask=mask)
+        tl.store(h_ptr + h_off, h, mask=mask)
         if SAVE:
-            tl.store(c_ptr + h_row + t * width, c, mask=mask)
+            tl.store(c_ptr + h_off, c, mask=mask)
             tl.store(acts_ptr + gx_off, gate_i, mask=mask)
             tl.store(acts_ptr + gx_off + width, gate_f, mask=mask)
             tl.store(acts_ptr + gx_off + 2 * width, gate_g, mask=mask)
@@ -144,12 +145,12 @@ def _lstm_bwd_kernel(
     c_init = tl.load(c0_ptr + state_off, mask=mask, other=0.0)
     dh = tl.zeros([BLOCK_B, BLOCK_D], dtype=tl.float32)  # reaches h_t from step t + 1
     dc = tl.load(grad_c_last_ptr + state_off, mask=mask, other=0.0)
-    gx_row = rows[:, None] * length * 4 * width + head * head_dim + d[None, :]
-    h_row = rows[:, None] * length * width + head * head_dim + d[None, :]
+    col = head * head_dim + d[None, :]
     for tt in range(0, length):
         t = length - 1 - tt
-        gx_off = gx_row + t * 4 * width
-        h_off = h_row + t * width
+        row_t = rows[:, None] * length + t  # [BB, 1] int64
+        gx_off = row_t * (4 * width) + col
+        h_off = row_t * width + col
         has_prev = t > 0
         # h_{t-1}, c_{t-1}: the saved states, or the initial ones at t = 0
         h_prev = tl.load(h_ptr + h_off - width, mask=mask & has_prev, other=0.0)
