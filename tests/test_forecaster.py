@@ -189,3 +189,15 @@ def test_variates_as_tokens(wide_df):
         tsk.Forecaster("s4d", tokens="variates", **TINY).fit(wide_df)
     with pytest.raises(ValueError, match="Did you mean 'variates'"):
         tsk.Forecaster("s4d", channel_independent=False, tokens="variate", **TINY).fit(wide_df)
+
+
+def test_ridge_start_is_kept_when_no_epoch_beats_it():
+    df = make_long(n_series=2, length=200)
+    ridge_only = tsk.Forecaster("s4d", **TINY, trainer_kwargs={"limit_train_batches": 0}).fit(df)
+    assert ridge_only.evaluate(df)["mse"] < 0.1  # the closed-form start alone fits a noisy sine
+    # a learning rate far too high: every epoch is worse on validation than the start
+    wild = tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0}).fit(df)
+    pd.testing.assert_frame_equal(wild.predict(), ridge_only.predict())
+    assert wild.fit_summary_.best_val_loss == pytest.approx(ridge_only.fit_summary_.best_val_loss)
+    without = tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0, "ridge_init": False}).fit(df)
+    assert without.evaluate(df)["mse"] > 2 * wild.evaluate(df)["mse"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import time
@@ -93,10 +94,13 @@ def fit_module(
     devices: Any = "auto",
     enable_progress_bar: bool = True,
     trainer_kwargs: dict[str, Any] | None = None,
+    keep_start_if_better: bool = False,
 ) -> FitSummary:
     """Train with Lightning: early stopping on `val_loss`, best checkpoint restored into `module`.
 
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
+    `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
+    a candidate too: validated first, and kept if no epoch beats them.
     """
     kwargs = dict(trainer_kwargs or {})
     deterministic = (torch.are_deterministic_algorithms_enabled(),
@@ -121,7 +125,11 @@ def fit_module(
             **kwargs,
         )
         start = time.perf_counter()
+        initial = None
         try:
+            if keep_start_if_better and val_loader is not None:
+                scores = trainer.validate(module, val_loader, verbose=False)
+                initial = (scores[0]["val_loss"], copy.deepcopy(module.state_dict()))
             with warnings.catch_warnings():  # fitting without validation data is intended
                 warnings.filterwarnings("ignore", ".*validation_step.* but have no `val_dataloader`")
                 trainer.fit(module, train_loader, val_loader)
@@ -133,6 +141,10 @@ def fit_module(
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(state["state_dict"])
             best = float(checkpoint.best_model_score)
+        if initial is not None and not initial[0] > best:  # also when no epoch was scored (nan)
+            logger.info("No epoch beat the starting weights on validation (%.4g): kept them.", initial[0])
+            module.load_state_dict(initial[1])
+            best = float(initial[0])
         trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
     module.cpu()
     return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank)

@@ -38,6 +38,7 @@ import optuna
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -189,8 +190,8 @@ class PruningCallback(Callback):
         self.pruned_at: int | None = None
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking:
-            return
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return  # not an epoch: the sanity check, or the start validated before fitting
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return

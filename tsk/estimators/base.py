@@ -75,12 +75,19 @@ class SequenceEstimator(BaseEstimator):
     def _fit_net(
         self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         train: Dataset, validation: Dataset | None, generator: torch.Generator | None,
+        warm_start: Callable[[DataLoader, DataLoader | None], Any] | None = None,
     ) -> FitSummary:
-        """Train `net` in place with the shared Lightning loop; returns what the fit did."""
+        """Train `net` in place with the shared Lightning loop; returns what the fit did.
+
+        `warm_start(train_loader, val_loader)`, if given, sets some weights in closed form first;
+        the warm-started weights then compete with every epoch's on validation.
+        """
         loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
                          "persistent_workers": self.num_workers > 0}
-        train_loader = DataLoader(train, shuffle=True, generator=generator, **loader_kwargs)
         val_loader = DataLoader(validation, **loader_kwargs) if validation is not None else None
+        if warm_start is not None:
+            warm_start(DataLoader(train, batch_size=max(self.batch_size, 1024)), val_loader)
+        train_loader = DataLoader(train, shuffle=True, generator=generator, **loader_kwargs)
         module = TaskModule(net, loss, self.learning_rate, self.weight_decay, self.max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
         kwargs.setdefault("deterministic", self.random_state is not None and "warn")
@@ -88,6 +95,7 @@ class SequenceEstimator(BaseEstimator):
             module, train_loader, val_loader, max_epochs=self.max_epochs, patience=self.patience,
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
+            keep_start_if_better=warm_start is not None,
         )
 
     def _predict_dataset(self, dataset: Dataset, batch_size: int | None = None) -> torch.Tensor:

@@ -51,6 +51,9 @@ class Forecaster(SequenceEstimator):
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
     `exogenous` names columns used as past covariates (inputs, not forecast).
+    `ridge_init` (generic head only) starts from the closed-form ridge forecast: the head's linear
+    skip is solved on the training windows (strength picked on validation) and the deep part,
+    zero at first, learns the rest; if no epoch beats that start on validation, it is kept.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Forecaster(SequenceEstimator):
         backbone_kwargs: dict[str, Any] | None = None,
         head_dim: int = 8,
         instance_norm: bool = True,
+        ridge_init: bool = True,
         validation_size: float = 0.2,
         max_epochs: int = 20,
         patience: int = 3,
@@ -93,6 +97,7 @@ class Forecaster(SequenceEstimator):
         self.backbone_kwargs = backbone_kwargs
         self.head_dim = head_dim
         self.instance_norm = instance_norm
+        self.ridge_init = ridge_init
         self.validation_size = validation_size
         self.max_epochs = max_epochs
         self.patience = patience
@@ -149,7 +154,8 @@ class Forecaster(SequenceEstimator):
         self.scalers_ = scalers
         with self._seeded() as generator:
             net = self._build_net()
-            self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator)
+            warm_start = net.init_skip_ridge if self.ridge_init and isinstance(net, ForecastNet) else None
+            self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator, warm_start)
         self.net_ = net.eval()
         self.contexts_ = {s.uid: _tail(s, self.lookback) for s in series}
         return self

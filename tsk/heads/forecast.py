@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -64,6 +66,57 @@ class ForecastNet(nn.Module):
         self.embed = nn.Linear(n_in, d_model)
         self.backbone = backbone
         self.head = ForecastHead(lookback, horizon, d_model, n_out, head_dim, dropout)
+
+    @torch.no_grad()
+    def init_skip_ridge(self, train: Iterable, validation: Iterable | None = None) -> float:
+        """Set the linear skip to the ridge regression that minimizes the training loss, with the
+        ridge strength that scores best on `validation` (batches of `(x, y)` windows).
+
+        The deep part starts at zero (`flatten_proj` is zero-initialized), so the network then
+        predicts exactly this closed-form linear forecast, the "linear floor" every deep model
+        must beat, and training starts from it instead of from noise. Rows are weighted by the
+        window scale so the squares are those of the training loss. Returns the chosen strength.
+        """
+        fit = self._skip_normal_equations(train)
+        if fit is None:
+            raise ValueError("No training windows to fit the linear skip on.")
+        gram, cross = fit["gram"], fit["cross"]
+        scale = gram.diagonal()[:-1].mean().clamp_min(1e-12)
+        strengths = [float(scale * r) for r in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype)
+        eye[-1, -1] = 0.0  # no penalty on the intercept
+        solutions = [torch.linalg.solve(gram + lam * eye, cross) for lam in strengths]
+        best = len(strengths) // 2
+        val = self._skip_normal_equations(validation) if validation is not None else None
+        if val is not None:
+            errors = [  # sum of squares |Y - X W|^2 from the normal equations
+                val["y_squared"] - 2 * (w * val["cross"]).sum() + (w * (val["gram"] @ w)).sum()
+                for w in solutions
+            ]
+            best = int(torch.stack(errors).argmin())
+        weight = solutions[best]  # [L + 1, H]: the last row is the intercept
+        self.head.skip.weight.copy_(weight[:-1].T)
+        self.head.skip.bias.copy_(weight[-1])
+        return strengths[best]
+
+    def _skip_normal_equations(self, batches: Iterable) -> dict[str, torch.Tensor] | None:
+        """X^T X, X^T Y, |Y|^2 over all (window, target channel) rows, in float64, where a row of
+        X is the normalized lookback with a 1 appended and Y the normalized future, both times
+        the window's scale (the training loss compares de-normalized values). None if empty."""
+        sums: dict[str, torch.Tensor] | None = None
+        for x, y in batches:
+            targets, future = x[..., : self.n_out].double(), y.double()  # [B, L, n], [B, H, n]
+            scale = torch.ones_like(targets[:, :1])
+            if self.norm is not None:
+                targets, mean, scale = self.norm(targets)
+                future = (future - mean) / scale
+            rows_x = torch.cat([targets, torch.ones_like(targets[:, :1])], 1) * scale
+            rows_x = rows_x.transpose(1, 2).reshape(-1, rows_x.shape[1])  # [B * n, L + 1]
+            rows_y = (future * scale).transpose(1, 2).reshape(-1, future.shape[1])  # [B * n, H]
+            batch = {"gram": rows_x.T @ rows_x, "cross": rows_x.T @ rows_y,
+                     "y_squared": rows_y.square().sum()}
+            sums = batch if sums is None else {k: sums[k] + v for k, v in batch.items()}
+        return sums
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:

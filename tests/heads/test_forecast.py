@@ -1,0 +1,89 @@
+"""The forecasting head's closed-form start: the linear skip solved as a ridge regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tsk.backbones import create
+from tsk.heads.forecast import ForecastNet
+
+LOOKBACK, HORIZON = 12, 5
+
+
+def make_net(instance_norm: bool, n_in: int = 2, n_out: int = 2) -> ForecastNet:
+    torch.manual_seed(0)
+    backbone = create("s4d", d_model=8, n_layers=1, dropout=0.0)
+    return ForecastNet(backbone, LOOKBACK, HORIZON, n_in, n_out, d_model=8, instance_norm=instance_norm)
+
+
+def make_batches(seed: int, n: int = 64, channels: int = 2) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Windows of noisy random walks with per-window level and scale, in batches of 16."""
+    gen = torch.Generator().manual_seed(seed)
+    walk = torch.randn(n, LOOKBACK + HORIZON, channels, generator=gen).cumsum(1)
+    walk = walk * (1 + 3 * torch.rand(n, 1, channels, generator=gen)) + 5 * torch.randn(n, 1, channels,
+                                                                                          generator=gen)
+    x, y = walk[:, :LOOKBACK], walk[:, LOOKBACK:]
+    return [(x[i : i + 16], y[i : i + 16]) for i in range(0, n, 16)]
+
+
+def weighted_rows(batches, instance_norm: bool, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """One row per (window, channel): ([x_n, 1] * std, y_n * std), x_n, y_n normalized by the
+    window's mean and std (RevIN) so the squares are those of the de-normalized forecast."""
+    x = np.concatenate([b[0].numpy() for b in batches]).astype(np.float64)
+    y = np.concatenate([b[1].numpy() for b in batches]).astype(np.float64)
+    rows_x, rows_y = [], []
+    for window, future in zip(x, y, strict=True):
+        for c in range(window.shape[1]):
+            series, target = window[:, c], future[:, c]
+            mean, std = (series.mean(), np.sqrt(series.var() + eps)) if instance_norm else (0.0, 1.0)
+            rows_x.append(np.append((series - mean) / std, 1.0) * std)
+            rows_y.append((target - mean) / std * std)
+    return np.array(rows_x), np.array(rows_y)
+
+
+def ridge_numpy(batches, strength: float, instance_norm: bool) -> np.ndarray:
+    """argmin_W |Y - X W|^2 + strength |W[:-1]|^2 (no penalty on the intercept row)."""
+    a, b = weighted_rows(batches, instance_norm)
+    penalty = strength * np.eye(a.shape[1])
+    penalty[-1, -1] = 0.0
+    return np.linalg.solve(a.T @ a + penalty, a.T @ b)
+
+
+@pytest.mark.parametrize("instance_norm", [True, False])
+def test_ridge_skip_is_the_weighted_ridge_solution(instance_norm):
+    net = make_net(instance_norm)
+    train = make_batches(0)
+    strength = net.init_skip_ridge(train)
+    expected = ridge_numpy(train, strength, instance_norm)
+    np.testing.assert_allclose(net.head.skip.weight.detach().numpy(), expected[:-1].T, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(net.head.skip.bias.detach().numpy(), expected[-1], rtol=1e-4, atol=1e-5)
+    # the deep part starts at zero: the network's forecast is the ridge forecast, de-normalized
+    x = train[0][0]
+    with torch.no_grad():
+        forecast = net(x)
+    window = x[0, :, 1].double().numpy()
+    mean, std = (window.mean(), np.sqrt(window.var() + 1e-5)) if instance_norm else (0.0, 1.0)
+    by_hand = (np.append((window - mean) / std, 1.0) @ expected) * std + mean
+    np.testing.assert_allclose(forecast[0, :, 1].numpy(), by_hand, rtol=1e-4, atol=1e-4)
+
+
+def test_ridge_strength_is_the_best_on_validation():
+    net = make_net(True)
+    train, validation = make_batches(0, n=32), make_batches(1)
+    chosen = net.init_skip_ridge(train, validation)
+    a, _ = weighted_rows(train, True)
+    scale = np.mean(np.sum(a[:, :-1] ** 2, axis=0))  # mean diagonal of X^T X without the intercept
+
+    def validation_sse(strength: float) -> float:  # through the network's own forward
+        weight = ridge_numpy(train, strength, True)
+        net.head.skip.weight.data = torch.tensor(weight[:-1].T, dtype=torch.float32)
+        net.head.skip.bias.data = torch.tensor(weight[-1], dtype=torch.float32)
+        with torch.no_grad():
+            return float(sum(((net(x) - y) ** 2).sum() for x, y in validation))
+
+    grid = [scale * r for r in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
+    errors = [validation_sse(strength) for strength in grid]
+    assert chosen == pytest.approx(grid[int(np.argmin(errors))], rel=1e-6)
+    assert len(set(np.round(errors, 6))) > 1  # the grid matters on this data
