@@ -27,7 +27,8 @@ RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
 COLUMNS = [
     "dataset", "horizon", "backbone", "lookback", "seed", "setting", "mse", "mae", "n_windows",
     "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs", "batch_size",
-    "learning_rate", "d_model", "n_layers", "machine", "cpus", "torch", "tsk", "date",
+    "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept", "machine", "cpus", "torch",
+    "tsk", "date",
 ]
 
 
@@ -41,8 +42,13 @@ def done_cells(path: Path) -> set[tuple[str, ...]]:
     if not path.is_file():
         return set()
     with path.open() as handle:
-        return {(r["dataset"], r["horizon"], r["backbone"], r["lookback"], r["seed"], r["setting"])
-                for r in csv.DictReader(handle)}
+        return {key(r) for r in csv.DictReader(handle)}
+
+
+def key(row: dict) -> tuple[str, ...]:
+    """A cell: rows recorded before the ridge start existed trained from random weights."""
+    return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
+            str(row.get("ridge_init") or False))
 
 
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
@@ -54,13 +60,13 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         backbone, horizon=horizon, lookback=args.lookback, d_model=args.d_model,
         n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=seed,
-        enable_progress_bar=args.progress,
+        ridge_init=not args.random_start, enable_progress_bar=args.progress,
     )
     model.fit(split.train(), val_df=split.validation(args.lookback))
     metrics = model.evaluate(split.test(args.lookback))
     summary = model.fit_summary_
     epochs = max(summary.epochs, 1)
-    backbone_config = model.net_.backbone.config
+    backbone_config = tsk.backbones.make_config(backbone, **model._backbone_config())
     return {
         "dataset": dataset, "horizon": horizon, "backbone": backbone, "lookback": args.lookback,
         "seed": seed, "setting": args.setting, "mse": f"{metrics['mse']:.4f}",
@@ -70,7 +76,8 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "seconds_per_epoch": f"{summary.train_seconds / epochs:.1f}",
         "max_epochs": args.max_epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
-        "n_layers": backbone_config.n_layers, "machine": machine(), "cpus": os.cpu_count(),
+        "n_layers": backbone_config.n_layers, "ridge_init": model.ridge_init,
+        "start_kept": summary.start_kept, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(),
     }
@@ -90,6 +97,8 @@ def main() -> int:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--random-start", action="store_true",
+                        help="train from random weights (no closed-form ridge start)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
@@ -101,10 +110,11 @@ def main() -> int:
         for horizon in args.horizons:
             for backbone in args.backbones:
                 for seed in args.seeds:
-                    key = (dataset, str(horizon), backbone, str(args.lookback), str(seed),
-                           args.setting)
-                    if key in done:
-                        print(f"skip {key}: already recorded", flush=True)
+                    cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
+                                "lookback": args.lookback, "seed": seed, "setting": args.setting,
+                                "ridge_init": not args.random_start})
+                    if cell in done:
+                        print(f"skip {cell}: already recorded", flush=True)
                         continue
                     row = run_cell(args, dataset, horizon, backbone, seed)
                     new = not args.out.is_file()

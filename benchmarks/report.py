@@ -40,19 +40,24 @@ PUBLISHED = {
 
 def render(results: pd.DataFrame) -> str:
     rows = [
-        "| data | H | backbone | lookback | tsk MSE / MAE | vs floor | epochs | s/epoch | "
+        "| data | H | backbone | lookback | start | tsk MSE / MAE | vs floor | epochs | s/epoch | "
         "PatchTST/64 | DLinear | linear floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    grouped = results[results.setting == "M"].groupby(["dataset", "horizon", "backbone", "lookback"])
-    for (data, horizon, backbone, lookback), cell in grouped:
+    results = results.assign(ridge_init=results.ridge_init.fillna(False).astype(bool),
+                             start_kept=results.start_kept.fillna(False).astype(bool))
+    grouped = results[results.setting == "M"].groupby(
+        ["dataset", "horizon", "backbone", "lookback", "ridge_init"])
+    for (data, horizon, backbone, lookback, ridge_init), cell in grouped:
+        # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
+        start = ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"
         mse, mae = cell.mse.mean(), cell.mae.mean()
         seeds = f" (±{cell.mse.std():.3f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         published = PUBLISHED.get((data, horizon), ("", "", ""))
         floor = float(published[2].split("/")[0]) if published[2] else float("nan")
         verdict = "beats" if mse < floor else "loses"
         rows.append(
-            f"| {data} | {horizon} | {backbone} | {lookback} | {mse:.3f} / {mae:.3f}{seeds} | "
+            f"| {data} | {horizon} | {backbone} | {lookback} | {start} | {mse:.3f} / {mae:.3f}{seeds} | "
             f"{verdict} ({mse - floor:+.3f}) | {cell.epochs.mean():.0f} | "
             f"{cell.seconds_per_epoch.mean():.0f} | {' | '.join(published)} |"
         )
@@ -69,7 +74,8 @@ def main() -> int:
         f"Produced by `benchmarks/accuracy.py` on {results.machine.iloc[-1]}, "
         f"{results.cpus.iloc[-1]} CPUs, torch {results.torch.iloc[-1]}, dates {results.date.min()} "
         f"to {results.date.max()}. MSE/MAE on standardized data. 'vs floor' compares MSE with the "
-        "closed-form ridge floor of ANCHORS.md (lookback 336)."
+        "closed-form ridge floor of ANCHORS.md (lookback 336). 'start': random weights, or the "
+        "closed-form ridge start of the forecasting head ('kept' when no epoch beat it)."
     )
     table = render(results)
     out = args.results.with_suffix(".md")

@@ -75,12 +75,14 @@ class TaskModule(L.LightningModule):
 
 @dataclass
 class FitSummary:
-    """What a fit did: epochs run, best validation loss, wall-clock seconds."""
+    """What a fit did: epochs run, best validation loss, wall-clock seconds, and whether the
+    starting weights (a closed-form warm start) beat every epoch and were kept."""
 
     epochs: int
     best_val_loss: float
     train_seconds: float
     global_rank: int = 0
+    start_kept: bool = False
 
 
 def fit_module(
@@ -136,7 +138,7 @@ def fit_module(
         finally:  # Lightning switches deterministic algorithms on globally: switch them back
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         seconds = time.perf_counter() - start
-        best = float("nan")
+        best, start_kept = float("nan"), False
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(state["state_dict"])
@@ -144,10 +146,10 @@ def fit_module(
         if initial is not None and not initial[0] > best:  # also when no epoch was scored (nan)
             logger.info("No epoch beat the starting weights on validation (%.4g): kept them.", initial[0])
             module.load_state_dict(initial[1])
-            best = float(initial[0])
+            best, start_kept = float(initial[0]), True
         trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
     module.cpu()
-    return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank)
+    return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank, start_kept)
 
 
 def predict_batches(net: nn.Module, loader: DataLoader, device: torch.device) -> torch.Tensor:
