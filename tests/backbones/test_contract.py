@@ -9,7 +9,7 @@ from tsk import backbones
 from tsk.backbones import create
 
 SMALL = {"d_model": 16, "n_layers": 2, "dropout": 0.0}
-CAUSAL = ["lstm", "mamba", "pgn", "s4", "s4d"]
+CAUSAL = ["lstm", "mamba", "pgn", "s4", "s4d", "spacetime"]
 
 
 @pytest.mark.parametrize("name", backbones.available())

@@ -13,6 +13,6 @@ from tsk.backbones.registry import (
 )
 
 # Importing a family's module registers its backbones.
-from tsk.backbones import lstm, mamba, pgn, s4  # noqa: E402,F401  isort: skip
+from tsk.backbones import lstm, mamba, pgn, s4, spacetime  # noqa: E402,F401  isort: skip
 
 __all__ = ["BackboneSpec", "available", "create", "get_spec", "make_config", "register_backbone"]

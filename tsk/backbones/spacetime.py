@@ -1,0 +1,400 @@
+"""SpaceTime (Zhang, Saab, Poli, Dao, Goel & Re, ICLR 2023, "Effectively Modeling Time Series
+with Simple Discrete State Spaces").
+
+A SpaceTime layer is a discrete SSM whose state matrix is a companion matrix, `A = S + a e_N^T`
+(the shift S with the characteristic-polynomial coefficients `a` as its last column): it can
+express AR(p) / ARIMA recurrences exactly, which diagonal continuous-time SSMs (S4, S4D) cannot.
+Each layer applies its kernel `K = (c^T b, c^T A b, ..., c^T A^(L-1) b)` as a long convolution
+(the kernel from the paper's O(N log N + L log L) algorithm, `tsk.kernels.companion_kernel`),
+adds a skip `D u`, then a pre-activation MLP with its own skip, and the layer's residual.
+
+The forecasting network (`SpaceTimeForecastNet`, registered as the backbone's `forecast_net`):
+fixed preprocessing SSMs (differencing and moving-average residual kernels) as the embedding ->
+the encoder (this backbone) -> one closed-loop companion SSM that generates its own future inputs
+(`u_{t+1} = k^T x_t`, i.e. the state follows `A + b k^T` past the lookback) to roll the whole
+horizon out -> a pre-activation MLP output layer. Training adds the paper's two lag losses (the
+decoder's one-step-ahead outputs over the lookback, and its next-input predictions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsk.backbones.registry import register_backbone
+from tsk.heads.forecast import InstanceNorm
+from tsk.kernels import companion_kernel, fftconv
+from tsk.kernels.companion_kernel.polynomial import series_inverse
+
+SSM_KINDS = ("companion", "shift")
+
+
+@dataclass
+class SpaceTimeConfig:
+    """Defaults follow the authors' ETT scripts: 128 channels, state size 64, one encoder layer
+    (plus the closed-loop decoder in the forecasting network), dropout 0.25, the first layer's
+    16 companion kernels shared by 8 channels each (the 8 preprocessed views of one input)."""
+
+    d_model: int = 128
+    n_layers: int = 1
+    d_state: int = 64
+    dropout: float = 0.25
+    n_heads: int = 8  # channels sharing one SSM kernel in the first layer (later layers: 1)
+    ssm: str = "companion"  # "shift": A = S fixed, b = e_1 (a learned FIR filter c)
+    norm_order: int = 1  # scale a (decoder: a, b, c, k) to unit l_p norm; 0 = off
+    kernel_init: str = "xavier"  # a, b, c (and k): "xavier" U(+-1/sqrt(N)) or "normal" N(0, 1)
+    diff_orders: int = 4  # preprocessing: differencing of orders 0 .. diff_orders - 1
+    ma_kernels: int = 4  # preprocessing: moving-average residuals per group of views
+    min_ma_window: int = 4
+    max_ma_window: int = 64  # windows drawn from [min, max), capped at the lookback
+    lag_loss_weight: float = 1.0  # weight of the two lag losses while training (paper: 1, 1)
+
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        """Default `tsk.tune` space (`lookback`, `learning_rate` are the estimator's)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        return {
+            "d_model": CategoricalDistribution([32, 64, 128, 256]),
+            "n_layers": IntDistribution(1, 3),
+            "d_state": CategoricalDistribution([16, 32, 64, 128]),
+            "dropout": FloatDistribution(0.0, 0.3),
+            "lookback": CategoricalDistribution([96, 192, 336, 720]),
+            "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        }
+
+
+def normalized(x: torch.Tensor, order: int) -> torch.Tensor:
+    """`x / ||x||_order` along the last dim (order 0: unchanged). With ||a||_1 <= 1 every root
+    of `x^N - sum a_i x^i` lies in the closed unit disk, so the companion SSM cannot blow up.
+    Rows with a norm near zero are left as they are (as the authors do)."""
+    if order <= 0:
+        return x
+    norm = torch.linalg.vector_norm(x, ord=order, dim=-1, keepdim=True)
+    return torch.where(norm > 1e-4, x / norm.clamp_min(1e-4), x)
+
+
+def initial_weights(shape: tuple[int, int], init: str) -> torch.Tensor:
+    """The authors' two SSM inits: "normal" N(0, 1), "xavier" U(-1/sqrt(N), 1/sqrt(N))."""
+    if init == "normal":
+        return torch.randn(shape)
+    if init == "xavier":
+        bound = 1 / math.sqrt(shape[-1])
+        return torch.empty(shape).uniform_(-bound, bound)
+    raise ValueError(f"kernel_init must be 'normal' or 'xavier', got {init!r}.")
+
+
+class CompanionSSM(nn.Module):
+    """H channels, `ceil(H / heads)` companion SSMs (channel h uses SSM `h // heads`), as a long
+    convolution plus the skip `D u`; `step()` runs the same SSM as a recurrence.
+
+    `a, b, c ~ N(0, 1)` as in the paper's code; only `a` is normalized (`norm_order`). With
+    `kind="shift"`, `a = 0` and `b = e_1` are fixed buffers: `y_t = sum_l c_l u_{t-l}`.
+    """
+
+    def __init__(self, d_model: int, d_state: int, heads: int = 1, kind: str = "companion",
+                 norm_order: int = 1, skip: bool = True, init: str = "normal") -> None:
+        super().__init__()
+        if kind not in SSM_KINDS:
+            raise ValueError(f"ssm must be one of {SSM_KINDS}, got {kind!r}.")
+        self.norm_order = norm_order if kind == "companion" else 0
+        n_kernels = -(-d_model // heads)
+        self.register_buffer("kernel_index", torch.arange(d_model) // heads, persistent=False)
+        shape = (n_kernels, d_state)
+        if kind == "companion":
+            self.a = nn.Parameter(initial_weights(shape, init))
+            self.b = nn.Parameter(initial_weights(shape, init))
+        else:
+            self.register_buffer("a", torch.zeros(shape))
+            self.register_buffer("b", F.one_hot(torch.zeros(n_kernels, dtype=torch.long),
+                                                d_state).float())
+        self.c = nn.Parameter(initial_weights(shape, init))
+        self.D = nn.Parameter(torch.randn(d_model)) if skip else None
+
+    def matrices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-kernel `(a, b, c)`, each `[n_kernels, N]`, with `a` normalized."""
+        return normalized(self.a, self.norm_order), self.b, self.c
+
+    def kernel(self, length: int) -> torch.Tensor:
+        """`K[H, L]`: each channel's `c^T A^l b` (shared within a head group)."""
+        return companion_kernel(*self.matrices(), length)[self.kernel_index]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """`u[B, L, H]` -> `[B, L, H]`."""
+        return fftconv(u.transpose(1, 2), self.kernel(u.shape[1]), self.D).transpose(1, 2)
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return self.c.new_zeros(batch, len(self.kernel_index), self.c.shape[-1])  # [B, H, N]
+
+    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`u[B, H]`, state `[B, H, N]` -> `(y[B, H], state)`: x <- A x + b u, y = c^T x + D u,
+        with `A x = (0, x_1, ..., x_{N-1}) + a x_N` (shift down, feed the last entry back)."""
+        a, b, c = (m[self.kernel_index] for m in self.matrices())  # [H, N]
+        shifted = F.pad(state[..., :-1], (1, 0))
+        state = shifted + a * state[..., -1:] + b * u.unsqueeze(-1)
+        y = (c * state).sum(-1)
+        return (y if self.D is None else y + self.D * u), state
+
+
+class PreActivationMLP(nn.Module):
+    """`GELU -> dropout -> Linear`, plus the input when `skip` (the paper's block MLP)."""
+
+    def __init__(self, d_in: int, d_out: int, dropout: float, skip: bool) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(d_in, d_out)
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(self.dropout(F.gelu(x)))
+        return y + x if self.skip else y
+
+
+class SpaceTimeLayer(nn.Module):
+    """`u + MLP(SSM(u))`, `MLP(y) = y + Linear(dropout(GELU(y)))`: no normalization layers."""
+
+    def __init__(self, config: SpaceTimeConfig, heads: int) -> None:
+        super().__init__()
+        self.ssm = CompanionSSM(config.d_model, config.d_state, heads, config.ssm,
+                                config.norm_order, init=config.kernel_init)
+        self.mlp = PreActivationMLP(config.d_model, config.d_model, config.dropout, skip=True)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u + self.mlp(self.ssm(u))
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        return self.ssm.initial_state(batch)
+
+    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, state = self.ssm.step(u, state)
+        return u + self.mlp(y), state
+
+
+def _validate(config: SpaceTimeConfig) -> None:
+    for name in ("d_model", "n_layers", "d_state", "n_heads"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {getattr(config, name)!r}.")
+    if config.ssm not in SSM_KINDS:
+        raise ValueError(f"ssm must be one of {SSM_KINDS}, got {config.ssm!r}.")
+    if config.diff_orders < 0 or config.ma_kernels < 0 or config.diff_orders + config.ma_kernels < 1:
+        raise ValueError(
+            "diff_orders and ma_kernels must be >= 0 and give at least one view (diff_orders=1, "
+            f"ma_kernels=0 is the plain repeat embedding); got {config.diff_orders}, "
+            f"{config.ma_kernels}."
+        )
+    if not 1 <= config.min_ma_window < config.max_ma_window:
+        raise ValueError(
+            f"need 1 <= min_ma_window < max_ma_window, got {config.min_ma_window}, "
+            f"{config.max_ma_window}."
+        )
+
+
+class PreprocessingEmbedding(nn.Module):
+    """The paper's repeat embedding followed by its preprocessing SSMs: every input channel is
+    copied across `d_model` channels and each copy convolved with a fixed, non-trainable kernel.
+
+    Views, in groups of `diff_orders + ma_kernels` channels per input: differencing of order
+    `0 .. diff_orders - 1` (kernel `(-1)^k C(order, k)`; order 0 is the identity) and
+    moving-average residuals `u_t - mean(u_{t-w+1 .. t})`, each with its own window w drawn
+    once from `[min_ma_window, max_ma_window)` (capped at the lookback) and stored. Channel h
+    reads input `h % n_in` through view `(h // n_in) % views` (the authors' layout: inputs
+    innermost, so every input is embedded whenever `d_model >= n_in`).
+    """
+
+    def __init__(self, n_in: int, lookback: int, config: SpaceTimeConfig) -> None:
+        super().__init__()
+        if config.d_model < n_in:
+            raise ValueError(
+                f"The repeat embedding needs d_model >= the number of inputs, got d_model="
+                f"{config.d_model} for {n_in} inputs; raise d_model."
+            )
+        views = config.diff_orders + config.ma_kernels
+        channel = torch.arange(config.d_model)
+        source, view = channel % n_in, (channel // n_in) % views
+        windows = torch.randint(config.min_ma_window, config.max_ma_window, (config.d_model,))
+        windows = windows.clamp(max=lookback)
+        taps = min(lookback, max(config.diff_orders, int(windows.max())))
+        kernels = torch.zeros(config.d_model, taps)
+        for h in range(config.d_model):
+            order = int(view[h])
+            if order < config.diff_orders:
+                for k in range(min(order + 1, taps)):
+                    kernels[h, k] = (-1) ** k * math.comb(order, k)
+            else:
+                kernels[h, 0] = 1.0
+                kernels[h, : int(windows[h])] -= 1.0 / float(windows[h])
+        self.register_buffer("source", source)  # [d_model]: the input each channel reads
+        self.register_buffer("windows", torch.where(view >= config.diff_orders, windows, 0))
+        self.register_buffer("kernels", kernels)  # [d_model, taps], fixed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, L, n_in]` -> `[B, L, d_model]`."""
+        copies = x[..., self.source].transpose(1, 2)  # [B, d_model, L]
+        taps = self.kernels[:, : copies.shape[-1]]
+        return fftconv(copies, taps).transpose(1, 2)
+
+
+class ClosedLoopSSM(nn.Module):
+    """The decoder's closed-loop companion SSM, one per channel: `x_t = A x_{t-1} + b u_t`,
+    `y_t = c^T x_t`, and a learned `k` predicting the next input, `u_{t+1} = k^T x_t`.
+
+    Past the lookback T the layer feeds itself: `x_{t+1} = (A + b k^T) x_t`. As convolutions:
+    with `K^k = (k^T A^l b)_l`, the future inputs obey `f_n = g_n + sum_{m<n} K^k_{n-1-m} f_m`
+    (g: the known inputs' contribution), i.e. `f = g / (1 - z K^k(z))`, a power-series division
+    (Newton, by FFT); the forecast is then the open-loop convolution `(c^T A^l b) * [u, f]` read
+    from T - 1 on. a, b, c, k ~ N(0, 1), each scaled to unit norm (`norm_order`) as in the paper.
+    """
+
+    def __init__(self, d_model: int, d_state: int, kind: str = "companion",
+                 norm_order: int = 1, init: str = "normal") -> None:
+        super().__init__()
+        self.open_loop = CompanionSSM(d_model, d_state, 1, kind, norm_order, skip=False, init=init)
+        self.k = nn.Parameter(initial_weights((d_model, d_state), init))
+        self.norm_order = norm_order
+
+    def matrices(self) -> tuple[torch.Tensor, ...]:
+        """`(a, b, c, k)`, each `[H, N]`, the trainable ones normalized."""
+        ssm, order = self.open_loop, self.norm_order
+        learned = isinstance(ssm.a, nn.Parameter)
+        a = normalized(ssm.a, order) if learned else ssm.a
+        b = normalized(ssm.b, order) if learned else ssm.b
+        return a, b, normalized(ssm.c, order), normalized(self.k, order)
+
+    def forward(self, u: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`u[B, T, H]` -> forecast `[B, horizon, H]` (closed loop), the open-loop outputs over
+        the lookback `[B, T, H]` (`y_t`, a prediction of step t + 1) and the predicted next
+        inputs `k^T x_t` `[B, T, H]`."""
+        length = u.shape[1]
+        total = length + horizon - 1
+        a, b, c, k = self.matrices()
+        kernels = companion_kernel(torch.cat([a, a]), torch.cat([b, b]), torch.cat([c, k]), total)
+        output_kernel, input_kernel = kernels.chunk(2)  # [H, total] each
+        signal = u.transpose(1, 2)  # [B, H, T]
+        # k^T x_t from the known inputs only (zeros after T): the next inputs up to T, and g after
+        predicted = fftconv(F.pad(signal, (0, horizon - 1)), input_kernel)  # [B, H, total]
+        extended = signal
+        if horizon > 1:
+            feedback = torch.cat([torch.ones_like(input_kernel[:, :1]),
+                                  -input_kernel[:, : horizon - 2]], dim=-1)  # 1 - z K^k(z)
+            future = fftconv(predicted[..., length - 1 : total - 1],
+                             series_inverse(feedback, horizon - 1))  # [B, H, horizon - 1]
+            extended = torch.cat([signal, future], dim=-1)  # [B, H, total]
+        outputs = fftconv(extended, output_kernel)  # [B, H, total]
+        return (outputs[..., length - 1 :].transpose(1, 2), outputs[..., :length].transpose(1, 2),
+                predicted[..., :length].transpose(1, 2))
+
+
+class _AddAuxiliaryLoss(torch.autograd.Function):
+    """Identity on `output`; backward gives the scalar `aux` a gradient of 1, as if it had been
+    added to the training loss (the loss function itself only sees the forecast)."""
+
+    @staticmethod
+    def forward(ctx: Any, output: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        ctx.aux_dtype = aux.dtype
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, torch.ones((), dtype=ctx.aux_dtype, device=grad.device)
+
+
+class SpaceTimeForecastNet(nn.Module):
+    """The paper's forecaster: `[B, lookback, n_in]` (targets first) -> `[B, horizon, n_out]`.
+
+    Optional RevIN (the paper subtracts each window's mean; RevIN also divides by its std) ->
+    preprocessing embedding -> encoder (the `spacetime` backbone) -> closed-loop decoder ->
+    output MLP. While training with gradients, the paper's lag losses are added through the
+    backward pass (weight `lag_loss_weight`): the open-loop outputs `y_t` against the next
+    inputs `x_{t+1}`, and the decoder's next-input predictions against its real next inputs,
+    both after a burn-in of `d_state - 1` steps. They are MSEs, like the forecast loss (the
+    paper uses RMSE for all three); a scaled loss (AMP, gradient accumulation) does not scale them.
+    """
+
+    def __init__(self, backbone: SpaceTime, lookback: int, horizon: int, n_in: int, n_out: int,
+                 instance_norm: bool = True) -> None:
+        super().__init__()
+        config = backbone.config
+        self.horizon, self.n_out = horizon, n_out
+        self.burn_in = config.d_state - 1
+        self.lag_loss_weight = config.lag_loss_weight
+        self.norm = InstanceNorm() if instance_norm else None
+        self.embed = PreprocessingEmbedding(n_in, lookback, config)
+        self.backbone = backbone
+        self.decoder = ClosedLoopSSM(config.d_model, config.d_state, config.ssm, config.norm_order,
+                                     config.kernel_init)
+        self.output = PreActivationMLP(config.d_model, n_out, config.dropout, skip=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = None
+        inputs = x
+        if self.norm is not None:
+            x, mean, std = self.norm(x)
+            stats = (mean[..., : self.n_out], std[..., : self.n_out])
+        features = self.backbone(self.embed(x))  # [B, T, d_model]
+        forecast, open_loop, next_inputs = self.decoder(features, self.horizon)
+        y = self._denormalize(self.output(forecast), stats)  # [B, horizon, n_out]
+        start = self.burn_in
+        if (self.training and torch.is_grad_enabled() and self.lag_loss_weight > 0
+                and start < x.shape[1] - 1):
+            lag_forecast = self._denormalize(self.output(open_loop[:, start:-1]), stats)
+            lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
+            lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])
+            y = _AddAuxiliaryLoss.apply(y, self.lag_loss_weight * lag_loss)
+        return y
+
+    @staticmethod
+    def _denormalize(y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        return y if stats is None else y * stats[1] + stats[0]
+
+
+def spacetime_forecast_net(backbone: nn.Module, *, lookback: int, horizon: int, n_in: int,
+                           n_out: int, instance_norm: bool = True) -> SpaceTimeForecastNet:
+    """`forecast_net` factory for the registry (the `Forecaster` calls it)."""
+    if not isinstance(backbone, SpaceTime):
+        raise TypeError(f"expected a SpaceTime backbone, got {type(backbone).__name__}.")
+    return SpaceTimeForecastNet(backbone, lookback, horizon, n_in, n_out, instance_norm)
+
+
+@register_backbone(
+    "spacetime", SpaceTimeConfig,
+    "companion-matrix SSM layers (AR-expressive), closed-loop decoder for long horizons",
+    paper="Zhang et al. 2023, Effectively Modeling Time Series with Simple Discrete State Spaces",
+    tags=("ssm", "forecasting"),
+    forecast_net=spacetime_forecast_net,
+)
+class SpaceTime(nn.Module):
+    """The encoder: `n_layers` SpaceTime layers; causal, and `step()` runs it as a recurrence.
+
+    The first layer shares each companion SSM among `n_heads` channels, later layers give every
+    channel its own (the authors' layout).
+    """
+
+    def __init__(self, config: SpaceTimeConfig) -> None:
+        super().__init__()
+        _validate(config)
+        self.config = config
+        self.layers = nn.ModuleList(
+            SpaceTimeLayer(config, config.n_heads if i == 0 else 1) for i in range(config.n_layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def initial_state(self, batch: int) -> list[torch.Tensor]:
+        return [layer.initial_state(batch) for layer in self.layers]
+
+    def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`x[B, d_model]`, one state `[B, d_model, d_state]` per layer -> `(y[B, d_model], state)`."""
+        new_state = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            x, layer_state = layer.step(x, layer_state)
+            new_state.append(layer_state)
+        return x, new_state
