@@ -17,8 +17,8 @@ from tsk.backbones.spacetime import (
     CompanionSSM,
     PreprocessingEmbedding,
     SpaceTimeConfig,
-    SpaceTimeForecastNet,
 )
+from tsk.heads.spacetime import SpaceTimeForecastNet
 from tsk.kernels.companion_kernel.reference import companion_matrix
 
 # AR(4) with roots 0.95 exp(+-i pi/6), 0.8, -0.6: a damped 12-step cycle, stationary

@@ -8,12 +8,12 @@ Each layer applies its kernel `K = (c^T b, c^T A b, ..., c^T A^(L-1) b)` as a lo
 (the kernel from the paper's O(N log N + L log L) algorithm, `tsk.kernels.companion_kernel`),
 adds a skip `D u`, then a pre-activation MLP with its own skip, and the layer's residual.
 
-The forecasting network (`SpaceTimeForecastNet`, registered as the backbone's `forecast_net`):
-fixed preprocessing SSMs (differencing and moving-average residual kernels) as the embedding ->
-the encoder (this backbone) -> one closed-loop companion SSM that generates its own future inputs
-(`u_{t+1} = k^T x_t`, i.e. the state follows `A + b k^T` past the lookback) to roll the whole
-horizon out -> a pre-activation MLP output layer. Training adds the paper's two lag losses (the
-decoder's one-step-ahead outputs over the lookback, and its next-input predictions).
+Also here, the paper's other SSMs: the shift SSM (`ssm="shift"`), the fixed preprocessing SSMs
+(differencing and moving-average residual kernels, `PreprocessingEmbedding`) and the closed-loop
+companion SSM that generates its own future inputs (`u_{t+1} = k^T x_t`, i.e. the state follows
+`A + b k^T` past the lookback) to roll a whole horizon out (`ClosedLoopSSM`). The forecasting
+network that assembles them around this backbone is `tsk.heads.spacetime.SpaceTimeForecastNet`,
+registered as the backbone's `forecast_net`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsk.backbones.registry import register_backbone
-from tsk.heads.forecast import InstanceNorm
 from tsk.kernels import companion_kernel, fftconv
 from tsk.kernels.companion_kernel.polynomial import series_inverse
 
@@ -80,7 +79,10 @@ def normalized(x: torch.Tensor, order: int) -> torch.Tensor:
 
 
 def initial_weights(shape: tuple[int, int], init: str) -> torch.Tensor:
-    """The authors' two SSM inits: "normal" N(0, 1), "xavier" U(-1/sqrt(N), 1/sqrt(N))."""
+    """The authors' two SSM inits: "normal" N(0, 1) (their configs' choice) and "xavier"
+    U(-1/sqrt(N), 1/sqrt(N)) (the default here: with N(0, 1) b and c every kernel tap is
+    O(sqrt(N)), so a layer amplifies its input ~100x at N = 64 and float32 FFT round-off grows
+    with it; it also fit AR(4) better in our tests)."""
     if init == "normal":
         return torch.randn(shape)
     if init == "xavier":
@@ -93,8 +95,9 @@ class CompanionSSM(nn.Module):
     """H channels, `ceil(H / heads)` companion SSMs (channel h uses SSM `h // heads`), as a long
     convolution plus the skip `D u`; `step()` runs the same SSM as a recurrence.
 
-    `a, b, c ~ N(0, 1)` as in the paper's code; only `a` is normalized (`norm_order`). With
-    `kind="shift"`, `a = 0` and `b = e_1` are fixed buffers: `y_t = sum_l c_l u_{t-l}`.
+    `a, b, c` start from `initial_weights(init)`, `D ~ N(0, 1)`; only `a` is normalized
+    (`norm_order`), as in the authors' code. With `kind="shift"`, `a = 0` and `b = e_1` are
+    fixed buffers: `y_t = sum_l c_l u_{t-l}`, a learned FIR filter.
     """
 
     def __init__(self, d_model: int, d_state: int, heads: int = 1, kind: str = "companion",
@@ -289,75 +292,12 @@ class ClosedLoopSSM(nn.Module):
                 predicted[..., :length].transpose(1, 2))
 
 
-class _AddAuxiliaryLoss(torch.autograd.Function):
-    """Identity on `output`; backward gives the scalar `aux` a gradient of 1, as if it had been
-    added to the training loss (the loss function itself only sees the forecast)."""
+def _spacetime_forecast_net(backbone: nn.Module, **shape: Any) -> nn.Module:
+    """`Forecaster`'s hook to the paper's forecasting network; imported when called because
+    `tsk.heads` imports the backbones, not the other way round."""
+    from tsk.heads.spacetime import spacetime_forecast_net
 
-    @staticmethod
-    def forward(ctx: Any, output: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        ctx.aux_dtype = aux.dtype
-        return output.view_as(output)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return grad, torch.ones((), dtype=ctx.aux_dtype, device=grad.device)
-
-
-class SpaceTimeForecastNet(nn.Module):
-    """The paper's forecaster: `[B, lookback, n_in]` (targets first) -> `[B, horizon, n_out]`.
-
-    Optional RevIN (the paper subtracts each window's mean; RevIN also divides by its std) ->
-    preprocessing embedding -> encoder (the `spacetime` backbone) -> closed-loop decoder ->
-    output MLP. While training with gradients, the paper's lag losses are added through the
-    backward pass (weight `lag_loss_weight`): the open-loop outputs `y_t` against the next
-    inputs `x_{t+1}`, and the decoder's next-input predictions against its real next inputs,
-    both after a burn-in of `d_state - 1` steps. They are MSEs, like the forecast loss (the
-    paper uses RMSE for all three); a scaled loss (AMP, gradient accumulation) does not scale them.
-    """
-
-    def __init__(self, backbone: SpaceTime, lookback: int, horizon: int, n_in: int, n_out: int,
-                 instance_norm: bool = True) -> None:
-        super().__init__()
-        config = backbone.config
-        self.horizon, self.n_out = horizon, n_out
-        self.burn_in = config.d_state - 1
-        self.lag_loss_weight = config.lag_loss_weight
-        self.norm = InstanceNorm() if instance_norm else None
-        self.embed = PreprocessingEmbedding(n_in, lookback, config)
-        self.backbone = backbone
-        self.decoder = ClosedLoopSSM(config.d_model, config.d_state, config.ssm, config.norm_order,
-                                     config.kernel_init)
-        self.output = PreActivationMLP(config.d_model, n_out, config.dropout, skip=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stats = None
-        inputs = x
-        if self.norm is not None:
-            x, mean, std = self.norm(x)
-            stats = (mean[..., : self.n_out], std[..., : self.n_out])
-        features = self.backbone(self.embed(x))  # [B, T, d_model]
-        forecast, open_loop, next_inputs = self.decoder(features, self.horizon)
-        y = self._denormalize(self.output(forecast), stats)  # [B, horizon, n_out]
-        start = self.burn_in
-        if (self.training and torch.is_grad_enabled() and self.lag_loss_weight > 0
-                and start < x.shape[1] - 1):
-            lag_forecast = self._denormalize(self.output(open_loop[:, start:-1]), stats)
-            lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
-            lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])
-            y = _AddAuxiliaryLoss.apply(y, self.lag_loss_weight * lag_loss)
-        return y
-
-    @staticmethod
-    def _denormalize(y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        return y if stats is None else y * stats[1] + stats[0]
-
-
-def spacetime_forecast_net(backbone: nn.Module, *, lookback: int, horizon: int, n_in: int,
-                           n_out: int, instance_norm: bool = True) -> SpaceTimeForecastNet:
-    """`forecast_net` factory for the registry (the `Forecaster` calls it)."""
-    if not isinstance(backbone, SpaceTime):
-        raise TypeError(f"expected a SpaceTime backbone, got {type(backbone).__name__}.")
-    return SpaceTimeForecastNet(backbone, lookback, horizon, n_in, n_out, instance_norm)
+    return spacetime_forecast_net(backbone, **shape)
 
 
 @register_backbone(
@@ -365,7 +305,7 @@ def spacetime_forecast_net(backbone: nn.Module, *, lookback: int, horizon: int, 
     "companion-matrix SSM layers (AR-expressive), closed-loop decoder for long horizons",
     paper="Zhang et al. 2023, Effectively Modeling Time Series with Simple Discrete State Spaces",
     tags=("ssm", "forecasting"),
-    forecast_net=spacetime_forecast_net,
+    forecast_net=_spacetime_forecast_net,
 )
 class SpaceTime(nn.Module):
     """The encoder: `n_layers` SpaceTime layers; causal, and `step()` runs it as a recurrence.

@@ -1,0 +1,90 @@
+"""SpaceTime's forecasting network (Zhang et al., ICLR 2023): preprocessing embedding ->
+encoder (the `spacetime` backbone) -> closed-loop decoder -> output MLP, trained with the paper's
+lag losses next to the forecast loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsk.backbones.spacetime import (
+    ClosedLoopSSM,
+    PreActivationMLP,
+    PreprocessingEmbedding,
+    SpaceTime,
+)
+from tsk.heads.forecast import InstanceNorm
+
+
+class _AddAuxiliaryLoss(torch.autograd.Function):
+    """Identity on `output`; backward gives the scalar `aux` a gradient of 1, as if it had been
+    added to the training loss (the loss function itself only sees the forecast)."""
+
+    @staticmethod
+    def forward(ctx: Any, output: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        ctx.aux_dtype = aux.dtype
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, torch.ones((), dtype=ctx.aux_dtype, device=grad.device)
+
+
+class SpaceTimeForecastNet(nn.Module):
+    """The paper's forecaster: `[B, lookback, n_in]` (targets first) -> `[B, horizon, n_out]`.
+
+    Optional RevIN (the paper subtracts each window's mean; RevIN also divides by its std) ->
+    preprocessing embedding -> encoder (the `spacetime` backbone) -> closed-loop decoder ->
+    output MLP. While training with gradients, the paper's lag losses are added through the
+    backward pass (weight `lag_loss_weight`): the open-loop outputs `y_t` against the next
+    inputs `x_{t+1}`, and the decoder's next-input predictions against its real next inputs,
+    both after a burn-in of `d_state - 1` steps. They are MSEs, like the forecast loss (the
+    paper uses RMSE for all three); a scaled loss (AMP, gradient accumulation) does not scale them.
+    """
+
+    def __init__(self, backbone: SpaceTime, lookback: int, horizon: int, n_in: int, n_out: int,
+                 instance_norm: bool = True) -> None:
+        super().__init__()
+        config = backbone.config
+        self.horizon, self.n_out = horizon, n_out
+        self.burn_in = config.d_state - 1
+        self.lag_loss_weight = config.lag_loss_weight
+        self.norm = InstanceNorm() if instance_norm else None
+        self.embed = PreprocessingEmbedding(n_in, lookback, config)
+        self.backbone = backbone
+        self.decoder = ClosedLoopSSM(config.d_model, config.d_state, config.ssm, config.norm_order,
+                                     config.kernel_init)
+        self.output = PreActivationMLP(config.d_model, n_out, config.dropout, skip=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = None
+        inputs = x
+        if self.norm is not None:
+            x, mean, std = self.norm(x)
+            stats = (mean[..., : self.n_out], std[..., : self.n_out])
+        features = self.backbone(self.embed(x))  # [B, T, d_model]
+        forecast, open_loop, next_inputs = self.decoder(features, self.horizon)
+        y = self._denormalize(self.output(forecast), stats)  # [B, horizon, n_out]
+        start = self.burn_in
+        if (self.training and torch.is_grad_enabled() and self.lag_loss_weight > 0
+                and start < x.shape[1] - 1):
+            lag_forecast = self._denormalize(self.output(open_loop[:, start:-1]), stats)
+            lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
+            lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])
+            y = _AddAuxiliaryLoss.apply(y, self.lag_loss_weight * lag_loss)
+        return y
+
+    @staticmethod
+    def _denormalize(y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        return y if stats is None else y * stats[1] + stats[0]
+
+
+def spacetime_forecast_net(backbone: nn.Module, *, lookback: int, horizon: int, n_in: int,
+                           n_out: int, instance_norm: bool = True) -> SpaceTimeForecastNet:
+    """`forecast_net` factory for the registry (the `Forecaster` calls it)."""
+    if not isinstance(backbone, SpaceTime):
+        raise TypeError(f"expected a SpaceTime backbone, got {type(backbone).__name__}.")
+    return SpaceTimeForecastNet(backbone, lookback, horizon, n_in, n_out, instance_norm)
