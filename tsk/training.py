@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 class TaskModule(L.LightningModule):
     """`net(x) -> prediction`, `loss(prediction, y)`; AdamW with per-parameter hints.
 
+    A net that sets `auxiliary_loss` (a scalar tensor, or None) in its training forward has it
+    added to the training loss (the logged `train_loss` is the task loss alone).
+
     A parameter with an `_optim` dict (e.g. `{"lr": 1e-3, "weight_decay": 0.0}`, as SSM
     parameters carry) gets its own optimizer group.
     """
@@ -45,7 +48,9 @@ class TaskModule(L.LightningModule):
         loss = self.loss(self.net(x), y)
         self.log(f"{name}_loss", loss, prog_bar=True, on_epoch=True, on_step=False,
                  batch_size=len(x), sync_dist=name == "val")
-        return loss
+        # a net may leave extra training terms of its paper (e.g. SpaceTime's lag losses) here
+        auxiliary = getattr(self.net, "auxiliary_loss", None) if name == "train" else None
+        return loss if auxiliary is None else loss + auxiliary
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

@@ -4,8 +4,6 @@ lag losses next to the forecast loss."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,30 +17,16 @@ from tsk.backbones.spacetime import (
 from tsk.heads.forecast import InstanceNorm
 
 
-class _AddAuxiliaryLoss(torch.autograd.Function):
-    """Identity on `output`; backward gives the scalar `aux` a gradient of 1, as if it had been
-    added to the training loss (the loss function itself only sees the forecast)."""
-
-    @staticmethod
-    def forward(ctx: Any, output: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        ctx.aux_dtype = aux.dtype
-        return output.view_as(output)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return grad, torch.ones((), dtype=ctx.aux_dtype, device=grad.device)
-
-
 class SpaceTimeForecastNet(nn.Module):
     """The paper's forecaster: `[B, lookback, n_in]` (targets first) -> `[B, horizon, n_out]`.
 
     Optional RevIN (the paper subtracts each window's mean; RevIN also divides by its std) ->
     preprocessing embedding -> encoder (the `spacetime` backbone) -> closed-loop decoder ->
-    output MLP. While training with gradients, the paper's lag losses are added through the
-    backward pass (weight `lag_loss_weight`): the open-loop outputs `y_t` against the next
-    inputs `x_{t+1}`, and the decoder's next-input predictions against its real next inputs,
-    both after a burn-in of `d_state - 1` steps. They are MSEs, like the forecast loss (the
-    paper uses RMSE for all three); a scaled loss (AMP, gradient accumulation) does not scale them.
+    output MLP. While training with gradients, the paper's lag losses are left in
+    `auxiliary_loss` (weight `lag_loss_weight`), which the training step adds to the forecast
+    loss: the open-loop outputs `y_t` against the next inputs `x_{t+1}`, and the decoder's
+    next-input predictions against its real next inputs, both after a burn-in of `d_state - 1`
+    steps. They are MSEs, like the forecast loss (the paper uses RMSE for all three).
     """
 
     def __init__(self, backbone: SpaceTime, lookback: int, horizon: int, n_in: int, n_out: int,
@@ -60,6 +44,7 @@ class SpaceTimeForecastNet(nn.Module):
         self.output = PreActivationMLP(config.d_model, n_out, config.dropout, skip=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.auxiliary_loss: torch.Tensor | None = None
         stats = None
         inputs = x
         if self.norm is not None:
@@ -74,7 +59,7 @@ class SpaceTimeForecastNet(nn.Module):
             lag_forecast = self._denormalize(self.output(open_loop[:, start:-1]), stats)
             lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
             lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])
-            y = _AddAuxiliaryLoss.apply(y, self.lag_loss_weight * lag_loss)
+            self.auxiliary_loss = self.lag_loss_weight * lag_loss
         return y
 
     @staticmethod
