@@ -277,6 +277,7 @@ def _forecast_net(lag_loss_weight: float) -> SpaceTimeForecastNet:
                                               instance_norm=True)
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step outside a Trainer
 def test_lag_losses_are_added_to_the_training_loss():
     """With the lag losses on, the forecast is unchanged and the training step's loss is
     forecast loss + weight * (one-step loss over the lookback + next-input loss)."""
