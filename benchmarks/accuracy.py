@@ -21,14 +21,15 @@ from pathlib import Path
 import torch
 
 import tsk
-from tsk.datasets import load_dataset
+from tsk.datasets import ETT_NAMES, load_dataset, load_ett
+from tsk.heads.forecast import ForecastNet
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
 COLUMNS = [
-    "dataset", "horizon", "backbone", "lookback", "seed", "setting", "mse", "mae", "n_windows",
-    "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs", "batch_size",
-    "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept", "machine", "cpus", "torch",
-    "tsk", "date",
+    "dataset", "horizon", "backbone", "lookback", "seed", "setting", "protocol", "mse", "mae",
+    "n_windows", "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs",
+    "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept", "machine",
+    "cpus", "torch", "tsk", "date",
 ]
 
 
@@ -48,12 +49,18 @@ def done_cells(path: Path) -> set[tuple[str, ...]]:
 def key(row: dict) -> tuple[str, ...]:
     """A cell: rows recorded before the ridge start existed trained from random weights."""
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
-            str(row.get("ridge_init") or False))
+            str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False))
+
+
+def uses_ridge_start(model: tsk.Forecaster) -> bool:
+    """The ridge start exists only for the generic head; papers' own networks train from random."""
+    return model.ridge_init and isinstance(model.net_, ForecastNet)
 
 
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
              seed: int) -> dict:
-    split = load_dataset(dataset, args.data_dir)
+    split = (load_ett(dataset, args.data_dir, protocol=args.protocol) if dataset in ETT_NAMES
+             else load_dataset(dataset, args.data_dir))
     if args.setting == "S":
         split = split.univariate("OT")
     model = tsk.Forecaster(
@@ -69,14 +76,15 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
     backbone_config = tsk.backbones.make_config(backbone, **model._backbone_config())
     return {
         "dataset": dataset, "horizon": horizon, "backbone": backbone, "lookback": args.lookback,
-        "seed": seed, "setting": args.setting, "mse": f"{metrics['mse']:.4f}",
+        "seed": seed, "setting": args.setting, "protocol": args.protocol,
+        "mse": f"{metrics['mse']:.4f}",
         "mae": f"{metrics['mae']:.4f}", "n_windows": metrics["n_windows"],
         "params": sum(p.numel() for p in model.net_.parameters()), "epochs": summary.epochs,
         "train_seconds": f"{summary.train_seconds:.1f}",
         "seconds_per_epoch": f"{summary.train_seconds / epochs:.1f}",
         "max_epochs": args.max_epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
-        "n_layers": backbone_config.n_layers, "ridge_init": model.ridge_init,
+        "n_layers": backbone_config.n_layers, "ridge_init": uses_ridge_start(model),
         "start_kept": summary.start_kept, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(),
@@ -91,6 +99,8 @@ def main() -> int:
     parser.add_argument("--lookback", type=int, default=336)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--setting", choices=["M", "S"], default="M")
+    parser.add_argument("--protocol", choices=["tslib", "ratio"], default="tslib",
+                        help="ETT borders: TSLib's 12/4/4 months, or 60/20/20 of the file (TPGN's)")
     parser.add_argument("--d-model", type=int, default=None)
     parser.add_argument("--n-layers", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=10)
@@ -112,7 +122,7 @@ def main() -> int:
                 for seed in args.seeds:
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
-                                "ridge_init": not args.random_start})
+                                "protocol": args.protocol, "ridge_init": not args.random_start})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue
