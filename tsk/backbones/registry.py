@@ -53,8 +53,9 @@ def register_backbone(
     """Class decorator that registers a backbone under `name` with its config dataclass.
 
     `forecast_net`, when the paper forecasts with its own output layout, builds that network:
-    `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=, instance_norm=)` -> a module
-    mapping `[B, lookback, n_in]` to `[B, horizon, n_out]` (the `ForecastNet` contract).
+    `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=[, instance_norm=])` -> a module
+    mapping `[B, lookback, n_in]` to `[B, horizon, n_out]` (the `ForecastNet` contract);
+    `instance_norm` is passed only when the user chose it, else the factory's default holds.
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for backbone {name!r} must be a dataclass")

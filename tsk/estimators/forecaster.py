@@ -51,6 +51,8 @@ class Forecaster(SequenceEstimator):
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
     `exogenous` names columns used as past covariates (inputs, not forecast).
+    `instance_norm` (RevIN) is on by default, except where a paper's own network says otherwise
+    (`None` lets it decide: TPGN's does not normalize windows).
     `ridge_init` (generic head only) starts from the closed-form ridge forecast: the head's linear
     skip is solved on the training windows (strength picked on validation) and the deep part,
     zero at first, learns the rest; if no epoch beats that start on validation, it is kept.
@@ -70,7 +72,7 @@ class Forecaster(SequenceEstimator):
         dropout: float | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
         head_dim: int = 8,
-        instance_norm: bool = True,
+        instance_norm: bool | None = None,
         ridge_init: bool = True,
         validation_size: float = 0.2,
         max_epochs: int = 20,
@@ -190,18 +192,20 @@ class Forecaster(SequenceEstimator):
         if self.tokens == "variates":
             return VariateForecastNet(
                 backbone, self.lookback, self.horizon, self.n_outputs_, backbone.config.d_model,
-                dropout=backbone.config.dropout, instance_norm=self.instance_norm,
+                dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
             )
         forecast_net = backbones.get_spec(self.backbone).forecast_net
         if forecast_net is not None:
+            # instance_norm=None: the paper's network decides (e.g. TPGN does not normalize)
+            norm = {} if self.instance_norm is None else {"instance_norm": self.instance_norm}
             return forecast_net(
                 backbone, lookback=self.lookback, horizon=self.horizon, n_in=self.n_inputs_,
-                n_out=self.n_outputs_, instance_norm=self.instance_norm,
+                n_out=self.n_outputs_, **norm,
             )
         return ForecastNet(
             backbone, self.lookback, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
-            dropout=backbone.config.dropout, instance_norm=self.instance_norm,
+            dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
         )
 
     # ---- predict --------------------------------------------------------------------------

@@ -64,10 +64,13 @@ class TPGNForecastNet(nn.Module):
 
 
 def tpgn_forecast_net(
-    backbone: nn.Module, *, lookback: int, horizon: int, n_in: int, n_out: int, instance_norm: bool = True,
+    backbone: nn.Module, *, lookback: int, horizon: int, n_in: int, n_out: int, instance_norm: bool = False,
 ) -> TPGNForecastNet:
     """The `forecast_net` factory of backbone "tpgn": the paper's network built from the
-    backbone's config (the backbone module itself, sized for `[B, L, d_model]` input, is unused)."""
+    backbone's config (the backbone module itself, sized for `[B, L, d_model]` input, is unused).
+
+    No window normalization by default, as the paper: with RevIN, ETTh1 univariate (its protocol,
+    lookback 168) scored MSE 0.182 at horizon 720 against 0.117 without (paper: 0.135)."""
     if not isinstance(backbone, TPGN):
         raise TypeError(f"tpgn_forecast_net needs a TPGN backbone, got {type(backbone).__name__}.")
     return TPGNForecastNet(backbone.config, lookback, horizon, n_in, n_out, instance_norm)
