@@ -24,13 +24,13 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import optuna
 import torch
+from accuracy import machine  # benchmarks/ is on sys.path when run as a script
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 import tsk
@@ -45,12 +45,6 @@ COLUMNS = [
     "n_complete", "n_pruned", "n_failed", "best_params", "tuning_seconds", "total_seconds",
     "machine", "cpus", "torch", "optuna", "tsk", "date",
 ]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.system()} {cpu}, {gpu}"
 
 
 def search_space(name: str, backbone: str) -> dict:
