@@ -51,29 +51,39 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 # ----------------------------------------------------------------------------- inputs per op
-def make_case(op: str, length: int, device: str = "cpu", seed: int = 0) -> dict:
-    """Inputs (leaf tensors needing grad), a call `fn(backend)` and the size description."""
-    gen = torch.Generator().manual_seed(seed)
+def make_case(op: str, length: int, device: str = "cpu", seed: int = 0,
+              dtype: torch.dtype = torch.float32, dims: dict | None = None) -> dict:
+    """Inputs (leaf tensors needing grad), a call `fn(backend)` and the size description.
 
-    def leaf(t: torch.Tensor) -> torch.Tensor:
-        return t.to(device).requires_grad_()
+    `dtype` is the activations' dtype (parameters such as A and D stay float32, as in models);
+    `dims` overrides the op's default sizes (selective_scan: B, D, N).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    elt = torch.finfo(dtype).bits // 8
+
+    def leaf(t: torch.Tensor, cast: bool = True) -> torch.Tensor:
+        cast = cast and not t.is_complex()
+        return t.to(device, dtype if cast else t.dtype).requires_grad_()
 
     if op == "selective_scan":
-        batch, channels, state = 4, 256, 16
+        dims = dims or {}
+        batch, channels, state = dims.get("B", 4), dims.get("D", 256), dims.get("N", 16)
         u = leaf(torch.randn(batch, channels, length, generator=gen))
         delta = leaf(torch.randn(batch, channels, length, generator=gen) * 0.5 - 2)
-        A = leaf(-torch.exp(torch.randn(channels, state, generator=gen) * 0.5))
+        A = leaf(-torch.exp(torch.randn(channels, state, generator=gen) * 0.5), cast=False)
         B = leaf(torch.randn(batch, state, length, generator=gen))
         C = leaf(torch.randn(batch, state, length, generator=gen))
-        D = leaf(torch.randn(channels, generator=gen))
+        D = leaf(torch.randn(channels, generator=gen), cast=False)
         inputs = [u, delta, A, B, C, D]
 
         def fn(backend):
+            if backend == "mamba_ssm":
+                return mamba_selective_scan(u, delta, A, B, C, D)
             return selective_scan(u, delta, A, B, C, D, delta_softplus=True, backend=backend)
 
         size = dict(B=batch, D=channels, N=state)
-        # bytes: read u, delta, B, C, write y (forward, float32); flops ~ 9 per state element
-        bytes_min = 4 * (3 * batch * channels * length + 2 * batch * state * length)
+        # bytes: read u, delta, B, C, write y (forward); flops ~ 9 per state element
+        bytes_min = elt * (3 * batch * channels * length + 2 * batch * state * length)
         flops = 9 * batch * channels * state * length
     elif op == "linear_scan":
         batch, width = 4, 256
@@ -308,6 +318,45 @@ def memory_section(args) -> list[dict]:
 # ----------------------------------------------------------------------------- GPU section
 SPEC_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}  # bytes/s (SXM parts)
 SPEC_FP32 = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}  # non-tensor-core FP32 flop/s
+# the issue's reference size for selective_scan (a Mamba-1.4B-like layer), both dtypes
+GPU_SCAN_CASES = [dict(L=4096, dtype=torch.bfloat16), dict(L=4096, dtype=torch.float32),
+                  dict(L=1024, dtype=torch.bfloat16), dict(L=16384, dtype=torch.bfloat16)]
+GPU_SCAN_DIMS = dict(B=8, D=1536, N=16)
+
+
+class _MambaScan(torch.autograd.Function):
+    """`mamba_ssm`'s CUDA selective scan (its `selective_scan_cuda` extension), the yardstick."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D):  # noqa: N803
+        import selective_scan_cuda  # noqa: PLC0415
+
+        out, x, *_ = selective_scan_cuda.fwd(u, delta, A, B[:, None], C[:, None], D, None, None,
+                                             True)
+        ctx.save_for_backward(u, delta, A, B, C, D, x)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        import selective_scan_cuda  # noqa: PLC0415
+
+        u, delta, A, B, C, D, x = ctx.saved_tensors  # noqa: N806
+        du, ddelta, dA, dB, dC, dD, *_ = selective_scan_cuda.bwd(  # noqa: N806
+            u, delta, A, B[:, None], C[:, None], D, None, None, grad.contiguous(), x, None, None,
+            True, False)
+        return du, ddelta, dA, dB[:, 0], dC[:, 0], dD
+
+
+def mamba_selective_scan(u, delta, A, B, C, D):  # noqa: N803
+    return _MambaScan.apply(u, delta, A, B, C, D)
+
+
+def _mamba_available() -> bool:
+    try:
+        import selective_scan_cuda  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
 
 
 def _cuda_time(fn: Callable[[], object], repeats: int = 20) -> float:
@@ -331,7 +380,34 @@ def _copy_bandwidth() -> float:
     return 2 * src.numel() / seconds
 
 
+def _gpu_row(op: str, case: dict, variant: str, call, bandwidths: dict, spec_flops) -> dict:
+    """Forward time (no autograd), forward+backward time and peak extra memory of one variant."""
+    with torch.no_grad():
+        fwd = _cuda_time(call)
+    weight = _loss_weight(call())
+
+    def fwd_bwd():
+        torch.autograd.grad(_loss(call(), weight), case["inputs"])
+
+    total = _cuda_time(fwd_bwd, 10)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fwd_bwd()
+    torch.cuda.synchronize()
+    peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+    row = dict(op=op, variant=variant, fwd_s=round(fwd, 7), fwd_bwd_s=round(total, 7),
+               peak_extra_mib=round(peak, 1))
+    for label, bw in bandwidths.items():
+        bound = case["bytes_min"] / bw
+        if spec_flops is not None:
+            bound = max(bound, case["flops"] / spec_flops)
+        row[f"fwd_roofline_fraction_{label}_bw"] = round(bound / fwd, 3)
+    return row
+
+
 def gpu_section(args) -> list[dict]:
+    """Triton vs the torch path (vs torch.compile of it, vs mamba_ssm's CUDA kernel when built)."""
     if not torch.cuda.is_available():
         print("GPU section skipped: CUDA is not available on this machine "
               "(Triton timings and roofline fractions need a GPU).")
@@ -339,31 +415,40 @@ def gpu_section(args) -> list[dict]:
     name = torch.cuda.get_device_name()
     spec_bw = next((v for k, v in SPEC_BANDWIDTH.items() if k in name), None)
     spec_flops = next((v for k, v in SPEC_FP32.items() if k in name), None)
-    copy_bw = _copy_bandwidth()
+    bandwidths = {"copy": _copy_bandwidth()}
+    if spec_bw is not None:
+        bandwidths["spec"] = spec_bw
+    print(f"GPU {name}: measured copy bandwidth {bandwidths['copy'] / 1e12:.2f} TB/s")
     rows = []
     for op in args.ops:
-        for length in ([1024, 4096] if not args.quick else [256]):
-            case = make_case(op, length, device="cuda")
-            variants = {"triton": lambda c=case: c["fn"]("triton"),
-                        "torch": lambda c=case: c["fn"]("torch")}
-            if op != "selective_scan":  # its torch path is an L-step Python loop: not compiled
+        if op == "selective_scan":
+            settings = [(c["L"], c["dtype"], GPU_SCAN_DIMS) for c in GPU_SCAN_CASES]
+        else:
+            settings = [(length, torch.float32, None) for length in (1024, 4096)]
+        if args.quick:
+            settings = [(256, torch.float32, None)]
+        for length, dtype, dims in settings:
+            case = make_case(op, length, device="cuda", dtype=dtype, dims=dims)
+            variants = {"triton": lambda c=case: c["fn"]("triton")}
+            if length <= 4096:  # the torch paths' L-step loops make longer runs slow to time
+                variants["torch"] = lambda c=case: c["fn"]("torch")
+            if op == "selective_scan" and _mamba_available():
+                variants["mamba_ssm"] = lambda c=case: c["fn"]("mamba_ssm")
+            if op not in ("selective_scan", "linear_scan"):  # scans: Python loops over steps
                 variants["torch.compile"] = torch.compile(lambda c=case: c["fn"]("torch"))
             for variant, call in variants.items():
                 try:
-                    with torch.no_grad():
-                        t = _cuda_time(call)
+                    row = _gpu_row(op, case, variant, call, bandwidths, spec_flops)
                 except Exception as err:  # noqa: BLE001 (report and go on)
                     print(f"  {op} L={length} {variant} failed: {err}")
                     continue
-                row = dict(op=op, L=length, device=name, variant=variant, fwd_s=t)
-                for label, bw in (("spec", spec_bw), ("copy", copy_bw)):
-                    if bw is not None:
-                        bound = case["bytes_min"] / bw
-                        if spec_flops is not None:
-                            bound = max(bound, case["flops"] / spec_flops)
-                        row[f"roofline_fraction_{label}_bw"] = round(bound / t, 3)
+                row = dict(L=length, dtype=str(dtype).removeprefix("torch."),
+                           size=" ".join(f"{k}={v}" for k, v in case["size"].items()),
+                           device=name, **row)
                 print(json.dumps(row))
                 rows.append(row)
+            del case
+            torch.cuda.empty_cache()
     return rows
 
 
@@ -377,7 +462,7 @@ def write_results(env: dict, cpu_rows: list[dict], mem_rows: list[dict], gpu_row
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
-    path = RESULTS / f"kernels_cpu{suffix}.csv"
+    path = RESULTS / f"kernels{suffix}.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -403,7 +488,7 @@ def markdown_summary(env: dict, cpu_rows: list[dict], mem_rows: list[dict],
         "",
         f"Generated by `benchmarks/kernels.py` on {env['date']}: {env['machine']}, "
         f"{env['cpu_count']} CPUs, {env['threads']} torch thread(s), torch {env['torch']}, "
-        f"triton {env['triton']}. Raw numbers: `kernels_cpu*.csv`.",
+        f"triton {env['triton']}. Raw numbers: `kernels*.csv`.",
         "",
         "## CPU time: fast torch path vs the reference loop",
         "",
@@ -441,7 +526,18 @@ def markdown_summary(env: dict, cpu_rows: list[dict], mem_rows: list[dict],
         "",
     ]
     if gpu_rows:
-        parts.append(_table(gpu_rows, list(gpu_rows[0])))
+        parts += [
+            "CUDA-event times (mean of repeated calls after warm-up): `fwd_s` without autograd, "
+            "`fwd_bwd_s` forward plus `torch.autograd.grad` of every input; `peak_extra_mib`: "
+            "peak CUDA allocation of one forward+backward above what was allocated before. "
+            "Roofline fraction of the forward = max(bytes_min / bandwidth, flops / peak FP32) / "
+            "fwd_s, bytes_min = the inputs read once and the output written once (selective_scan:"
+            " u, delta, B, C, y), against the spec bandwidth and a measured device copy. "
+            "`mamba_ssm`: the authors' CUDA kernel (`selective_scan_cuda`, built from the "
+            "mamba-ssm sdist on the benchmark machine) when it is importable.",
+            "",
+            _table(gpu_rows, list(dict.fromkeys(k for r in gpu_rows for k in r))),
+        ]
     else:
         parts.append("Not run: no CUDA device on the benchmark machine (the section runs "
                      "Triton vs torch vs torch.compile and roofline fractions when one is).")
@@ -463,14 +559,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="also measure the references' peak memory up to this length")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory section")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="only the GPU section (skip the CPU timings and peak memory)")
     parser.add_argument("--suffix", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     env = environment(args.threads)
     print(json.dumps(env))
     # memory first: its children are forked before this process runs any parallel torch region
-    mem_rows = [] if args.no_memory else memory_section(args)
-    cpu_rows = cpu_section(args)
+    mem_rows = [] if args.no_memory or args.gpu_only else memory_section(args)
+    cpu_rows = [] if args.gpu_only else cpu_section(args)
     gpu_rows = gpu_section(args)
     write_results(env, cpu_rows, mem_rows, gpu_rows, args.suffix)
 

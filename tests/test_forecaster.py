@@ -75,6 +75,22 @@ def test_learns_a_seasonal_signal():
     assert model.score(df) == pytest.approx(-metrics["mse"])
 
 
+def test_evaluate_on_another_models_scale(long_df):
+    """metric_scalers standardizes the errors with given statistics: own scalers change nothing,
+    a scaler with twice the spread divides the MSE by 4 and the MAE by 2."""
+    from tsk.datasets.scaling import StandardScaler
+
+    model = tsk.Forecaster("s4d", **TINY).fit(long_df)
+    own = model.evaluate(long_df)
+    assert model.evaluate(long_df, metric_scalers=model.scalers_)["mse"] == pytest.approx(own["mse"])
+    wider = {uid: StandardScaler(mean=sc.mean + 1.0, scale=sc.scale * 2)
+             for uid, sc in model.scalers_.items()}
+    other = model.evaluate(long_df, metric_scalers=wider)
+    assert other["mse"] == pytest.approx(own["mse"] / 4, rel=1e-5)
+    assert other["mae"] == pytest.approx(own["mae"] / 2, rel=1e-5)
+    assert other["smape"] == pytest.approx(own["smape"])  # original-scale metrics are unchanged
+
+
 def test_reproducible_with_random_state(long_df):
     first = tsk.Forecaster("s4d", **TINY).fit(long_df).predict()
     state = torch.random.get_rng_state()

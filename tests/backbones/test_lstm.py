@@ -19,7 +19,7 @@ SMALL = {"d_model": 12, "n_layers": 2, "dropout": 0.0}
 def _loss_and_grads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
     x = x.clone().requires_grad_()
     y = model(x)
-    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y)
     grads = torch.autograd.grad((y * weights).sum(), [x, *model.parameters()])
     return y, list(grads)
 

@@ -8,7 +8,7 @@ import torch
 
 
 def _rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    actual, expected = actual.detach(), expected.detach()
+    actual, expected = actual.detach().to(expected.device), expected.detach()
     if actual.is_complex() or expected.is_complex():
         actual, expected = actual.to(torch.complex128), expected.to(torch.complex128)
     else:

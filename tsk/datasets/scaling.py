@@ -24,8 +24,10 @@ class StandardScaler:
         scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
         return cls(mean.astype(np.float64), scale.astype(np.float64))
 
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((np.asarray(values, dtype=np.float64) - self.mean) / self.scale).astype(np.float32)
+    def transform(self, values: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
+        """Standardize `values[..., C']` whose channels are `channels` of the fitted ones."""
+        values = np.asarray(values, dtype=np.float64)
+        return ((values - self.mean[channels]) / self.scale[channels]).astype(np.float32)
 
     def inverse_transform(self, values: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
         """Undo the scaling of `values[..., C']` whose channels are `channels` of the fitted ones."""

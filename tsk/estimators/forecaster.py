@@ -245,11 +245,15 @@ class Forecaster(SequenceEstimator):
         return StandardScaler.fit(series.values)
 
     # ---- evaluate -------------------------------------------------------------------------
-    def evaluate(self, df: Any) -> dict[str, float]:
+    def evaluate(self, df: Any, *, metric_scalers: dict[str, StandardScaler] | None = None
+                 ) -> dict[str, float]:
         """Score every stride-1 window of `df` (the first `lookback` rows are context).
 
         `mse`/`mae` are on standardized data (the TSLib benchmark metrics, averaged over
         windows x horizon x channels); `mase`/`smape` are GluonTS's, in the original scale.
+        `metric_scalers` (uid -> scaler, e.g. another model's `scalers_`) standardizes the
+        errors with other statistics than this model's own: a model refit on train + validation
+        is then scored on the training split's scale, as the TSLib protocol does.
         """
         self._check_fitted()
         series = to_series(_as_frame(df), self.schema_, min_length=self.lookback + self.horizon)
@@ -269,10 +273,14 @@ class Forecaster(SequenceEstimator):
             offsets = np.arange(self.horizon)
             truth = scaled[starts[:, None] + self.lookback + offsets, :n_targets]
             history = s.values[starts[:, None] + np.arange(self.lookback), :n_targets]
-            totals["mse"].append(mse(truth, pred))
-            totals["mae"].append(mae(truth, pred))
             original = scaler.inverse_transform(pred, slice(0, n_targets))
             truth_original = scaler.inverse_transform(truth, slice(0, n_targets))
+            if metric_scalers is not None:
+                other = metric_scalers[s.uid]
+                truth = other.transform(truth_original, slice(0, n_targets))
+                pred = other.transform(original, slice(0, n_targets))
+            totals["mse"].append(mse(truth, pred))
+            totals["mae"].append(mae(truth, pred))
             for key, value in gluonts_scores(history, truth_original, original, s.freq).items():
                 totals[key].append(value)
             weights.append(n_windows)
