@@ -447,6 +447,12 @@ def gpu_section(args) -> list[dict]:
                            device=name, **row)
                 print(json.dumps(row))
                 rows.append(row)
+            if op == "selective_scan":  # what autotuning picked, for the log
+                from tsk.kernels.selective_scan import triton as scan_kernels  # noqa: PLC0415
+
+                print("  autotuned:", *(getattr(k, "best_config", None) for k in (
+                    scan_kernels._selective_scan_fwd_kernel,
+                    scan_kernels._selective_scan_bwd_kernel)))
             del case
             torch.cuda.empty_cache()
     return rows

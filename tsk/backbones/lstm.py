@@ -7,7 +7,7 @@ d_model <= 64, the widest recurrent block the kernel keeps on-chip; cuDNN otherw
 heads > 1 splits the hidden state into heads whose recurrent matrices are blocks of a
 block-diagonal R (FlashRNN's head-wise LSTM): the input projection stays dense, and the
 recurrence runs through `lstm_scan` on every device (torch path on CPU, Triton on CUDA).
-Honest note: the CUDA paths were tested only through the Triton interpreter on a CPU.
+The CUDA paths were tested on an H100 (forward, gradients, step) and in the Triton interpreter.
 """
 
 from __future__ import annotations
