@@ -23,8 +23,9 @@ import torch.nn.functional as F
 
 from tsk.kernels._dispatch import compute_dtype
 
-# chunk length: T * B * D * N floats per buffer, aiming at ~1-2 MiB so chunks stay in cache
-_TARGET_CHUNK_ELEMENTS = 1 << 19
+# chunk length: T * B * D * N floats per buffer, ~4 MiB (timed best among 0.25-16 MiB on a
+# 2-core EPYC at B=4, D=256, N=16: fewer per-chunk ops outweigh the cache misses)
+_TARGET_CHUNK_ELEMENTS = 1 << 20
 _LOG2E = 1.4426950408889634
 
 
