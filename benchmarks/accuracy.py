@@ -28,7 +28,8 @@ RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
 COLUMNS = [
     "dataset", "horizon", "backbone", "lookback", "seed", "setting", "protocol", "mse", "mae",
     "n_windows", "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs",
-    "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept", "machine",
+    "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept",
+    "instance_norm", "machine",
     "cpus", "torch", "tsk", "date",
 ]
 
@@ -49,7 +50,8 @@ def done_cells(path: Path) -> set[tuple[str, ...]]:
 def key(row: dict) -> tuple[str, ...]:
     """A cell: rows recorded before the ridge start existed trained from random weights."""
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
-            str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False))
+            str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
+            str(row.get("instance_norm") or "default"))
 
 
 def uses_ridge_start(model: tsk.Forecaster) -> bool:
@@ -68,6 +70,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=seed,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
+        instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
     )
     model.fit(split.train(), val_df=split.validation(args.lookback))
     metrics = model.evaluate(split.test(args.lookback))
@@ -85,7 +88,8 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "max_epochs": args.max_epochs, "batch_size": args.batch_size,
         "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
         "n_layers": backbone_config.n_layers, "ridge_init": uses_ridge_start(model),
-        "start_kept": summary.start_kept, "machine": machine(), "cpus": os.cpu_count(),
+        "start_kept": summary.start_kept, "instance_norm": args.instance_norm,
+        "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(),
     }
@@ -109,6 +113,9 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--random-start", action="store_true",
                         help="train from random weights (no closed-form ridge start)")
+    parser.add_argument("--instance-norm", choices=["default", "on", "off"], default="default",
+                        help="RevIN on the windows: the network's default (generic head: on; "
+                             "a paper's own network: as its paper), or forced on / off")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
@@ -122,7 +129,8 @@ def main() -> int:
                 for seed in args.seeds:
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
-                                "protocol": args.protocol, "ridge_init": not args.random_start})
+                                "protocol": args.protocol, "ridge_init": not args.random_start,
+                                "instance_norm": args.instance_norm})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

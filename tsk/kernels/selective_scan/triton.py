@@ -80,6 +80,26 @@ def _load_delta(delta_ptr, offsets, mask, bias, HAS_BIAS: tl.constexpr, SOFTPLUS
     return raw, tl.where(mask, delta, 0.0)
 
 
+@triton.jit
+def _chunk_states(u_ptr, delta_ptr, b_rows, c_rows, row, d, k, mask_n, A2, bias, h0, c, D, L,
+                  HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, CHUNK: tl.constexpr):
+    """Chunk c's inputs (float32, 0 past L) and its states [BLOCK_D, BLOCK_N, CHUNK] from h0."""
+    t = c * CHUNK + k
+    mask_t = t < L
+    mask = (d[:, None] < D) & mask_t[None, :]
+    mask_nt = mask_n[:, None] & mask_t[None, :]
+    offsets = row[:, None] + t[None, :]
+    u = tl.load(u_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+    raw, delta = _load_delta(delta_ptr, offsets, mask, bias, HAS_BIAS, SOFTPLUS)
+    B_t = tl.load(b_rows[:, None] + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
+    C_t = tl.load(c_rows[:, None] + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
+    decay = tl.exp2(delta[:, None, :] * A2[:, :, None])  # [BLOCK_D, BLOCK_N, CHUNK]
+    drive = (delta * u)[:, None, :] * B_t[None, :, :]
+    a_cum, b_cum = tl.associative_scan((decay, drive), 2, _compose)
+    states = a_cum * h0[:, :, None] + b_cum
+    return t, mask, mask_nt, offsets, u, raw, delta, B_t, C_t, decay, drive, states
+
+
 @_autotuned()
 @triton.jit
 def _selective_scan_fwd_kernel(
@@ -108,19 +128,9 @@ def _selective_scan_fwd_kernel(
     h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     for c in range(0, n_chunks):
         tl.store(starts_ptr + state_rows + c * N, h, mask=mask_dn)
-        t = c * CHUNK + k
-        mask_t = t < L
-        mask = (d[:, None] < D) & mask_t[None, :]
-        mask_nt = mask_n[:, None] & mask_t[None, :]
-        offsets = row[:, None] + t[None, :]
-        u = tl.load(u_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        _, delta = _load_delta(delta_ptr, offsets, mask, bias, HAS_BIAS, SOFTPLUS)
-        B_t = tl.load(b_rows[:, None] + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        C_t = tl.load(c_rows[:, None] + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        decay = tl.exp2(delta[:, None, :] * A2[:, :, None])  # [BLOCK_D, BLOCK_N, CHUNK]
-        drive = (delta * u)[:, None, :] * B_t[None, :, :]
-        a_cum, b_cum = tl.associative_scan((decay, drive), 2, _compose)
-        states = a_cum * h[:, :, None] + b_cum
+        t, mask, mask_nt, offsets, u, _, delta, B_t, C_t, _, _, states = _chunk_states(
+            u_ptr, delta_ptr, b_rows, c_rows, row, d, k, mask_n, A2, bias, h, c, D, L,
+            HAS_BIAS, SOFTPLUS, CHUNK)
         y = tl.sum(states * C_t[None, :, :], axis=1)  # [BLOCK_D, CHUNK]
         if HAS_D:
             y += skip[:, None] * u
@@ -170,22 +180,12 @@ def _selective_scan_bwd_kernel(
     dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     for cc in range(0, n_chunks):
         c = n_chunks - 1 - cc
-        t = c * CHUNK + k
-        mask_t = t < L
-        mask = (d[:, None] < D) & mask_t[None, :]
-        mask_nt = mask_n[:, None] & mask_t[None, :]
-        offsets = row[:, None] + t[None, :]
-        u = tl.load(u_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
-        raw, delta = _load_delta(delta_ptr, offsets, mask, bias, HAS_BIAS, SOFTPLUS)
-        B_t = tl.load(b_rows[:, None] + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        C_t = tl.load(c_rows[:, None] + t[None, :], mask=mask_nt, other=0.0).to(tl.float32)
-        gout = tl.load(gout_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
         # recompute the chunk's states from its saved start
-        decay = tl.exp2(delta[:, None, :] * A2[:, :, None])
-        drive = (delta * u)[:, None, :] * B_t[None, :, :]
-        a_cum, b_cum = tl.associative_scan((decay, drive), 2, _compose)
         h0 = tl.load(starts_ptr + state_rows + c * N, mask=mask_dn, other=0.0)
-        states = a_cum * h0[:, :, None] + b_cum
+        t, mask, mask_nt, offsets, u, raw, delta, B_t, C_t, decay, drive, states = _chunk_states(
+            u_ptr, delta_ptr, b_rows, c_rows, row, d, k, mask_n, A2, bias, h0, c, D, L,
+            HAS_BIAS, SOFTPLUS, CHUNK)
+        gout = tl.load(gout_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
         if HAS_Z:
             y = tl.sum(states * C_t[None, :, :], axis=1)
             if HAS_D:
