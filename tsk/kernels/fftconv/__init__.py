@@ -33,8 +33,10 @@ def fftconv(
         if D is not None: y = y + D[:, None] * u
         if gate is not None: y = y * gate
 
-    backend: "auto" (Triton on CUDA, torch otherwise), "reference" (a literal sum over taps,
-    for tests), "torch" (torch.fft) or "triton" (cuFFT + fused Triton kernels).
+    backend: "auto" (torch everywhere: on an H100 the Triton path, which only fuses the skip and
+    the gate around the same cuFFT calls, was 1.3-1.4x slower forward+backward at B=2, H=64,
+    L=1k-4k; see benchmarks/results/kernels_gpu.md), "reference" (a literal sum over taps, for
+    tests), "torch" (torch.fft) or "triton" (cuFFT + fused Triton kernels, on request).
     """
     check_tensor("u", u, [None, None, None], complex_ok=False)
     batch, heads, length = u.shape
@@ -48,7 +50,7 @@ def fftconv(
         check_tensor("D", D, [heads], complex_ok=False)
     if gate is not None:
         check_tensor("gate", gate, [batch, heads, length], complex_ok=False)
-    chosen = resolve_backend(backend, u, k, D, gate)
+    chosen = "torch" if backend == "auto" else resolve_backend(backend, u, k, D, gate)
     if chosen == "reference":
         return fftconv_reference(u, k, D, gate)
     if chosen == "triton":
