@@ -1,5 +1,6 @@
-"""Render benchmarks/results/accuracy.csv as a markdown table beside the published numbers and
-the closed-form linear floor of ../shared/ANCHORS.md (ETT, multivariate, MSE / MAE).
+"""Render benchmarks/results/accuracy.csv as markdown tables beside the published numbers of
+../shared/ANCHORS.md: ETT multivariate with the closed-form linear floor, univariate (S) beside
+NLinear, and TPGN on its own protocol beside its paper (MSE / MAE).
 
     uv run python benchmarks/report.py            # writes benchmarks/results/accuracy.md
     uv run python benchmarks/report.py --readme   # and the table between README's markers
@@ -48,21 +49,27 @@ TPGN_PAPER = {
 }
 
 
-def render_tpgn(results: pd.DataFrame) -> str:
-    """TPGN under its paper's protocol next to the paper's numbers (MSE ratio)."""
-    rows = ["| data | H | backbone | window norm | tsk MSE / MAE | paper MSE / MAE | tsk / paper MSE "
-            "| epochs |", "|---|---|---|---|---|---|---|---|"]
+# ANCHORS.md: NLinear, univariate OT on ETTh1 under the TSLib borders (LTSF-Linear's file).
+NLINEAR_S = {
+    ("ETTh1", 96): (0.053, 0.177), ("ETTh1", 192): (0.069, 0.204),
+    ("ETTh1", 336): (0.081, 0.226), ("ETTh1", 720): (0.080, 0.226),
+}
+
+
+def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> str:
+    """Rows next to one reference's MSE / MAE per (dataset, horizon), with the MSE ratio."""
+    rows = [f"| data | H | backbone | lookback | window norm | tsk MSE / MAE | {name} MSE / MAE "
+            f"| tsk / {name} MSE | epochs |", "|---|---|---|---|---|---|---|---|---|"]
     results = results.assign(instance_norm=results.instance_norm.fillna("default"))
-    # "default": TPGN's network as its paper (no window normalization); "on": RevIN forced on
-    norm_text = {"default": "none (paper default)", "on": "RevIN", "off": "none"}
-    for (data, horizon, backbone, norm), cell in results.groupby(
-            ["dataset", "horizon", "backbone", "instance_norm"]):
+    norm_text = {"default": "network default", "on": "RevIN", "off": "none"}
+    for (data, horizon, backbone, lookback, norm), cell in results.groupby(
+            ["dataset", "horizon", "backbone", "lookback", "instance_norm"]):
         mse, mae = cell.mse.mean(), cell.mae.mean()
-        paper = TPGN_PAPER.get((data, horizon))
-        ratio = f"{mse / paper[0]:.2f}" if paper else ""
-        paper_text = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else ""
-        rows.append(f"| {data} | {horizon} | {backbone} | {norm_text[norm]} | {mse:.4f} / {mae:.4f} "
-                    f"| {paper_text} | {ratio} | {cell.epochs.mean():.0f} |")
+        ref = reference.get((data, horizon))
+        ratio = f"{mse / ref[0]:.2f}" if ref else ""
+        ref_text = f"{ref[0]:.4f} / {ref[1]:.4f}" if ref else ""
+        rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {norm_text[norm]} | "
+                    f"{mse:.4f} / {mae:.4f} | {ref_text} | {ratio} | {cell.epochs.mean():.0f} |")
     return "\n".join(rows)
 
 
@@ -121,10 +128,16 @@ def main() -> int:
     out = args.results.with_suffix(".md")
     text = ("# Forecasting accuracy (TSLib protocol, multivariate, all test windows)\n\n"
             f"{intro}\n\n{table}\n")
+    univariate = results[(results.setting == "S") & (results.protocol.fillna("tslib") == "tslib")]
+    if len(univariate):
+        text += ("\n## Univariate (S: OT in and out), TSLib borders\n\n"
+                 "SpaceTime's main setting (lookback 336); NLinear's numbers from ANCHORS.md.\n\n"
+                 f"{render_vs_reference(univariate, NLINEAR_S, 'NLinear')}\n")
     if TPGN_RESULTS.is_file():
-        tpgn = render_tpgn(pd.read_csv(TPGN_RESULTS))
+        tpgn = render_vs_reference(pd.read_csv(TPGN_RESULTS), TPGN_PAPER, "paper")
         text += ("\n## TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168)\n\n"
-                 f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md.\n\n{tpgn}\n")
+                 f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. TPGN's network "
+                 f"default is no window normalization, as its paper.\n\n{tpgn}\n")
     out.write_text(text)
     if args.readme:
         text = README.read_text()
