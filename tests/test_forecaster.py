@@ -89,6 +89,8 @@ def test_evaluate_on_another_models_scale(long_df):
     assert other["mse"] == pytest.approx(own["mse"] / 4, rel=1e-5)
     assert other["mae"] == pytest.approx(own["mae"] / 2, rel=1e-5)
     assert other["smape"] == pytest.approx(own["smape"])  # original-scale metrics are unchanged
+    with pytest.raises(ValueError, match="no scaler for series 's0'"):
+        model.evaluate(long_df, metric_scalers={})
 
 
 def test_reproducible_with_random_state(long_df):

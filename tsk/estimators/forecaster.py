@@ -276,6 +276,9 @@ class Forecaster(SequenceEstimator):
             original = scaler.inverse_transform(pred, slice(0, n_targets))
             truth_original = scaler.inverse_transform(truth, slice(0, n_targets))
             if metric_scalers is not None:
+                if s.uid not in metric_scalers:
+                    raise ValueError(f"metric_scalers has no scaler for series {s.uid!r} "
+                                     f"(it has {sorted(metric_scalers)[:5]}).")
                 other = metric_scalers[s.uid]
                 truth = other.transform(truth_original, slice(0, n_targets))
                 pred = other.transform(original, slice(0, n_targets))
