@@ -29,7 +29,7 @@ COLUMNS = [
     "dataset", "horizon", "backbone", "lookback", "seed", "setting", "protocol", "mse", "mae",
     "n_windows", "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs",
     "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept",
-    "instance_norm", "machine",
+    "instance_norm", "tokens", "machine",
     "cpus", "torch", "tsk", "date",
 ]
 
@@ -51,7 +51,7 @@ def key(row: dict) -> tuple[str, ...]:
     """A cell: rows recorded before the ridge start existed trained from random weights."""
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
-            str(row.get("instance_norm") or "default"))
+            str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"))
 
 
 def uses_ridge_start(model: tsk.Forecaster) -> bool:
@@ -71,6 +71,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=seed,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
         instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
+        tokens=args.tokens,
     )
     model.fit(split.train(), val_df=split.validation(args.lookback))
     metrics = model.evaluate(split.test(args.lookback))
@@ -89,7 +90,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
         "n_layers": backbone_config.n_layers, "ridge_init": uses_ridge_start(model),
         "start_kept": summary.start_kept, "instance_norm": args.instance_norm,
-        "machine": machine(), "cpus": os.cpu_count(),
+        "tokens": args.tokens, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(),
     }
@@ -116,6 +117,8 @@ def main() -> int:
     parser.add_argument("--instance-norm", choices=["default", "on", "off"], default="default",
                         help="RevIN on the windows: the network's default (generic head: on; "
                              "a paper's own network: as its paper), or forced on / off")
+    parser.add_argument("--tokens", choices=["time", "patches", "variates"], default="time",
+                        help="what the backbone runs over: time steps, PatchTST patches, channels")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
@@ -130,7 +133,8 @@ def main() -> int:
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
-                                "instance_norm": args.instance_norm})
+                                "instance_norm": args.instance_norm,
+                                "tokens": args.tokens})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

@@ -219,3 +219,35 @@ def test_ridge_start_is_kept_when_no_epoch_beats_it():
     assert wild.fit_summary_.best_val_loss == pytest.approx(ridge_only.fit_summary_.best_val_loss)
     without = tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0, "ridge_init": False}).fit(df)
     assert without.evaluate(df)["mse"] > 2 * wild.evaluate(df)["mse"]
+
+
+def test_patch_tokens_fit_predict_and_reload(tmp_path, long_df):
+    model = tsk.Forecaster("s4d", tokens="patches", patch_len=4, **TINY).fit(long_df)
+    assert model.net_.embed.n_tokens == (16 - 4) // 2 + 2
+    forecast = model.predict()
+    assert len(forecast) == 3 * 4 and forecast.y.notna().all()
+    model.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(tsk.load(tmp_path / "model").predict(), forecast, check_exact=True)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"backbone": "spacetime", "tokens": "patches"}, "paper's own network"),
+    ({"tokens": "patches", "patch_len": 32}, r"patch_len \(32\) must not exceed the lookback \(16\)"),
+    ({"tokens": "patch"}, "Did you mean 'patches'"),
+])
+def test_bad_patch_params(params, match, long_df):
+    with pytest.raises(ValueError, match=match):
+        tsk.Forecaster(**{**TINY, **params}).fit(long_df)
+
+
+def test_default_lookback_follows_the_data():
+    """336 steps where the data allows it, else a third of what the shortest series leaves."""
+    params = {k: v for k, v in TINY.items() if k != "lookback"}
+    long = make_long(n_series=1, length=1200)
+    assert tsk.Forecaster("s4d", **params).resolve_lookback(long) == 336
+    df = pd.concat([long, make_long(n_series=1, length=64).assign(unique_id="short")])
+    model = tsk.Forecaster("s4d", **params).fit(df)
+    assert model.lookback is None and model.lookback_ == (64 - 4) // 3
+    assert model.net_.head.skip.in_features == 20
+    assert len(model.predict()) == 2 * 4
+    assert tsk.Forecaster("s4d", **{**params, "lookback": 7}).resolve_lookback(df) == 7

@@ -145,8 +145,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     model = _forecaster(args)
     if args.dataset:
         split = load_dataset(args.dataset, args.data_dir)
-        model.fit(split.train(), val_df=split.validation(args.lookback))
-        test = split.test(args.lookback)
+        lookback = model.resolve_lookback(split.train())
+        model.fit(split.train(), val_df=split.validation(lookback))
+        test = split.test(lookback)
         metrics = model.evaluate(test)
         forecast = model.predict(test)
         name = split.name
@@ -156,19 +157,20 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             frame = frame.sort_values(["unique_id", "ds"], kind="stable")
             last = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon
             model.fit(frame[~last])
-            keep = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon + args.lookback
+            keep = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon + model.lookback_
             metrics = model.evaluate(frame[keep])
             forecast = model.predict(frame)
         else:
             split = load_csv(args.data)
-            model.fit(split.train(), val_df=split.validation(args.lookback))
-            test = split.test(args.lookback)
+            lookback = model.resolve_lookback(split.train())
+            model.fit(split.train(), val_df=split.validation(lookback))
+            test = split.test(lookback)
             metrics = model.evaluate(test)
             forecast = model.predict(test)
         name = Path(args.data).name
     summary = model.fit_summary_
     report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
-              "lookback": args.lookback, **metrics, "epochs": summary.epochs,
+              "lookback": model.lookback_, **metrics, "epochs": summary.epochs,
               "train_seconds": round(summary.train_seconds, 2)}
     print(json.dumps(report, indent=2))
     TableWriter(args.out).write(forecast)
@@ -249,7 +251,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"Best {args.metric} {result.best_score_:.4f} with {json.dumps(result.best_params_)}")
     best = result.best_estimator_
     if hasattr(data, "test"):
-        metrics = best.evaluate(data.test(best.lookback))
+        metrics = best.evaluate(data.test(best.lookback_))
         print(f"Refit on train + validation; test mse {metrics['mse']:.4f} mae {metrics['mae']:.4f}")
     if args.out:
         best.save(args.out)
@@ -295,7 +297,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="where datasets live (default: $TSK_DATA_DIR, else ./data)")
     parser.add_argument("--backbone", default="s4d", help="see `tsk backbones` (default s4d)")
     parser.add_argument("--horizon", type=int, default=96)
-    parser.add_argument("--lookback", type=int, default=96)
+    parser.add_argument("--lookback", type=int, default=None,
+                        help="input steps (default: 336, shorter for short series)")
     parser.add_argument("--exogenous", nargs="*", default=None, help="past-covariate columns")
     parser.add_argument("--channel-mixing", action="store_true",
                         help="model channels jointly (default: channel-independent)")

@@ -237,7 +237,8 @@ class _Data:
     def folds(self, estimator: Any, n_folds: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
         """(train, val) frames for a configured estimator; val's first `lookback` rows are context."""
         if self.split is not None:
-            return [(self.split.train(), self.split.validation(estimator.lookback))]
+            train = self.split.train()
+            return [(train, self.split.validation(estimator.resolve_lookback(train)))]
         if self.pair is not None:
             return [self.pair]
         return time_folds(self.frame, estimator, n_folds)
@@ -288,8 +289,8 @@ def time_folds(
     else:
         df = df.sort_values(TIME, kind="stable").reset_index(drop=True)
         position, length = np.arange(len(df)), np.full(len(df), len(df))
-    lookback, horizon = estimator.lookback, estimator.horizon
-    cut = {n: estimator._train_rows(n) for n in np.unique(length)}  # fit's own split rule
+    lookback, horizon = estimator.resolve_lookback(df), estimator.horizon
+    cut = {n: estimator._train_rows(n, lookback) for n in np.unique(length)}  # fit's own rule
     n_val = np.array([n - cut[n] for n in length])
     folds = []
     for k in range(n_folds):
@@ -564,6 +565,9 @@ def tune(
     if not hasattr(estimator, "backbone") or not hasattr(estimator, "evaluate"):
         raise TypeError(f"tune needs a tsk estimator (e.g. tsk.Forecaster), got {type(estimator).__name__}.")
     tuning_data = _Data.of(data)
+    if getattr(estimator, "lookback", 0) is None:  # every fold and trial shares the lookback a fit would pick
+        estimator = clone(estimator).set_params(
+            lookback=estimator.resolve_lookback(tuning_data.folds(estimator, 1)[0][0]))
     if n_folds > 1 and tuning_data.frame is None:
         raise ValueError("n_folds > 1 needs data as one frame: rolling-origin folds are cut from it.")
     user_space = space is not None

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tsk.backbones import create
-from tsk.heads.forecast import ForecastNet
+from tsk.heads.forecast import ForecastNet, PatchEmbedding
 
 LOOKBACK, HORIZON = 12, 5
 
@@ -87,3 +87,41 @@ def test_ridge_strength_is_the_best_on_validation():
     errors = [validation_sse(strength) for strength in grid]
     assert chosen == pytest.approx(grid[int(np.argmin(errors))], rel=1e-6)
     assert len(set(np.round(errors, 6))) > 1  # the grid matters on this data
+
+
+@pytest.mark.parametrize(("lookback", "patch_len", "stride"), [(336, 16, 8), (37, 16, 8), (20, 5, 2)])
+def test_patches_tile_the_window_and_end_with_the_newest_step(lookback, patch_len, stride):
+    embed = PatchEmbedding(lookback, n_in=2, d_model=4, patch_len=patch_len, stride=stride)
+    x = torch.randn(3, lookback, 2)
+    tokens = embed(x)
+    assert tokens.shape == (3, embed.n_tokens, 4)
+    with torch.no_grad():  # the projection is linear: recover each patch's values through it
+        embed.project.weight.zero_()
+        embed.project.bias.zero_()
+        embed.project.weight[0, -1] = 1.0  # the token's first value = its last step of channel 1
+        first_steps = embed(x)[..., 0]
+    padded = torch.cat([x[:, :, 1], x[:, -1:, 1].expand(-1, stride)], dim=1)
+    expected = torch.stack([padded[:, start + patch_len - 1]
+                            for start in range(0, embed.n_tokens * stride, stride)], dim=1)
+    torch.testing.assert_close(first_steps, expected)
+    assert (expected[:, -1] == x[:, -1, 1]).all()  # the last token ends on the padded newest step
+
+
+def test_patch_longer_than_the_lookback_is_refused():
+    with pytest.raises(ValueError, match="longer than the lookback"):
+        PatchEmbedding(8, 1, 4, patch_len=16)
+
+
+def test_patch_tokens_keep_the_ridge_start_exact():
+    """With patches the deep part still starts at zero: the net predicts the ridge forecast."""
+    torch.manual_seed(0)
+    backbone = create("s4d", d_model=8, n_layers=1, dropout=0.0)
+    net = ForecastNet(backbone, LOOKBACK, HORIZON, 2, 2, d_model=8, patch_len=4).eval()
+    assert net.head.flatten_proj.in_features == net.embed.n_tokens * 8
+    batches = make_batches(0)
+    net.init_skip_ridge(batches)
+    x = batches[0][0]
+    with torch.no_grad():
+        normalized, mean, std = net.norm(x)
+        linear = net.head.skip(normalized.transpose(1, 2)).transpose(1, 2) * std + mean
+        torch.testing.assert_close(net(x), linear)

@@ -23,22 +23,22 @@ class InstanceNorm(nn.Module):
 
 
 class ForecastHead(nn.Module):
-    """Features `[B, L, d_model]` -> forecast `[B, horizon, n_out]`.
+    """Features `[B, T, d_model]` (T tokens) -> forecast `[B, horizon, n_out]`.
 
-    Each time step's features are reduced to `head_dim` values, then one linear map over the
-    flattened `[L * head_dim]` window gives all horizons at once (a PatchTST-style flatten head).
-    A linear skip from the last input values, shared by channels, carries the NLinear-style
-    baseline so the deep part learns what the linear map cannot.
+    Each token's features are reduced to `head_dim` values, then one linear map over the
+    flattened `[T * head_dim]` window gives all horizons at once (a PatchTST-style flatten head).
+    A linear skip from the last `lookback` input values, shared by channels, carries the
+    NLinear-style baseline so the deep part learns what the linear map cannot.
     """
 
     def __init__(
         self, lookback: int, horizon: int, d_model: int, n_out: int, head_dim: int = 8,
-        dropout: float = 0.0,
+        dropout: float = 0.0, n_tokens: int | None = None,
     ) -> None:
         super().__init__()
         self.horizon, self.n_out = horizon, n_out
         self.reduce = nn.Linear(d_model, head_dim)
-        self.flatten_proj = nn.Linear(lookback * head_dim, horizon * n_out)
+        self.flatten_proj = nn.Linear((n_tokens or lookback) * head_dim, horizon * n_out)
         self.skip = nn.Linear(lookback, horizon)
         self.dropout = nn.Dropout(dropout)
         nn.init.zeros_(self.flatten_proj.weight)
@@ -47,25 +47,58 @@ class ForecastHead(nn.Module):
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """`features[B, L, d_model]`, `targets[B, L, n_out]` (normalized inputs) -> `[B, H, n_out]`."""
         batch = features.shape[0]
-        reduced = self.dropout(self.reduce(features)).flatten(1)  # [B, L * head_dim]
+        reduced = self.dropout(self.reduce(features)).flatten(1)  # [B, T * head_dim]
         deep = self.flatten_proj(reduced).view(batch, self.horizon, self.n_out)
         linear = self.skip(targets.transpose(1, 2)).transpose(1, 2)  # [B, H, n_out]
         return deep + linear
 
 
+class PatchEmbedding(nn.Module):
+    """PatchTST's tokenizer (Nie et al., 2023): `[B, L, n_in]` -> `[B, T, d_model]`, one token per
+    window of `patch_len` steps taken every `stride` steps, the series padded at its end with
+    `stride` copies of its last value so the newest steps get a patch of their own.
+
+    The backbone then runs over T = (L - patch_len) / stride + 2 tokens instead of L steps: each
+    token sees a local shape, and a lookback of 336 costs ~8x less than one token per step.
+    """
+
+    def __init__(self, lookback: int, n_in: int, d_model: int, patch_len: int = 16,
+                 stride: int = 8) -> None:
+        super().__init__()
+        if patch_len > lookback:
+            raise ValueError(f"patch_len {patch_len} is longer than the lookback {lookback}.")
+        self.patch_len, self.stride = patch_len, stride
+        self.n_tokens = (lookback - patch_len) // stride + 2
+        self.project = nn.Linear(n_in * patch_len, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([x, x[:, -1:].expand(-1, self.stride, -1)], dim=1)
+        patches = padded.unfold(1, self.patch_len, self.stride)  # [B, T, n_in, patch_len]
+        return self.project(patches.flatten(2))
+
+
 class ForecastNet(nn.Module):
-    """Input `[B, L, n_in]` (targets first, then exogenous) -> forecast `[B, H, n_out]`."""
+    """Input `[B, L, n_in]` (targets first, then exogenous) -> forecast `[B, H, n_out]`.
+
+    The backbone's tokens are the time steps (`patch_len=None`) or PatchTST's patches.
+    """
 
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
+        patch_len: int | None = None,
     ) -> None:
         super().__init__()
         self.n_out = n_out
         self.norm = InstanceNorm() if instance_norm else None
-        self.embed = nn.Linear(n_in, d_model)
+        if patch_len is None:
+            self.embed: nn.Module = nn.Linear(n_in, d_model)
+            n_tokens = lookback
+        else:
+            self.embed = PatchEmbedding(lookback, n_in, d_model, patch_len, max(patch_len // 2, 1))
+            n_tokens = self.embed.n_tokens
         self.backbone = backbone
-        self.head = ForecastHead(lookback, horizon, d_model, n_out, head_dim, dropout)
+        self.head = ForecastHead(lookback, horizon, d_model, n_out, head_dim, dropout, n_tokens)
 
     @torch.no_grad()
     def init_skip_ridge(self, train: Iterable, validation: Iterable | None = None) -> float:
