@@ -59,6 +59,11 @@ def uses_ridge_start(model: tsk.Forecaster) -> bool:
     return model.ridge_init and isinstance(model.net_, ForecastNet)
 
 
+def resolved_tokens(args: argparse.Namespace, backbone: str) -> str:
+    """The token layout a cell runs with: `--tokens`, else what `Forecaster` picks."""
+    return tsk.Forecaster(backbone, tokens=args.tokens)._resolve_tokens(args.lookback)
+
+
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
              seed: int) -> dict:
     split = (load_ett(dataset, args.data_dir, protocol=args.protocol) if dataset in ETT_NAMES
@@ -90,7 +95,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
         "n_layers": backbone_config.n_layers, "ridge_init": uses_ridge_start(model),
         "start_kept": summary.start_kept, "instance_norm": args.instance_norm,
-        "tokens": args.tokens, "machine": machine(), "cpus": os.cpu_count(),
+        "tokens": model.tokens_, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(),
     }
@@ -117,8 +122,9 @@ def main() -> int:
     parser.add_argument("--instance-norm", choices=["default", "on", "off"], default="default",
                         help="RevIN on the windows: the network's default (generic head: on; "
                              "a paper's own network: as its paper), or forced on / off")
-    parser.add_argument("--tokens", choices=["time", "patches", "variates"], default="time",
-                        help="what the backbone runs over: time steps, PatchTST patches, channels")
+    parser.add_argument("--tokens", choices=["time", "patches", "variates"], default=None,
+                        help="what the backbone runs over: time steps, PatchTST patches, channels "
+                             "(default: the Forecaster's choice)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
@@ -134,7 +140,7 @@ def main() -> int:
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
                                 "instance_norm": args.instance_norm,
-                                "tokens": args.tokens})
+                                "tokens": resolved_tokens(args, backbone)})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

@@ -48,9 +48,12 @@ class Forecaster(SequenceEstimator):
     the original scale. Missing values raise (fill them first); unsorted rows are sorted.
 
     `tokens="time"` runs the backbone along time (one token per step); `tokens="patches"` runs it
-    along PatchTST's patches (`patch_len` steps every `patch_len // 2`: ~8x cheaper at lookback
-    336 with the default 16); `tokens="variates"` runs it across channels, each channel's window
-    one token (the iTransformer / S-Mamba layout; needs `channel_independent=False`).
+    along PatchTST's patches (`patch_len` steps every `patch_len // 2`: ~8x fewer tokens at
+    lookback 336 with the default 16); `tokens="variates"` runs it across channels, each
+    channel's window one token (the iTransformer / S-Mamba layout; needs
+    `channel_independent=False`). `None` picks patches when the window holds at least four and
+    the generic head is used, else time steps (`tokens_` says which).
+    `lookback=None` picks 336 steps, shorter for short series (`lookback_` says what).
 
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
@@ -69,7 +72,7 @@ class Forecaster(SequenceEstimator):
         lookback: int | None = None,
         *,
         channel_independent: bool = True,
-        tokens: str = "time",
+        tokens: str | None = None,
         patch_len: int = 16,
         exogenous: Sequence[str] | None = None,
         d_model: int | None = None,
@@ -126,7 +129,8 @@ class Forecaster(SequenceEstimator):
         self._validate_params()
         df = _as_frame(df)
         self.lookback_ = lookback = self.resolve_lookback(df)
-        if self.tokens == "patches" and self.patch_len > lookback:
+        self.tokens_ = self._resolve_tokens(lookback)
+        if self.tokens_ == "patches" and self.patch_len > lookback:
             raise ValueError(f"patch_len ({self.patch_len}) must not exceed the lookback "
                              f"({lookback}).")
         schema = infer_schema(df, self.exogenous)
@@ -179,7 +183,7 @@ class Forecaster(SequenceEstimator):
         if not 0 <= self.validation_size < 1:
             raise ValueError(f"validation_size must be in [0, 1), got {self.validation_size!r}.")
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
-        if self.tokens not in TOKEN_LAYOUTS:
+        if self.tokens is not None and self.tokens not in TOKEN_LAYOUTS:
             raise unknown_name_error("tokens layout", self.tokens, TOKEN_LAYOUTS)
         if self.tokens == "variates" and self.channel_independent:
             raise ValueError("tokens='variates' mixes channels: set channel_independent=False.")
@@ -198,6 +202,14 @@ class Forecaster(SequenceEstimator):
         shortest = int(frame.groupby(ID).size().min()) if ID in frame.columns else len(frame)
         return max(1, min(LONG_LOOKBACK, (shortest - self.horizon) // 3))
 
+    def _resolve_tokens(self, lookback: int) -> str:
+        """`tokens` when set, else patches where a window holds at least 4 of them and the
+        generic head is used (as fast as it is accurate at lookback 336), else time steps."""
+        if self.tokens is not None:
+            return self.tokens
+        generic = backbones.get_spec(self.backbone).forecast_net is None
+        return "patches" if generic and lookback >= 4 * self.patch_len else "time"
+
     def _train_rows(self, length: int, lookback: int) -> int:
         """Rows of a series used for training; the rest (if any) validates."""
         if self.validation_size == 0:
@@ -214,7 +226,7 @@ class Forecaster(SequenceEstimator):
 
     def _build_net(self) -> nn.Module:
         backbone = backbones.create(self.backbone, **self._backbone_config())
-        if self.tokens == "variates":
+        if self.tokens_ == "variates":
             return VariateForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_outputs_, backbone.config.d_model,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
@@ -231,7 +243,7 @@ class Forecaster(SequenceEstimator):
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
             dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
-            patch_len=self.patch_len if self.tokens == "patches" else None,
+            patch_len=self.patch_len if self.tokens_ == "patches" else None,
         )
 
     # ---- predict --------------------------------------------------------------------------
@@ -329,6 +341,7 @@ class Forecaster(SequenceEstimator):
             "n_inputs": self.n_inputs_,
             "n_outputs": self.n_outputs_,
             "lookback": self.lookback_,
+            "tokens": self.tokens_,
             "scaled_series": uids,
             "contexts": [{"uid": c.uid, "freq": c.freq, "ds": c.ds.astype(str).tolist()}
                          for c in self.contexts_.values()],
@@ -345,6 +358,7 @@ class Forecaster(SequenceEstimator):
         self.schema_ = Schema.from_dict(state["schema"])
         self.n_inputs_, self.n_outputs_ = state["n_inputs"], state["n_outputs"]
         self.lookback_ = state.get("lookback", self.lookback)
+        self.tokens_ = state.get("tokens", self.tokens or "time")
         self.scalers_ = {
             uid: StandardScaler(arrays["scaler_mean"][i], arrays["scaler_scale"][i])
             for i, uid in enumerate(state["scaled_series"])
