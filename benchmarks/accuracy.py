@@ -51,7 +51,8 @@ def key(row: dict) -> tuple[str, ...]:
     """A cell: rows recorded before the ridge start existed trained from random weights."""
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
-            str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"))
+            str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"),
+            str(float(row["learning_rate"])))
 
 
 def uses_ridge_start(model: tsk.Forecaster) -> bool:
@@ -140,7 +141,8 @@ def main() -> int:
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
                                 "instance_norm": args.instance_norm,
-                                "tokens": resolved_tokens(args, backbone)})
+                                "tokens": resolved_tokens(args, backbone),
+                                "learning_rate": args.learning_rate})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

@@ -91,16 +91,16 @@ def run_on(row: pd.Series) -> str:
 
 def render(results: pd.DataFrame) -> str:
     rows = [
-        "| data | H | backbone | lookback | start | tsk MSE / MAE | vs floor | epochs | s/epoch | "
+        "| data | H | backbone | lookback | start | lr | tsk MSE / MAE | vs floor | epochs | s/epoch | "
         "run on | PatchTST/64 | DLinear | linear floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     results = results.assign(ridge_init=results.ridge_init.fillna(False).astype(bool),
                              start_kept=results.start_kept.fillna(False).astype(bool),
                              tokens=results.tokens.fillna("time"))
     grouped = results[results.setting == "M"].groupby(
-        ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init"])
-    for (data, horizon, backbone, lookback, tokens, ridge_init), cell in grouped:
+        ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init", "learning_rate"])
+    for (data, horizon, backbone, lookback, tokens, ridge_init, lr), cell in grouped:
         lookback = f"{lookback} (patches)" if tokens == "patches" else lookback
         # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
         start = ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"
@@ -111,7 +111,8 @@ def render(results: pd.DataFrame) -> str:
         # the floor is published to 3 decimals: closer than 0.002 is a tie, not a win or a loss
         verdict = "ties" if abs(mse - floor) < 0.002 else "beats" if mse < floor else "loses"
         rows.append(
-            f"| {data} | {horizon} | {backbone} | {lookback} | {start} | {mse:.3f} / {mae:.3f}{seeds} | "
+            f"| {data} | {horizon} | {backbone} | {lookback} | {start} | {lr:g} | "
+            f"{mse:.3f} / {mae:.3f}{seeds} | "
             f"{verdict} ({mse - floor:+.3f}) | {cell.epochs.mean():.0f} | "
             f"{cell.seconds_per_epoch.mean():.0f} | {run_on(cell.iloc[-1])} | "
             f"{' | '.join(published)} |"
@@ -124,7 +125,7 @@ def best_published_summary(results: pd.DataFrame) -> str:
     both to the 3 decimals the papers print."""
     multivariate = results[(results.setting == "M") & results.dataset.str.startswith("ETT")]
     means = multivariate.groupby(["dataset", "horizon", "backbone", "lookback", "tokens",
-                                  "ridge_init"]).mse.mean()
+                                  "ridge_init", "learning_rate"]).mse.mean()
     best = means.groupby(level=["dataset", "horizon"]).min()
     wins = [f"{d}-{h}" for (d, h), mse in best.items() if round(mse, 3) <= BEST_PUBLISHED_MSE[(d, h)]]
     return (f"tsk's best row is at or below the best published MSE (PatchTST/64, PatchTST/42, "
