@@ -22,6 +22,7 @@ import torch
 
 import tsk
 from tsk.datasets import ETT_NAMES, load_dataset, load_ett
+from tsk.estimators.base import LEARNING_RATE, WARM_START_LEARNING_RATE
 from tsk.heads.forecast import ForecastNet
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
@@ -65,6 +66,15 @@ def resolved_tokens(args: argparse.Namespace, backbone: str) -> str:
     return tsk.Forecaster(backbone, tokens=args.tokens)._resolve_tokens(args.lookback)
 
 
+def resolved_learning_rate(args: argparse.Namespace, backbone: str) -> float:
+    """The step size a cell trains with: `--learning-rate`, else what `Forecaster` picks."""
+    if args.learning_rate is not None:
+        return args.learning_rate
+    ridge_start = (not args.random_start and args.tokens != "variates"
+                   and tsk.backbones.get_spec(backbone).forecast_net is None)
+    return WARM_START_LEARNING_RATE if ridge_start else LEARNING_RATE
+
+
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
              seed: int) -> dict:
     split = (load_ett(dataset, args.data_dir, protocol=args.protocol) if dataset in ETT_NAMES
@@ -93,7 +103,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "train_seconds": f"{summary.train_seconds:.1f}",
         "seconds_per_epoch": f"{summary.train_seconds / epochs:.1f}",
         "max_epochs": args.max_epochs, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "d_model": backbone_config.d_model,
+        "learning_rate": model.learning_rate_, "d_model": backbone_config.d_model,
         "n_layers": backbone_config.n_layers, "ridge_init": uses_ridge_start(model),
         "start_kept": summary.start_kept, "instance_norm": args.instance_norm,
         "tokens": model.tokens_, "machine": machine(), "cpus": os.cpu_count(),
@@ -117,7 +127,8 @@ def main() -> int:
     parser.add_argument("--max-epochs", type=int, default=10)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="default: the Forecaster's (1e-4 from the ridge start, else 1e-3)")
     parser.add_argument("--random-start", action="store_true",
                         help="train from random weights (no closed-form ridge start)")
     parser.add_argument("--instance-norm", choices=["default", "on", "off"], default="default",
@@ -142,7 +153,7 @@ def main() -> int:
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
                                 "instance_norm": args.instance_norm,
                                 "tokens": resolved_tokens(args, backbone),
-                                "learning_rate": args.learning_rate})
+                                "learning_rate": resolved_learning_rate(args, backbone)})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

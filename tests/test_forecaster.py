@@ -255,3 +255,9 @@ def test_default_lookback_follows_the_data():
     assert model.net_.head.skip.in_features == 20
     assert len(model.predict()) == 2 * 4
     assert tsk.Forecaster("s4d", **{**params, "lookback": 7}).resolve_lookback(df) == 7
+
+
+def test_default_step_size_is_smaller_from_the_ridge_start(long_df):
+    assert tsk.Forecaster("s4d", **TINY).fit(long_df).learning_rate_ == 1e-4
+    assert tsk.Forecaster("s4d", ridge_init=False, **TINY).fit(long_df).learning_rate_ == 1e-3
+    assert tsk.Forecaster("s4d", learning_rate=0.02, **TINY).fit(long_df).learning_rate_ == 0.02

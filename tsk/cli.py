@@ -306,7 +306,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-layers", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="default 1e-4 from the ridge start, else 1e-3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -63,6 +63,7 @@ class Forecaster(SequenceEstimator):
     `ridge_init` (generic head only) starts from the closed-form ridge forecast: the head's linear
     skip is solved on the training windows (strength picked on validation) and the deep part,
     zero at first, learns the rest; if no epoch beats that start on validation, it is kept.
+    `learning_rate=None` is 1e-4 from that start and 1e-3 from random weights (`learning_rate_`).
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class Forecaster(SequenceEstimator):
         max_epochs: int = 20,
         patience: int = 3,
         batch_size: int = 64,
-        learning_rate: float = 1e-3,
+        learning_rate: float | None = None,
         weight_decay: float = 0.0,
         random_state: int | None = None,
         accelerator: str = "auto",
