@@ -83,6 +83,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         split = split.univariate("OT")
     model = tsk.Forecaster(
         backbone, horizon=horizon, lookback=args.lookback, d_model=args.d_model,
+        dropout=args.dropout,
         n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=seed,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
@@ -124,6 +125,7 @@ def main() -> int:
                         help="ETT borders: TSLib's 12/4/4 months, or 60/20/20 of the file (TPGN's)")
     parser.add_argument("--d-model", type=int, default=None)
     parser.add_argument("--n-layers", type=int, default=None)
+    parser.add_argument("--dropout", type=float, default=None)
     parser.add_argument("--max-epochs", type=int, default=10)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -205,7 +205,8 @@ class Forecaster(SequenceEstimator):
 
     def _resolve_tokens(self, lookback: int) -> str:
         """`tokens` when set, else patches where a window holds at least 4 of them and the
-        generic head is used (as fast as it is accurate at lookback 336), else time steps."""
+        generic head is used (at lookback 336: 5-13x cheaper steps, no loss on ETT), else time
+        steps."""
         if self.tokens is not None:
             return self.tokens
         generic = backbones.get_spec(self.backbone).forecast_net is None
