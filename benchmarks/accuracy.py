@@ -22,8 +22,6 @@ import torch
 
 import tsk
 from tsk.datasets import ETT_NAMES, load_dataset, load_ett
-from tsk.estimators.base import LEARNING_RATE, WARM_START_LEARNING_RATE
-from tsk.heads.forecast import ForecastNet
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
 COLUMNS = [
@@ -56,23 +54,23 @@ def key(row: dict) -> tuple[str, ...]:
             str(float(row["learning_rate"])))
 
 
-def uses_ridge_start(model: tsk.Forecaster) -> bool:
-    """The ridge start exists only for the generic head; papers' own networks train from random."""
-    return model.ridge_init and isinstance(model.net_, ForecastNet)
+def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecaster:
+    """The unfitted model of a cell; its defaults say the cell's token layout and step size."""
+    return tsk.Forecaster(
+        backbone, lookback=args.lookback, d_model=args.d_model, dropout=args.dropout,
+        n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        ridge_init=not args.random_start, enable_progress_bar=args.progress,
+        instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
+        tokens=args.tokens, **params,
+    )
 
 
-def resolved_tokens(args: argparse.Namespace, backbone: str) -> str:
-    """The token layout a cell runs with: `--tokens`, else what `Forecaster` picks."""
-    return tsk.Forecaster(backbone, tokens=args.tokens)._resolve_tokens(args.lookback)
-
-
-def resolved_learning_rate(args: argparse.Namespace, backbone: str) -> float:
-    """The step size a cell trains with: `--learning-rate`, else what `Forecaster` picks."""
-    if args.learning_rate is not None:
-        return args.learning_rate
-    ridge_start = (not args.random_start and args.tokens != "variates"
-                   and tsk.backbones.get_spec(backbone).forecast_net is None)
-    return WARM_START_LEARNING_RATE if ridge_start else LEARNING_RATE
+def resolved_tokens_and_rate(args: argparse.Namespace, backbone: str) -> tuple[str, float]:
+    """The token layout and step size a cell trains with (the Forecaster's own choices)."""
+    model = cell_model(args, backbone)
+    tokens = model._resolve_tokens(args.lookback)
+    return tokens, model._learning_rate(model._ridge_start(tokens))
 
 
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
@@ -81,15 +79,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
              else load_dataset(dataset, args.data_dir))
     if args.setting == "S":
         split = split.univariate("OT")
-    model = tsk.Forecaster(
-        backbone, horizon=horizon, lookback=args.lookback, d_model=args.d_model,
-        dropout=args.dropout,
-        n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
-        batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=seed,
-        ridge_init=not args.random_start, enable_progress_bar=args.progress,
-        instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
-        tokens=args.tokens,
-    )
+    model = cell_model(args, backbone, horizon=horizon, random_state=seed)
     model.fit(split.train(), val_df=split.validation(args.lookback))
     metrics = model.evaluate(split.test(args.lookback))
     summary = model.fit_summary_
@@ -105,7 +95,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "seconds_per_epoch": f"{summary.train_seconds / epochs:.1f}",
         "max_epochs": args.max_epochs, "batch_size": args.batch_size,
         "learning_rate": model.learning_rate_, "d_model": backbone_config.d_model,
-        "n_layers": backbone_config.n_layers, "ridge_init": uses_ridge_start(model),
+        "n_layers": backbone_config.n_layers, "ridge_init": model._ridge_start(model.tokens_),
         "start_kept": summary.start_kept, "instance_norm": args.instance_norm,
         "tokens": model.tokens_, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
@@ -150,12 +140,12 @@ def main() -> int:
         for horizon in args.horizons:
             for backbone in args.backbones:
                 for seed in args.seeds:
+                    tokens, rate = resolved_tokens_and_rate(args, backbone)
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
                                 "instance_norm": args.instance_norm,
-                                "tokens": resolved_tokens(args, backbone),
-                                "learning_rate": resolved_learning_rate(args, backbone)})
+                                "tokens": tokens, "learning_rate": rate})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

@@ -69,6 +69,12 @@ class SequenceEstimator(BaseEstimator):
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
 
+    def _learning_rate(self, warm_start: bool) -> float:
+        """`learning_rate`, else 1e-4 from a closed-form warm start and 1e-3 from random weights."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return WARM_START_LEARNING_RATE if warm_start else LEARNING_RATE
+
     def _device(self) -> torch.device:
         """Where prediction runs: the GPU when present and allowed, else the CPU."""
         use_gpu = self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
@@ -93,8 +99,7 @@ class SequenceEstimator(BaseEstimator):
         if warm_start is not None:
             warm_start(DataLoader(train, batch_size=max(self.batch_size, 1024)), val_loader)
         train_loader = DataLoader(train, shuffle=True, generator=generator, **loader_kwargs)
-        self.learning_rate_ = self.learning_rate or (
-            WARM_START_LEARNING_RATE if warm_start is not None else LEARNING_RATE)
+        self.learning_rate_ = self._learning_rate(warm_start is not None)
         module = TaskModule(net, loss, self.learning_rate_, self.weight_decay, self.max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
         kwargs.setdefault("deterministic", self.random_state is not None and "warn")

@@ -171,7 +171,7 @@ class Forecaster(SequenceEstimator):
         self.scalers_ = scalers
         with self._seeded() as generator:
             net = self._build_net()
-            warm_start = net.init_skip_ridge if self.ridge_init and isinstance(net, ForecastNet) else None
+            warm_start = net.init_skip_ridge if self._ridge_start(self.tokens_) else None
             self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator, warm_start)
         self.net_ = net.eval()
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
@@ -188,7 +188,7 @@ class Forecaster(SequenceEstimator):
             raise unknown_name_error("tokens layout", self.tokens, TOKEN_LAYOUTS)
         if self.tokens == "variates" and self.channel_independent:
             raise ValueError("tokens='variates' mixes channels: set channel_independent=False.")
-        if self.tokens == "patches" and backbones.get_spec(self.backbone).forecast_net is not None:
+        if self.tokens == "patches" and not self._generic_head():
             raise ValueError(f"Backbone {self.backbone!r} forecasts with its paper's own "
                              "network, which takes time steps: use tokens='time'.")
         self._validate_training_params()
@@ -209,8 +209,16 @@ class Forecaster(SequenceEstimator):
         steps."""
         if self.tokens is not None:
             return self.tokens
-        generic = backbones.get_spec(self.backbone).forecast_net is None
-        return "patches" if generic and lookback >= 4 * self.patch_len else "time"
+        return "patches" if self._generic_head() and lookback >= 4 * self.patch_len else "time"
+
+    def _generic_head(self) -> bool:
+        """False where the backbone forecasts with its paper's own network (SpaceTime, TPGN)."""
+        return backbones.get_spec(self.backbone).forecast_net is None
+
+    def _ridge_start(self, tokens: str) -> bool:
+        """Whether a fit with this token layout starts from the closed-form ridge forecast: only
+        the generic time/patch head has the linear skip it solves."""
+        return self.ridge_init and self._generic_head() and tokens != "variates"
 
     def _train_rows(self, length: int, lookback: int) -> int:
         """Rows of a series used for training; the rest (if any) validates."""
