@@ -29,7 +29,7 @@ COLUMNS = [
     "n_windows", "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs",
     "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept",
     "instance_norm", "tokens", "machine",
-    "cpus", "torch", "tsk", "date",
+    "cpus", "torch", "tsk", "date", "time_features",
 ]
 
 
@@ -51,7 +51,7 @@ def key(row: dict) -> tuple[str, ...]:
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
             str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"),
-            str(float(row["learning_rate"])))
+            str(float(row["learning_rate"])), str(row.get("time_features") or False))
 
 
 def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecaster:
@@ -62,15 +62,17 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
         instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
-        tokens=args.tokens, **params,
+        tokens=args.tokens,
+        time_features={"default": None, "on": True, "off": False}[args.time_features], **params,
     )
 
 
-def resolved_tokens_and_rate(args: argparse.Namespace, backbone: str) -> tuple[str, float]:
-    """The token layout and step size a cell trains with (the Forecaster's own choices)."""
+def resolved_choices(args: argparse.Namespace, backbone: str) -> tuple[str, float, bool]:
+    """The token layout, step size and calendar inputs a cell trains with (the Forecaster's own
+    choices)."""
     model = cell_model(args, backbone)
     tokens = model._resolve_tokens(args.lookback)
-    return tokens, model._learning_rate(model._ridge_start(tokens))
+    return tokens, model._learning_rate(model._ridge_start(tokens)), model._resolve_time_features()
 
 
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
@@ -99,7 +101,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "start_kept": summary.start_kept, "instance_norm": args.instance_norm,
         "tokens": model.tokens_, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
-        "date": dt.date.today().isoformat(),
+        "date": dt.date.today().isoformat(), "time_features": model.time_features_,
     }
 
 
@@ -129,6 +131,9 @@ def main() -> int:
     parser.add_argument("--tokens", choices=["time", "patches", "variates"], default=None,
                         help="what the backbone runs over: time steps, PatchTST patches, channels "
                              "(default: the Forecaster's choice)")
+    parser.add_argument("--time-features", choices=["default", "on", "off"], default="default",
+                        help="calendar features of the timestamps as inputs: the backbone's "
+                             "paper's choice (TPGN: on), or forced on / off")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
@@ -140,12 +145,13 @@ def main() -> int:
         for horizon in args.horizons:
             for backbone in args.backbones:
                 for seed in args.seeds:
-                    tokens, rate = resolved_tokens_and_rate(args, backbone)
+                    tokens, rate, calendar = resolved_choices(args, backbone)
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
                                 "instance_norm": args.instance_norm,
-                                "tokens": tokens, "learning_rate": rate})
+                                "tokens": tokens, "learning_rate": rate,
+                                "time_features": calendar})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

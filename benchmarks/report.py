@@ -66,18 +66,22 @@ NLINEAR_S = {
 
 def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> str:
     """Rows next to one reference's MSE / MAE per (dataset, horizon), with the MSE ratio."""
-    rows = [f"| data | H | backbone | lookback | window norm | tsk MSE / MAE | {name} MSE / MAE "
-            f"| tsk / {name} MSE | epochs |", "|---|---|---|---|---|---|---|---|---|"]
-    results = results.assign(instance_norm=results.instance_norm.fillna("default"))
+    rows = [f"| data | H | backbone | lookback | window norm | calendar inputs | tsk MSE / MAE "
+            f"| {name} MSE / MAE | tsk / {name} MSE | epochs |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    # rows from before these columns existed: the network's normalization, no calendar inputs
+    results = results.assign(instance_norm=results.instance_norm.fillna("default"),
+                             time_features=results.time_features.fillna(False).astype(bool))
     norm_text = {"default": "network default", "on": "RevIN", "off": "none"}
-    for (data, horizon, backbone, lookback, norm), cell in results.groupby(
-            ["dataset", "horizon", "backbone", "lookback", "instance_norm"]):
+    for (data, horizon, backbone, lookback, norm, calendar), cell in results.groupby(
+            ["dataset", "horizon", "backbone", "lookback", "instance_norm", "time_features"]):
         mse, mae = cell.mse.mean(), cell.mae.mean()
         ref = reference.get((data, horizon))
         ratio = f"{mse / ref[0]:.2f}" if ref else ""
         ref_text = f"{ref[0]:.4f} / {ref[1]:.4f}" if ref else ""
         rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {norm_text[norm]} | "
-                    f"{mse:.4f} / {mae:.4f} | {ref_text} | {ratio} | {cell.epochs.mean():.0f} |")
+                    f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f} | {ref_text} | {ratio} | "
+                    f"{cell.epochs.mean():.0f} |")
     return "\n".join(rows)
 
 

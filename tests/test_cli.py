@@ -98,3 +98,14 @@ def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["forecast"])
     assert exit_info.value.code == 2
+
+
+def test_time_features_flag_reaches_the_model():
+    from tsk.cli import _forecaster, build_parser
+
+    def model(*flags: str) -> tsk.Forecaster:
+        return _forecaster(build_parser().parse_args(["forecast", "--data", "x.csv", *flags]))
+
+    assert model().time_features is None
+    assert model("--time-features").time_features is True
+    assert model("--no-time-features").time_features is False

@@ -261,3 +261,35 @@ def test_default_step_size_is_smaller_from_the_ridge_start(long_df):
     assert tsk.Forecaster("s4d", **TINY).fit(long_df).learning_rate_ == 1e-4
     assert tsk.Forecaster("s4d", ridge_init=False, **TINY).fit(long_df).learning_rate_ == 1e-3
     assert tsk.Forecaster("s4d", learning_rate=0.02, **TINY).fit(long_df).learning_rate_ == 0.02
+
+
+def test_time_features_are_inputs_that_follow_the_timestamps(tmp_path, long_df):
+    """Calendar features join the inputs (TPGN's paper feeds them, so its default is on), are
+    saved with the model, and change the forecast when only the timestamps change."""
+    assert tsk.Forecaster("tpgn")._resolve_time_features()
+    assert not tsk.Forecaster("s4d")._resolve_time_features()
+    plain = tsk.Forecaster("lstm", **TINY).fit(long_df)
+    assert not plain.time_features_ and plain.n_inputs_ == 1 and plain.time_feature_names_ == []
+    model = tsk.Forecaster("lstm", time_features=True, ridge_init=False, **TINY).fit(long_df)
+    assert model.time_features_ and model.n_inputs_ == 1 + 4
+    assert model.time_feature_names_ == ["hour_of_day", "day_of_week", "day_of_month", "day_of_year"]
+    scaler = model.scalers_["s0"]  # the data is standardized, the calendar stays in [-0.5, 0.5]
+    assert scaler.mean[0] != 0 and (scaler.mean[1:] == 0).all() and (scaler.scale[1:] == 1).all()
+    shifted = long_df.assign(ds=long_df.ds + pd.Timedelta("5h"))
+    assert not np.allclose(model.predict(long_df).y, model.predict(shifted).y)
+    np.testing.assert_array_equal(plain.predict(long_df).y, plain.predict(shifted).y)
+    model.save(tmp_path / "model")
+    loaded = tsk.load(tmp_path / "model")
+    assert loaded.time_feature_names_ == model.time_feature_names_
+    pd.testing.assert_frame_equal(loaded.predict(shifted), model.predict(shifted), check_exact=True)
+    tpgn = tsk.Forecaster("tpgn", **{**TINY, "lookback": 24}).fit(long_df)
+    assert tpgn.time_features_ and tpgn.n_inputs_ == 5
+    assert tsk.Forecaster("tpgn", time_features=False, **{**TINY, "lookback": 24}).fit(
+        long_df).n_inputs_ == 1
+
+
+def test_time_features_need_one_frequency():
+    df = pd.concat([make_long(n_series=1), make_long(n_series=1, freq="D").assign(unique_id="d")])
+    with pytest.raises(ValueError, match="one frequency for all series"):
+        tsk.Forecaster("lstm", time_features=True, **TINY).fit(df)
+    assert tsk.Forecaster("lstm", **TINY).fit(df).n_inputs_ == 1

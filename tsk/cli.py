@@ -132,7 +132,8 @@ def _forecaster(args: argparse.Namespace) -> Any:
     return Forecaster(
         backbone=args.backbone, horizon=args.horizon, lookback=args.lookback,
         channel_independent=not args.channel_mixing, exogenous=args.exogenous or None,
-        d_model=args.d_model, n_layers=args.n_layers, max_epochs=args.max_epochs,
+        time_features=args.time_features, d_model=args.d_model, n_layers=args.n_layers,
+        max_epochs=args.max_epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
     )
@@ -300,6 +301,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookback", type=int, default=None,
                         help="input steps (default: 336, shorter for short series)")
     parser.add_argument("--exogenous", nargs="*", default=None, help="past-covariate columns")
+    parser.add_argument("--time-features", action=argparse.BooleanOptionalAction, default=None,
+                        help="calendar features of the timestamps as inputs (default: as the "
+                             "backbone's paper; TPGN uses them)")
     parser.add_argument("--channel-mixing", action="store_true",
                         help="model channels jointly (default: channel-independent)")
     parser.add_argument("--d-model", type=int, default=None)

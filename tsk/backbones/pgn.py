@@ -273,7 +273,7 @@ def _tpgn_forecast_net(backbone: nn.Module, **shape: Any) -> nn.Module:
 @register_backbone(
     "tpgn", TPGNConfig, "Temporal PGN: period grid, PGN across periods + period patches, fused",
     paper="Jia et al. 2024 (NeurIPS), PGN: The RNN's New Successor is Effective for Long-Range TSF",
-    forecast_net=_tpgn_forecast_net,
+    forecast_net=_tpgn_forecast_net, time_features=True,
 )
 class TPGN(nn.Module):
     """TPGN as a `[B, L, d_model] -> [B, L, d_model]` backbone (not causal).

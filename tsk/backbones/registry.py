@@ -30,6 +30,9 @@ class BackboneSpec:
     # the paper's own forecasting network around this backbone (e.g. SpaceTime's closed-loop
     # decoder), used by `Forecaster` instead of the generic flatten head; see `register_backbone`
     forecast_net: Callable[..., nn.Module] | None = None
+    # whether the paper's network reads calendar features of the timestamps (TPGN's does);
+    # `Forecaster(time_features=None)` follows it
+    time_features: bool = False
 
     @property
     def config_fields(self) -> list[str]:
@@ -48,7 +51,7 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 
 def register_backbone(
     name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = (),
-    forecast_net: Callable[..., nn.Module] | None = None,
+    forecast_net: Callable[..., nn.Module] | None = None, time_features: bool = False,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers a backbone under `name` with its config dataclass.
 
@@ -56,6 +59,7 @@ def register_backbone(
     `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=[, instance_norm=])` -> a module
     mapping `[B, lookback, n_in]` to `[B, horizon, n_out]` (the `ForecastNet` contract);
     `instance_norm` is passed only when the user chose it, else the factory's default holds.
+    `time_features`: the paper feeds calendar features of the timestamps as inputs.
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for backbone {name!r} must be a dataclass")
@@ -64,7 +68,7 @@ def register_backbone(
         if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
             raise ValueError(f"A backbone named {name!r} is already registered")
         _REGISTRY[name] = BackboneSpec(
-            name, model_cls, config_cls, summary, paper, tuple(tags), forecast_net
+            name, model_cls, config_cls, summary, paper, tuple(tags), forecast_net, time_features
         )
         return model_cls
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from tsk import backbones
 from tsk._names import unknown_name_error
+from tsk.datasets.calendar import time_feature_names, with_time_features
 from tsk.datasets.frames import (
     ID,
     TIME,
@@ -58,6 +59,9 @@ class Forecaster(SequenceEstimator):
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
     `exogenous` names columns used as past covariates (inputs, not forecast).
+    `time_features=True` adds calendar features of `ds` as past covariates (hourly data: hour of
+    day, day of week, day of month, day of year; `tsk.datasets.calendar`); `None` follows the
+    backbone's paper (TPGN's network reads them), `time_features_` says what a fit used.
     `instance_norm` (RevIN) is on by default, except where a paper's own network says otherwise
     (`None` lets it decide: TPGN's does not normalize windows).
     `ridge_init` (generic head only) starts from the closed-form ridge forecast: the head's linear
@@ -76,6 +80,7 @@ class Forecaster(SequenceEstimator):
         tokens: str | None = None,
         patch_len: int = 16,
         exogenous: Sequence[str] | None = None,
+        time_features: bool | None = None,
         d_model: int | None = None,
         n_layers: int | None = None,
         dropout: float | None = None,
@@ -103,6 +108,7 @@ class Forecaster(SequenceEstimator):
         self.tokens = tokens
         self.patch_len = patch_len
         self.exogenous = exogenous
+        self.time_features = time_features
         self.d_model = d_model
         self.n_layers = n_layers
         self.dropout = dropout
@@ -136,17 +142,21 @@ class Forecaster(SequenceEstimator):
                              f"({lookback}).")
         schema = infer_schema(df, self.exogenous)
         series = to_series(df, schema, min_length=lookback + self.horizon)
+        self.time_features_ = self._resolve_time_features()
+        self.time_freq_ = _shared_frequency(series) if self.time_features_ else None
+        series = self._with_time_features(series)
         if val_df is None:
             cuts = [self._train_rows(len(s), lookback) for s in series]
             validation = [(s, cut) for s, cut in zip(series, cuts, strict=True) if cut < len(s)]
         else:
             cuts = [len(s) for s in series]
-            val_series = to_series(_as_frame(val_df), schema, min_length=lookback + self.horizon)
+            val_series = self._with_time_features(
+                to_series(_as_frame(val_df), schema, min_length=lookback + self.horizon))
             unknown = sorted({v.uid for v in val_series} - {s.uid for s in series})
             if unknown:
                 raise ValueError(f"val_df has series not in df: {unknown[:10]}.")
             validation = [(v, 0) for v in val_series]
-        scalers = {s.uid: StandardScaler.fit(s.values[:cut]) for s, cut in zip(series, cuts, strict=True)}
+        scalers = {s.uid: self._fit_scaler(s.values[:cut]) for s, cut in zip(series, cuts, strict=True)}
         n_targets = len(schema.targets)
         train_set = WindowDataset(
             [scalers[s.uid].transform(s.values) for s in series], lookback, self.horizon,
@@ -166,7 +176,8 @@ class Forecaster(SequenceEstimator):
             logger.warning("No series is long enough for a validation window: training without "
                            "early stopping for %d epochs.", self.max_epochs)
         self.schema_ = schema
-        self.n_inputs_ = (1 if self.channel_independent else n_targets) + len(schema.exogenous)
+        self.n_inputs_ = ((1 if self.channel_independent else n_targets) + len(schema.exogenous)
+                          + len(self.time_feature_names_))
         self.n_outputs_ = 1 if self.channel_independent else n_targets
         self.scalers_ = scalers
         with self._seeded() as generator:
@@ -214,6 +225,27 @@ class Forecaster(SequenceEstimator):
     def _generic_head(self) -> bool:
         """False where the backbone forecasts with its paper's own network (SpaceTime, TPGN)."""
         return backbones.get_spec(self.backbone).forecast_net is None
+
+    def _resolve_time_features(self) -> bool:
+        """`time_features` when set, else whether the backbone's paper feeds them."""
+        if self.time_features is not None:
+            return bool(self.time_features)
+        return backbones.get_spec(self.backbone).time_features
+
+    @property
+    def time_feature_names_(self) -> list[str]:
+        """The calendar features a fit appended to its inputs (after the exogenous columns)."""
+        return time_feature_names(self.time_freq_) if self.time_freq_ else []
+
+    def _with_time_features(self, series: list[Series]) -> list[Series]:
+        """`series` with the fit's calendar features appended, when the fit uses them."""
+        if not self.time_freq_:
+            return series
+        return [with_time_features(s, self.time_freq_) for s in series]
+
+    def _series(self, df: Any, min_length: int) -> list[Series]:
+        """The series of new data, checked against the fit's schema, with the fit's inputs."""
+        return self._with_time_features(to_series(_as_frame(df), self.schema_, min_length=min_length))
 
     def _ridge_start(self, tokens: str) -> bool:
         """Whether a fit with this token layout starts from the closed-form ridge forecast: only
@@ -265,7 +297,7 @@ class Forecaster(SequenceEstimator):
         if df is None:
             contexts = list(self.contexts_.values())
         else:
-            series = to_series(_as_frame(df), self.schema_, min_length=self.lookback_)
+            series = self._series(df, self.lookback_)
             contexts = [_tail(s, self.lookback_) for s in series]
         scalers = [self._scaler(s) for s in contexts]
         dataset = WindowDataset(
@@ -290,7 +322,16 @@ class Forecaster(SequenceEstimator):
         if series.uid in self.scalers_:
             return self.scalers_[series.uid]
         logger.info("Series %r was not seen in fit: scaling it with its own history.", series.uid)
-        return StandardScaler.fit(series.values)
+        return self._fit_scaler(series.values)
+
+    def _fit_scaler(self, values: np.ndarray) -> StandardScaler:
+        """Standardize the data's columns; calendar features stay as they are, in [-0.5, 0.5]
+        (TSLib feeds its time features unscaled)."""
+        scaler = StandardScaler.fit(values)
+        calendar = len(self.time_feature_names_)
+        if calendar:
+            scaler.mean[-calendar:], scaler.scale[-calendar:] = 0.0, 1.0
+        return scaler
 
     # ---- evaluate -------------------------------------------------------------------------
     def evaluate(self, df: Any, *, metric_scalers: dict[str, StandardScaler] | None = None
@@ -304,7 +345,7 @@ class Forecaster(SequenceEstimator):
         is then scored on the training split's scale, as the TSLib protocol does.
         """
         self._check_fitted()
-        series = to_series(_as_frame(df), self.schema_, min_length=self.lookback_ + self.horizon)
+        series = self._series(df, self.lookback_ + self.horizon)
         n_targets = len(self.schema_.targets)
         totals: dict[str, list[float]] = {"mse": [], "mae": [], "mase": [], "smape": []}
         weights = []
@@ -352,6 +393,7 @@ class Forecaster(SequenceEstimator):
             "n_outputs": self.n_outputs_,
             "lookback": self.lookback_,
             "tokens": self.tokens_,
+            "time_freq": self.time_freq_,
             "scaled_series": uids,
             "contexts": [{"uid": c.uid, "freq": c.freq, "ds": c.ds.astype(str).tolist()}
                          for c in self.contexts_.values()],
@@ -369,6 +411,8 @@ class Forecaster(SequenceEstimator):
         self.n_inputs_, self.n_outputs_ = state["n_inputs"], state["n_outputs"]
         self.lookback_ = state.get("lookback", self.lookback)
         self.tokens_ = state.get("tokens", self.tokens or "time")
+        self.time_freq_ = state.get("time_freq")
+        self.time_features_ = self.time_freq_ is not None
         self.scalers_ = {
             uid: StandardScaler(arrays["scaler_mean"][i], arrays["scaler_scale"][i])
             for i, uid in enumerate(state["scaled_series"])
@@ -377,6 +421,15 @@ class Forecaster(SequenceEstimator):
         for i, c in enumerate(state["contexts"]):
             ds = pd.DatetimeIndex(pd.to_datetime(c["ds"]))
             self.contexts_[c["uid"]] = Series(c["uid"], ds, arrays["context_values"][i], c["freq"])
+
+
+def _shared_frequency(series: list[Series]) -> str:
+    """The one frequency of all series, which names their calendar features."""
+    freqs = sorted({s.freq for s in series})
+    if len(freqs) > 1:
+        raise ValueError(f"time_features need one frequency for all series, got {freqs}: fit "
+                         "series of each frequency separately, or set time_features=False.")
+    return freqs[0]
 
 
 def _tail(series: Series, rows: int) -> Series:
