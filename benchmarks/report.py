@@ -76,11 +76,13 @@ def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> st
     for (data, horizon, backbone, lookback, norm, calendar), cell in results.groupby(
             ["dataset", "horizon", "backbone", "lookback", "instance_norm", "time_features"]):
         mse, mae = cell.mse.mean(), cell.mae.mean()
+        seeds = f" (±{cell.mse.std():.4f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         ref = reference.get((data, horizon))
         ratio = f"{mse / ref[0]:.2f}" if ref else ""
         ref_text = f"{ref[0]:.4f} / {ref[1]:.4f}" if ref else ""
         rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {norm_text[norm]} | "
-                    f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f} | {ref_text} | {ratio} | "
+                    f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f}{seeds} | {ref_text} | "
+                    f"{ratio} | "
                     f"{cell.epochs.mean():.0f} |")
     return "\n".join(rows)
 

@@ -17,7 +17,9 @@ column (the same phase across periods) and folds its outputs with a linear map o
 the short-term one embeds each row (one period, a patch) linearly and folds the rows into one
 summary shared by all columns. The concatenated branches map, column by column, to the forecast
 (see `tsk.heads.tpgn`). The paper forecasts ETT univariate OT with lookback 168, period 24 and
-horizons 168/336/720/1440 (d_model 32 in the authors' defaults, lr 1e-3, batch 32).
+horizons 168/336/720/1440 (d_model 32 in the authors' defaults, lr 1e-3, batch 32); the
+authors' code feeds calendar features (hour of day, day of week, day of month, day of year,
+TSLib's `timeF`) next to each value, so `Forecaster(backbone="tpgn")` does too.
 """
 
 from __future__ import annotations
