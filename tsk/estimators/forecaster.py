@@ -140,7 +140,7 @@ class Forecaster(SequenceEstimator):
         if self.tokens_ == "patches" and self.patch_len > lookback:
             raise ValueError(f"patch_len ({self.patch_len}) must not exceed the lookback "
                              f"({lookback}).")
-        schema = infer_schema(df, self.exogenous)
+        self.schema_ = schema = infer_schema(df, self.exogenous)
         series = to_series(df, schema, min_length=lookback + self.horizon)
         self.time_features_ = self._resolve_time_features()
         self.time_freq_ = _shared_frequency(series) if self.time_features_ else None
@@ -150,8 +150,7 @@ class Forecaster(SequenceEstimator):
             validation = [(s, cut) for s, cut in zip(series, cuts, strict=True) if cut < len(s)]
         else:
             cuts = [len(s) for s in series]
-            val_series = self._with_time_features(
-                to_series(_as_frame(val_df), schema, min_length=lookback + self.horizon))
+            val_series = self._series(val_df, lookback + self.horizon)
             unknown = sorted({v.uid for v in val_series} - {s.uid for s in series})
             if unknown:
                 raise ValueError(f"val_df has series not in df: {unknown[:10]}.")
@@ -175,7 +174,6 @@ class Forecaster(SequenceEstimator):
         if val_set is None and self.validation_size > 0:
             logger.warning("No series is long enough for a validation window: training without "
                            "early stopping for %d epochs.", self.max_epochs)
-        self.schema_ = schema
         self.n_inputs_ = ((1 if self.channel_independent else n_targets) + len(schema.exogenous)
                           + len(self.time_feature_names_))
         self.n_outputs_ = 1 if self.channel_independent else n_targets
