@@ -64,14 +64,22 @@ NLINEAR_S = {
 }
 
 
+def read_results(path: Path) -> pd.DataFrame:
+    """A results CSV, with what rows from before a column existed meant filled in: random
+    start, time-step tokens, the network's own window normalization, no calendar inputs."""
+    results = pd.read_csv(path)
+    return results.assign(ridge_init=results.ridge_init.fillna(False).astype(bool),
+                          start_kept=results.start_kept.fillna(False).astype(bool),
+                          tokens=results.tokens.fillna("time"),
+                          instance_norm=results.instance_norm.fillna("default"),
+                          time_features=results.time_features.fillna(False).astype(bool))
+
+
 def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> str:
     """Rows next to one reference's MSE / MAE per (dataset, horizon), with the MSE ratio."""
     rows = [f"| data | H | backbone | lookback | window norm | calendar inputs | tsk MSE / MAE "
             f"| {name} MSE / MAE | tsk / {name} MSE | epochs |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    # rows from before these columns existed: the network's normalization, no calendar inputs
-    results = results.assign(instance_norm=results.instance_norm.fillna("default"),
-                             time_features=results.time_features.fillna(False).astype(bool))
     norm_text = {"default": "network default", "on": "RevIN", "off": "none"}
     for (data, horizon, backbone, lookback, norm, calendar), cell in results.groupby(
             ["dataset", "horizon", "backbone", "lookback", "instance_norm", "time_features"]):
@@ -95,16 +103,21 @@ def run_on(row: pd.Series) -> str:
     return gpu.replace("NVIDIA ", "").split(" ")[0] + " GPU"
 
 
+# the columns that tell one multivariate cell's runs from another's (seeds are averaged)
+CELL = ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init", "learning_rate",
+        "time_features"]
+
+
 def render(results: pd.DataFrame) -> str:
     rows = [
         "| data | H | backbone | lookback | start | lr | tsk MSE / MAE | vs floor | epochs | s/epoch | "
         "run on | PatchTST/64 | DLinear | linear floor |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    grouped = results[results.setting == "M"].groupby(
-        ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init", "learning_rate"])
-    for (data, horizon, backbone, lookback, tokens, ridge_init, lr), cell in grouped:
-        lookback = f"{lookback} (patches)" if tokens == "patches" else lookback
+    grouped = results[results.setting == "M"].groupby(CELL)
+    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar), cell in grouped:
+        notes = [n for n, on in (("patches", tokens == "patches"), ("calendar", calendar)) if on]
+        lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
         # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
         start = ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"
         mse, mae = cell.mse.mean(), cell.mae.mean()
@@ -127,8 +140,7 @@ def best_published_summary(results: pd.DataFrame) -> str:
     """How many ETT cells tsk's best row (mean over seeds) is at or below the best published MSE,
     both to the 3 decimals the papers print."""
     multivariate = results[(results.setting == "M") & results.dataset.str.startswith("ETT")]
-    means = multivariate.groupby(["dataset", "horizon", "backbone", "lookback", "tokens",
-                                  "ridge_init", "learning_rate"]).mse.mean()
+    means = multivariate.groupby(CELL).mse.mean()
     best = means.groupby(level=["dataset", "horizon"]).min()
     wins = [f"{d}-{h}" for (d, h), mse in best.items() if round(mse, 3) <= BEST_PUBLISHED_MSE[(d, h)]]
     return (f"tsk's best row is at or below the best published MSE (PatchTST/64, PatchTST/42, "
@@ -141,11 +153,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--readme", action="store_true", help="also update README.md's table")
     args = parser.parse_args()
-    results = pd.read_csv(args.results)
-    # rows from before these columns existed: random start, time-step tokens
-    results = results.assign(ridge_init=results.ridge_init.fillna(False).astype(bool),
-                             start_kept=results.start_kept.fillna(False).astype(bool),
-                             tokens=results.tokens.fillna("time"))
+    results = read_results(args.results)
     intro = (
         "Produced by `benchmarks/accuracy.py` on "
         + " and ".join(f"{m} ({c} CPUs)" for m, c in results[["machine", "cpus"]].drop_duplicates()
@@ -165,7 +173,7 @@ def main() -> int:
                  "SpaceTime's main setting (lookback 336); NLinear's numbers from ANCHORS.md.\n\n"
                  f"{render_vs_reference(univariate, NLINEAR_S, 'NLinear')}\n")
     if TPGN_RESULTS.is_file():
-        tpgn = render_vs_reference(pd.read_csv(TPGN_RESULTS), TPGN_PAPER, "paper")
+        tpgn = render_vs_reference(read_results(TPGN_RESULTS), TPGN_PAPER, "paper")
         text += ("\n## TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168)\n\n"
                  f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. TPGN's network "
                  f"default is no window normalization, as its paper.\n\n{tpgn}\n")
