@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import os
 import platform
 import sys
@@ -29,7 +30,7 @@ COLUMNS = [
     "n_windows", "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs",
     "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept",
     "instance_norm", "tokens", "machine",
-    "cpus", "torch", "tsk", "date", "time_features",
+    "cpus", "torch", "tsk", "date", "time_features", "backbone_kwargs",
 ]
 
 
@@ -51,7 +52,8 @@ def key(row: dict) -> tuple[str, ...]:
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
             str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"),
-            str(float(row["learning_rate"])), str(row.get("time_features") or False))
+            str(float(row["learning_rate"])), str(row.get("time_features") or False),
+            str(row.get("backbone_kwargs") or ""))
 
 
 def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecaster:
@@ -62,7 +64,8 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
         instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
-        tokens=args.tokens,
+        tokens=args.tokens, channel_independent=args.tokens != "variates",
+        backbone_kwargs=json.loads(args.backbone_kwargs) if args.backbone_kwargs else None,
         time_features={"default": None, "on": True, "off": False}[args.time_features], **params,
     )
 
@@ -102,6 +105,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "tokens": model.tokens_, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(), "time_features": model.time_features_,
+        "backbone_kwargs": args.backbone_kwargs or "",
     }
 
 
@@ -116,6 +120,8 @@ def main() -> int:
     parser.add_argument("--protocol", choices=["tslib", "ratio"], default="tslib",
                         help="ETT borders: TSLib's 12/4/4 months, or 60/20/20 of the file (TPGN's)")
     parser.add_argument("--d-model", type=int, default=None)
+    parser.add_argument("--backbone-kwargs", default=None,
+                        help='other options of the backbone\'s config, as JSON: \'{"d_state": 2}\'')
     parser.add_argument("--n-layers", type=int, default=None)
     parser.add_argument("--dropout", type=float, default=None)
     parser.add_argument("--max-epochs", type=int, default=10)
@@ -151,7 +157,8 @@ def main() -> int:
                                 "protocol": args.protocol, "ridge_init": not args.random_start,
                                 "instance_norm": args.instance_norm,
                                 "tokens": tokens, "learning_rate": rate,
-                                "time_features": calendar})
+                                "time_features": calendar,
+                                "backbone_kwargs": args.backbone_kwargs})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue

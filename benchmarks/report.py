@@ -116,7 +116,7 @@ def render(results: pd.DataFrame) -> str:
     ]
     grouped = results[results.setting == "M"].groupby(CELL)
     for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar), cell in grouped:
-        notes = [n for n, on in (("patches", tokens == "patches"), ("calendar", calendar)) if on]
+        notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar)) if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
         # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
         start = ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"

@@ -95,10 +95,13 @@ def test_block_runs_the_selective_scan_kernel_op(monkeypatch):
 
 
 @pytest.mark.parametrize("length", [1, 3, 13])
-def test_step_matches_forward_on_odd_lengths(length):
-    """Lengths shorter than d_conv included: the conv cache starts from zeros like the padding."""
+@pytest.mark.parametrize("d_ff", [0, 24])
+def test_step_matches_forward_on_odd_lengths(length, d_ff):
+    """Lengths shorter than d_conv included: the conv cache starts from zeros like the padding.
+    With S-Mamba's feed-forward sublayers (`d_ff`) too."""
     torch.manual_seed(1)
-    model = create("mamba", **SMALL).eval()
+    model = create("mamba", **SMALL, d_ff=d_ff).eval()
+    assert len(model.stack.blocks) == SMALL["n_layers"] * (2 if d_ff else 1)
     x = torch.randn(3, length, 16)
     with torch.no_grad():
         full = model(x)
@@ -151,8 +154,16 @@ def test_fit_reduces_the_loss(long_df, fit_losses):
 
 
 def test_s_mamba_layout_fit(wide_df, fit_losses):
-    """S-Mamba: variates as tokens, bidirectional Mamba over them."""
+    """S-Mamba: variates and calendar features as tokens, bidirectional Mamba blocks each
+    followed by a feed-forward sublayer."""
     model, losses = fit_losses(wide_df, "mamba", tokens="variates", channel_independent=False,
-                               backbone_kwargs={"bidirectional": True})
+                               time_features=True,
+                               backbone_kwargs={"bidirectional": True, "d_ff": 16})
     assert losses[-1] < losses[0]
+    assert model.n_inputs_ == 3 + 5  # three variates, five calendar features of 15-minute data
     assert list(model.predict().columns) == ["ds", "c0", "c1", "c2"]
+
+
+def test_feed_forward_sublayer_is_checked():
+    with pytest.raises(ValueError, match="d_ff must be >= 0"):
+        create("mamba", **SMALL, d_ff=-1)

@@ -125,3 +125,22 @@ def test_patch_tokens_keep_the_ridge_start_exact():
         normalized, mean, std = net.norm(x)
         linear = net.head.skip(normalized.transpose(1, 2)).transpose(1, 2) * std + mean
         torch.testing.assert_close(net(x), linear)
+
+
+def test_window_normalization_leaves_calendar_features_alone():
+    """RevIN standardizes each window's data channels; the calendar channels keep their values,
+    so the date they carry reaches the backbone (a window mean would erase it)."""
+    from tsk.heads.forecast import InstanceNorm, VariateForecastNet
+
+    x = torch.randn(3, 10, 4) * 5 + 2
+    x[..., 2:] = torch.rand(3, 10, 2) - 0.5
+    normed, mean, std = InstanceNorm()(x, keep_last=2)
+    torch.testing.assert_close(normed[..., 2:], x[..., 2:])
+    torch.testing.assert_close(normed[..., :2].mean(1), torch.zeros(3, 2), atol=1e-5, rtol=0)
+    assert (mean[..., 2:] == 0).all() and (std[..., 2:] == 1).all()
+    seen = []
+    backbone = create("mamba", d_model=8, n_layers=1, bidirectional=True)
+    net = VariateForecastNet(backbone, 10, 4, n_out=2, d_model=8, n_calendar=2)
+    net.embed.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    assert net(x).shape == (3, 4, 2)
+    torch.testing.assert_close(seen[0][:, 2:], x[..., 2:].transpose(1, 2))

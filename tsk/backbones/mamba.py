@@ -2,6 +2,9 @@
 a gated block around a selective (input-dependent) diagonal SSM, run with the `selective_scan`
 kernel op; a pre-norm RMSNorm residual stack of such blocks. `bidirectional=True` adds a second
 block over the reversed sequence (as S-Mamba and Vision Mamba do); it is then not causal.
+`d_ff > 0` adds S-Mamba's feed-forward sublayer after each block; with `Forecaster(tokens=
+"variates", time_features=True)` that is S-Mamba's layout (variates and calendar features as
+tokens).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class MambaConfig:
     dt_scale: float = 1.0
     dropout: float = 0.0
     bidirectional: bool = False
+    # > 0: a feed-forward sublayer (d_model -> d_ff -> d_model) after each Mamba block, as
+    # S-Mamba's encoder layer ("Is Mamba Effective for Time Series Forecasting?"); 0: none
+    d_ff: int = 0
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:
@@ -144,6 +150,26 @@ class MambaMixer(nn.Module):
         return self.out_proj(y), (conv_state, ssm_state)
 
 
+class FeedForward(nn.Module):
+    """Position-wise `Linear(d_model, d_ff) -> GELU -> dropout -> Linear(d_ff, d_model)`, the
+    sublayer S-Mamba places after each (bidirectional) Mamba block; `step` applies it to one
+    step (it keeps no state)."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(d_ff, d_model))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net(hidden)
+
+    def initial_state(self, batch: int) -> None:
+        return None
+
+    def step(self, hidden: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        return self.net(hidden), state
+
+
 class BidirectionalMamba(nn.Module):
     """`forward(x) + flip(backward(flip(x)))`: two Mamba blocks, one per direction; not causal."""
 
@@ -170,8 +196,14 @@ class Mamba(StackedBackbone):
     def __init__(self, config: MambaConfig) -> None:
         super().__init__()
         self.config = config
+        if config.d_ff < 0:
+            raise ValueError(f"d_ff must be >= 0 (0: no feed-forward sublayer), got {config.d_ff}.")
         block = BidirectionalMamba if config.bidirectional else MambaMixer
-        blocks = [block(config) for _ in range(config.n_layers)]
+        blocks: list[nn.Module] = []
+        for _ in range(config.n_layers):
+            blocks.append(block(config))
+            if config.d_ff:
+                blocks.append(FeedForward(config.d_model, config.d_ff, config.dropout))
         # As the official initialisation (GPT-2 style): out_proj scaled by 1/sqrt(n_layers) so
         # the residual stream's variance does not grow with depth
         with torch.no_grad():

@@ -270,6 +270,7 @@ class Forecaster(SequenceEstimator):
             return VariateForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_outputs_, backbone.config.d_model,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
+                n_calendar=len(self.time_feature_names_),
             )
         forecast_net = backbones.get_spec(self.backbone).forecast_net
         if forecast_net is not None:
@@ -284,6 +285,7 @@ class Forecaster(SequenceEstimator):
             d_model=backbone.config.d_model, head_dim=self.head_dim,
             dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
             patch_len=self.patch_len if self.tokens_ == "patches" else None,
+            n_calendar=len(self.time_feature_names_),
         )
 
     # ---- predict --------------------------------------------------------------------------

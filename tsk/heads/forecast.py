@@ -15,10 +15,15 @@ class InstanceNorm(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`x[B, L, F]` -> normalized `x`, mean `[B, 1, F]`, std `[B, 1, F]`."""
+    def forward(self, x: torch.Tensor, keep_last: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`x[B, L, F]` -> normalized `x`, mean `[B, 1, F]`, std `[B, 1, F]`. The last
+        `keep_last` channels pass unchanged (calendar features: a window's mean would erase the
+        date they carry)."""
         mean = x.mean(dim=1, keepdim=True).detach()
         std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
+        if keep_last:
+            mean[..., -keep_last:], std[..., -keep_last:] = 0.0, 1.0
         return (x - mean) / std, mean, std
 
 
@@ -78,7 +83,8 @@ class PatchEmbedding(nn.Module):
 
 
 class ForecastNet(nn.Module):
-    """Input `[B, L, n_in]` (targets first, then exogenous) -> forecast `[B, H, n_out]`.
+    """Input `[B, L, n_in]` (targets first, then exogenous, the last `n_calendar` of them calendar
+    features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`.
 
     The backbone's tokens are the time steps (`patch_len=None`) or PatchTST's patches.
     """
@@ -86,10 +92,10 @@ class ForecastNet(nn.Module):
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
-        patch_len: int | None = None,
+        patch_len: int | None = None, n_calendar: int = 0,
     ) -> None:
         super().__init__()
-        self.n_out = n_out
+        self.n_out, self.n_calendar = n_out, n_calendar
         self.norm = InstanceNorm() if instance_norm else None
         if patch_len is None:
             self.embed: nn.Module = nn.Linear(n_in, d_model)
@@ -153,7 +159,7 @@ class ForecastNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
-            x, mean, std = self.norm(x)
+            x, mean, std = self.norm(x, self.n_calendar)
         features = self.backbone(self.embed(x))
         y = self.head(features, x[..., : self.n_out])
         if self.norm is not None:
@@ -166,15 +172,16 @@ class VariateForecastNet(nn.Module):
     Forecasting?"): each channel's whole window is embedded as one token, the backbone mixes the
     channel tokens, and a linear map turns each token into its horizon.
 
-    Input `[B, L, n_in]` (targets first, then exogenous) -> forecast `[B, H, n_out]`.
+    Input `[B, L, n_in]` (targets first, then exogenous, the last `n_calendar` of them calendar
+    features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`.
     """
 
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_out: int, d_model: int,
-        dropout: float = 0.0, instance_norm: bool = True,
+        dropout: float = 0.0, instance_norm: bool = True, n_calendar: int = 0,
     ) -> None:
         super().__init__()
-        self.n_out = n_out
+        self.n_out, self.n_calendar = n_out, n_calendar
         self.norm = InstanceNorm() if instance_norm else None
         self.embed = nn.Linear(lookback, d_model)
         self.backbone = backbone
@@ -183,7 +190,7 @@ class VariateForecastNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
-            x, mean, std = self.norm(x)
+            x, mean, std = self.norm(x, self.n_calendar)
         tokens = self.embed(x.transpose(1, 2))  # [B, n_in, d_model]
         tokens = self.backbone(tokens)
         y = self.project(self.dropout(tokens[:, : self.n_out])).transpose(1, 2)  # [B, H, n_out]
