@@ -34,6 +34,10 @@ COLUMNS = [
 ]
 
 
+# an on/off option of the Forecaster whose default (None) the model decides
+SWITCH = {"default": None, "on": True, "off": False}
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -63,10 +67,10 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
         n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
-        instance_norm={"default": None, "on": True, "off": False}[args.instance_norm],
+        instance_norm=SWITCH[args.instance_norm],
         tokens=args.tokens, channel_independent=args.tokens != "variates",
         backbone_kwargs=json.loads(args.backbone_kwargs) if args.backbone_kwargs else None,
-        time_features={"default": None, "on": True, "off": False}[args.time_features], **params,
+        time_features=SWITCH[args.time_features], **params,
     )
 
 
