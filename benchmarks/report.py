@@ -66,13 +66,15 @@ NLINEAR_S = {
 
 def read_results(path: Path) -> pd.DataFrame:
     """A results CSV, with what rows from before a column existed meant filled in: random
-    start, time-step tokens, the network's own window normalization, no calendar inputs."""
+    start, time-step tokens, the network's own window normalization, no calendar inputs, no other
+    backbone options."""
     results = pd.read_csv(path)
     return results.assign(ridge_init=results.ridge_init.fillna(False).astype(bool),
                           start_kept=results.start_kept.fillna(False).astype(bool),
                           tokens=results.tokens.fillna("time"),
                           instance_norm=results.instance_norm.fillna("default"),
-                          time_features=results.time_features.fillna(False).astype(bool))
+                          time_features=results.time_features.fillna(False).astype(bool),
+                          backbone_kwargs=results.backbone_kwargs.fillna(""))
 
 
 def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> str:
@@ -90,8 +92,7 @@ def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> st
         ref_text = f"{ref[0]:.4f} / {ref[1]:.4f}" if ref else ""
         rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {norm_text[norm]} | "
                     f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f}{seeds} | {ref_text} | "
-                    f"{ratio} | "
-                    f"{cell.epochs.mean():.0f} |")
+                    f"{ratio} | {cell.epochs.mean():.0f} |")
     return "\n".join(rows)
 
 
@@ -105,7 +106,7 @@ def run_on(row: pd.Series) -> str:
 
 # the columns that tell one multivariate cell's runs from another's (seeds are averaged)
 CELL = ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init", "learning_rate",
-        "time_features"]
+        "time_features", "d_model", "backbone_kwargs"]
 
 
 def render(results: pd.DataFrame) -> str:
@@ -115,7 +116,7 @@ def render(results: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     grouped = results[results.setting == "M"].groupby(CELL)
-    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar), cell in grouped:
+    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, *_), cell in grouped:
         notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar)) if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
         # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
@@ -190,7 +191,7 @@ def main() -> int:
         "closed-form ridge start of the forecasting head ('kept' when no epoch beat it)."
     )
     table = ("At the defaults, MSE per backbone (bold: at or below the best published MSE; k: no "
-             "epoch beat the closed-form ridge start, so it was kept and the row is the floor's "
+             "epoch beat the closed-form ridge start, so it was kept and the row is that start's "
              "forecast):\n\n" + render_defaults(results) + "\n\nEvery run:\n\n" + render(results)
              + "\n\n" + best_published_summary(results))
     out = args.results.with_suffix(".md")
