@@ -142,8 +142,7 @@ class Forecaster(SequenceEstimator):
                              f"({lookback}).")
         self.schema_ = schema = infer_schema(df, self.exogenous)
         series = to_series(df, schema, min_length=lookback + self.horizon)
-        self.time_features_ = self._resolve_time_features()
-        self.time_freq_ = _shared_frequency(series) if self.time_features_ else None
+        self.time_freq_ = _shared_frequency(series) if self._resolve_time_features() else None
         series = self._with_time_features(series)
         if val_df is None:
             cuts = [self._train_rows(len(s), lookback) for s in series]
@@ -229,6 +228,11 @@ class Forecaster(SequenceEstimator):
         if self.time_features is not None:
             return bool(self.time_features)
         return backbones.get_spec(self.backbone).time_features
+
+    @property
+    def time_features_(self) -> bool:
+        """Whether a fit appended calendar features to its inputs."""
+        return self.time_freq_ is not None
 
     @property
     def time_feature_names_(self) -> list[str]:
@@ -412,7 +416,6 @@ class Forecaster(SequenceEstimator):
         self.lookback_ = state.get("lookback", self.lookback)
         self.tokens_ = state.get("tokens", self.tokens or "time")
         self.time_freq_ = state.get("time_freq")
-        self.time_features_ = self.time_freq_ is not None
         self.scalers_ = {
             uid: StandardScaler(arrays["scaler_mean"][i], arrays["scaler_scale"][i])
             for i, uid in enumerate(state["scaled_series"])
