@@ -1,6 +1,7 @@
 """Render benchmarks/results/accuracy.csv as markdown tables beside the published numbers of
 ../shared/ANCHORS.md: ETT multivariate with the closed-form linear floor, univariate (S) beside
-NLinear, and TPGN on its own protocol beside its paper (MSE / MAE).
+NLinear, TPGN on its own protocol beside its paper, and Mamba in S-Mamba's setting beside the
+S-Mamba paper (MSE / MAE).
 
     uv run python benchmarks/report.py            # writes benchmarks/results/accuracy.md
     uv run python benchmarks/report.py --readme   # and the table between README's markers
@@ -57,6 +58,21 @@ TPGN_PAPER = {
 }
 
 
+# S-Mamba (Wang et al., "Is Mamba Effective for Time Series Forecasting?", arXiv 2403.11144 v3 /
+# Neurocomputing), its table of full ETT results: lookback 96, M setting, TSLib borders, MSE / MAE.
+# Not in ANCHORS.md, which defers to the paper for them.
+SMAMBA_PAPER = {
+    ("ETTh1", 96): (0.386, 0.405), ("ETTh1", 192): (0.443, 0.437),
+    ("ETTh1", 336): (0.489, 0.468), ("ETTh1", 720): (0.502, 0.489),
+    ("ETTh2", 96): (0.296, 0.348), ("ETTh2", 192): (0.376, 0.396),
+    ("ETTh2", 336): (0.424, 0.431), ("ETTh2", 720): (0.426, 0.444),
+    ("ETTm1", 96): (0.333, 0.368), ("ETTm1", 192): (0.376, 0.390),
+    ("ETTm1", 336): (0.408, 0.413), ("ETTm1", 720): (0.475, 0.448),
+    ("ETTm2", 96): (0.179, 0.263), ("ETTm2", 192): (0.250, 0.309),
+    ("ETTm2", 336): (0.312, 0.349), ("ETTm2", 720): (0.411, 0.406),
+}
+
+
 # ANCHORS.md: NLinear, univariate OT on ETTh1 under the TSLib borders (LTSF-Linear's file).
 NLINEAR_S = {
     ("ETTh1", 96): (0.053, 0.177), ("ETTh1", 192): (0.069, 0.204),
@@ -79,18 +95,19 @@ def read_results(path: Path) -> pd.DataFrame:
 
 def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> str:
     """Rows next to one reference's MSE / MAE per (dataset, horizon), with the MSE ratio."""
-    rows = [f"| data | H | backbone | lookback | window norm | calendar inputs | tsk MSE / MAE "
-            f"| {name} MSE / MAE | tsk / {name} MSE | epochs |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [f"| data | H | backbone | lookback | d_model | window norm | calendar inputs "
+            f"| tsk MSE / MAE | {name} MSE / MAE | tsk / {name} MSE | epochs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     norm_text = {"default": "network default", "on": "RevIN", "off": "none"}
-    for (data, horizon, backbone, lookback, norm, calendar), cell in results.groupby(
-            ["dataset", "horizon", "backbone", "lookback", "instance_norm", "time_features"]):
+    for (data, horizon, backbone, lookback, d_model, norm, calendar), cell in results.groupby(
+            ["dataset", "horizon", "backbone", "lookback", "d_model", "instance_norm",
+             "time_features"]):
         mse, mae = cell.mse.mean(), cell.mae.mean()
         seeds = f" (±{cell.mse.std():.4f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         ref = reference.get((data, horizon))
         ratio = f"{mse / ref[0]:.2f}" if ref else ""
-        ref_text = f"{ref[0]:.4f} / {ref[1]:.4f}" if ref else ""
-        rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {norm_text[norm]} | "
+        ref_text = f"{ref[0]:g} / {ref[1]:g}" if ref else ""  # as printed: 3 or 4 decimals
+        rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {d_model} | {norm_text[norm]} | "
                     f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f}{seeds} | {ref_text} | "
                     f"{ratio} | {cell.epochs.mean():.0f} |")
     return "\n".join(rows)
@@ -205,8 +222,18 @@ def main() -> int:
     if TPGN_RESULTS.is_file():
         tpgn = render_vs_reference(read_results(TPGN_RESULTS), TPGN_PAPER, "paper")
         text += ("\n## TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168)\n\n"
-                 f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. TPGN's network "
-                 f"default is no window normalization, as its paper.\n\n{tpgn}\n")
+                 f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. The authors' "
+                 "per-task settings (their README's table of hyperparameters): ETTh1 d_model 2 "
+                 "(8 at 1440) with RevIN, ETTh2 d_model 8 without; TPGN's network default is no "
+                 f"window normalization.\n\n{tpgn}\n")
+    smamba = results[(results.backbone == "mamba") & (results.tokens == "variates")
+                     & (results.lookback == 96)]
+    if len(smamba):
+        text += ("\n## Mamba in S-Mamba's setting (variates as tokens, lookback 96)\n\n"
+                 "The S-Mamba layout and its scripts' settings (d_state 2, d_conv 2, expand 1, two "
+                 "bidirectional layers with a feed-forward sublayer, calendar features as tokens, "
+                 "batch 32, its step size per cell); paper numbers from its ETT table.\n\n"
+                 f"{render_vs_reference(smamba, SMAMBA_PAPER, 'paper')}\n")
     out.write_text(text)
     if args.readme:
         text = README.read_text()

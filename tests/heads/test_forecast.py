@@ -144,3 +144,22 @@ def test_window_normalization_leaves_calendar_features_alone():
     net.embed.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     assert net(x).shape == (3, 4, 2)
     torch.testing.assert_close(seen[0][:, 2:], x[..., 2:].transpose(1, 2))
+
+
+@pytest.mark.parametrize("name", ["tpgn", "spacetime"])
+def test_paper_networks_leave_calendar_features_out_of_window_normalization(name):
+    """A paper's own network (`forecast_net`) gets `n_calendar` too: with RevIN on (TPGN's ETTh1
+    setting), the calendar channels reach the network unchanged while the data channels are
+    standardized."""
+    from tsk.backbones import get_spec
+
+    x = torch.randn(3, 24, 4) * 5 + 2
+    x[..., 2:] = torch.rand(3, 24, 2) - 0.5
+    backbone = create(name, d_model=4, **({"period": 6} if name == "tpgn" else {}))
+    net = get_spec(name).forecast_net(backbone, lookback=24, horizon=5, n_in=4, n_out=2,
+                                      n_calendar=2, instance_norm=True)
+    seen = []
+    net.norm.register_forward_hook(lambda module, args, out: seen.append(out[0]))
+    assert net(x).shape == (3, 5, 2)
+    torch.testing.assert_close(seen[0][..., 2:], x[..., 2:])
+    torch.testing.assert_close(seen[0][..., :2].mean(1), torch.zeros(3, 2), atol=1e-5, rtol=0)

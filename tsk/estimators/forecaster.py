@@ -282,7 +282,7 @@ class Forecaster(SequenceEstimator):
             norm = {} if self.instance_norm is None else {"instance_norm": self.instance_norm}
             return forecast_net(
                 backbone, lookback=self.lookback_, horizon=self.horizon, n_in=self.n_inputs_,
-                n_out=self.n_outputs_, **norm,
+                n_out=self.n_outputs_, n_calendar=len(self.time_feature_names_), **norm,
             )
         return ForecastNet(
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,

@@ -30,10 +30,10 @@ class SpaceTimeForecastNet(nn.Module):
     """
 
     def __init__(self, backbone: SpaceTime, lookback: int, horizon: int, n_in: int, n_out: int,
-                 instance_norm: bool = True) -> None:
+                 instance_norm: bool = True, n_calendar: int = 0) -> None:
         super().__init__()
         config = backbone.config
-        self.horizon, self.n_out = horizon, n_out
+        self.horizon, self.n_out, self.n_calendar = horizon, n_out, n_calendar
         self.burn_in = config.d_state - 1
         self.lag_loss_weight = config.lag_loss_weight
         self.norm = InstanceNorm() if instance_norm else None
@@ -48,7 +48,7 @@ class SpaceTimeForecastNet(nn.Module):
         stats = None
         inputs = x
         if self.norm is not None:
-            x, mean, std = self.norm(x)
+            x, mean, std = self.norm(x, self.n_calendar)
             stats = (mean[..., : self.n_out], std[..., : self.n_out])
         features = self.backbone(self.embed(x))  # [B, T, d_model]
         forecast, open_loop, next_inputs = self.decoder(features, self.horizon)
@@ -68,8 +68,9 @@ class SpaceTimeForecastNet(nn.Module):
 
 
 def spacetime_forecast_net(backbone: nn.Module, *, lookback: int, horizon: int, n_in: int,
-                           n_out: int, instance_norm: bool = True) -> SpaceTimeForecastNet:
+                           n_out: int, n_calendar: int = 0,
+                           instance_norm: bool = True) -> SpaceTimeForecastNet:
     """`forecast_net` factory for the registry (the `Forecaster` calls it)."""
     if not isinstance(backbone, SpaceTime):
         raise TypeError(f"expected a SpaceTime backbone, got {type(backbone).__name__}.")
-    return SpaceTimeForecastNet(backbone, lookback, horizon, n_in, n_out, instance_norm)
+    return SpaceTimeForecastNet(backbone, lookback, horizon, n_in, n_out, instance_norm, n_calendar)
