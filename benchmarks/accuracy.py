@@ -53,7 +53,8 @@ def done_cells(path: Path) -> set[tuple[str, ...]]:
 
 def key(row: dict) -> tuple[str, ...]:
     """A cell: rows recorded before the ridge start existed trained from random weights."""
-    return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting")),
+    return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting",
+                                    "d_model")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
             str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"),
             str(float(row["learning_rate"])), str(row.get("time_features") or False),
@@ -74,12 +75,15 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
     )
 
 
-def resolved_choices(args: argparse.Namespace, backbone: str) -> tuple[str, float, bool]:
-    """The token layout, step size and calendar inputs a cell trains with (the Forecaster's own
-    choices)."""
+def resolved_choices(args: argparse.Namespace, backbone: str) -> dict:
+    """What the Forecaster itself decides for a cell, as its row records it: the start, token
+    layout, step size, calendar inputs and width."""
     model = cell_model(args, backbone)
     tokens = model._resolve_tokens(args.lookback)
-    return tokens, model._learning_rate(model._ridge_start(tokens)), model._resolve_time_features()
+    ridge = model._ridge_start(tokens)
+    return {"ridge_init": ridge, "tokens": tokens, "learning_rate": model._learning_rate(ridge),
+            "time_features": model._resolve_time_features(),
+            "d_model": tsk.backbones.make_config(backbone, **model._backbone_config()).d_model}
 
 
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
@@ -155,14 +159,11 @@ def main() -> int:
         for horizon in args.horizons:
             for backbone in args.backbones:
                 for seed in args.seeds:
-                    tokens, rate, calendar = resolved_choices(args, backbone)
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
-                                "protocol": args.protocol, "ridge_init": not args.random_start,
-                                "instance_norm": args.instance_norm,
-                                "tokens": tokens, "learning_rate": rate,
-                                "time_features": calendar,
-                                "backbone_kwargs": args.backbone_kwargs})
+                                "protocol": args.protocol, "instance_norm": args.instance_norm,
+                                "backbone_kwargs": args.backbone_kwargs,
+                                **resolved_choices(args, backbone)})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue
