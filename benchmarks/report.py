@@ -224,8 +224,8 @@ def main() -> int:
         text += ("\n## TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168)\n\n"
                  f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. The authors' "
                  "per-task settings (their README's table of hyperparameters): ETTh1 d_model 2 "
-                 "(8 at 1440) with RevIN, ETTh2 d_model 8 without; TPGN's network default is no "
-                 f"window normalization.\n\n{tpgn}\n")
+                 "(8 at 1440) with RevIN, ETTh2 d_model 8 without. tsk's defaults: d_model 8, no "
+                 f"window normalization, calendar inputs.\n\n{tpgn}\n")
     smamba = results[(results.backbone == "mamba") & (results.tokens == "variates")
                      & (results.lookback == 96)]
     if len(smamba):

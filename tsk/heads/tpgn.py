@@ -71,7 +71,7 @@ def tpgn_forecast_net(
     backbone's config (the backbone module itself, sized for `[B, L, d_model]` input, is unused).
 
     No window normalization by default: the authors use it on ETTh1 (with d_model 2) but not on
-    ETTh2, and at the default width ETTh1 is within 3% of the paper without it up to horizon 720
+    ETTh2, and at the default width ETTh1 is within 5% of the paper without it up to horizon 720
     (benchmarks/results/accuracy_tpgn_protocol.csv)."""
     if not isinstance(backbone, TPGN):
         raise TypeError(f"tpgn_forecast_net needs a TPGN backbone, got {type(backbone).__name__}.")
