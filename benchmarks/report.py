@@ -93,8 +93,9 @@ def read_results(path: Path) -> pd.DataFrame:
                           backbone_kwargs=results.backbone_kwargs.fillna(""))
 
 
-def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> str:
-    """Rows next to one reference's MSE / MAE per (dataset, horizon), with the MSE ratio."""
+def render_vs_reference(results: pd.DataFrame, reference: dict, name: str, decimals: int) -> str:
+    """Rows next to one reference's MSE / MAE per (dataset, horizon), printed to the reference's
+    own `decimals`, with the MSE ratio."""
     rows = [f"| data | H | backbone | lookback | d_model | window norm | calendar inputs "
             f"| tsk MSE / MAE | {name} MSE / MAE | tsk / {name} MSE | epochs |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -106,7 +107,7 @@ def render_vs_reference(results: pd.DataFrame, reference: dict, name: str) -> st
         seeds = f" (±{cell.mse.std():.4f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         ref = reference.get((data, horizon))
         ratio = f"{mse / ref[0]:.2f}" if ref else ""
-        ref_text = f"{ref[0]:g} / {ref[1]:g}" if ref else ""  # as printed: 3 or 4 decimals
+        ref_text = f"{ref[0]:.{decimals}f} / {ref[1]:.{decimals}f}" if ref else ""
         rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {d_model} | {norm_text[norm]} | "
                     f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f}{seeds} | {ref_text} | "
                     f"{ratio} | {cell.epochs.mean():.0f} |")
@@ -218,9 +219,9 @@ def main() -> int:
     if len(univariate):
         text += ("\n## Univariate (S: OT in and out), TSLib borders\n\n"
                  "SpaceTime's main setting (lookback 336); NLinear's numbers from ANCHORS.md.\n\n"
-                 f"{render_vs_reference(univariate, NLINEAR_S, 'NLinear')}\n")
+                 f"{render_vs_reference(univariate, NLINEAR_S, 'NLinear', 3)}\n")
     if TPGN_RESULTS.is_file():
-        tpgn = render_vs_reference(read_results(TPGN_RESULTS), TPGN_PAPER, "paper")
+        tpgn = render_vs_reference(read_results(TPGN_RESULTS), TPGN_PAPER, "paper", 4)
         text += ("\n## TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168)\n\n"
                  f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. The authors' "
                  "per-task settings (their README's table of hyperparameters): ETTh1 d_model 2 "
@@ -233,7 +234,7 @@ def main() -> int:
                  "The S-Mamba layout and its scripts' settings (d_state 2, d_conv 2, expand 1, two "
                  "bidirectional layers with a feed-forward sublayer, calendar features as tokens, "
                  "batch 32, its step size per cell); paper numbers from its ETT table.\n\n"
-                 f"{render_vs_reference(smamba, SMAMBA_PAPER, 'paper')}\n")
+                 f"{render_vs_reference(smamba, SMAMBA_PAPER, 'paper', 3)}\n")
     out.write_text(text)
     if args.readme:
         text = README.read_text()
