@@ -52,7 +52,9 @@ def done_cells(path: Path) -> set[tuple[str, ...]]:
 
 
 def key(row: dict) -> tuple[str, ...]:
-    """A cell: rows recorded before the ridge start existed trained from random weights."""
+    """A cell: its data, horizon, seed and every choice that changes the model (the Forecaster's
+    own included, see `resolved_choices`). Rows recorded before the ridge start existed trained
+    from random weights."""
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting",
                                     "d_model")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
