@@ -270,11 +270,12 @@ class Forecaster(SequenceEstimator):
 
     def _build_net(self) -> nn.Module:
         backbone = backbones.create(self.backbone, **self._backbone_config())
+        n_calendar = len(self.time_feature_names_)
         if self.tokens_ == "variates":
             return VariateForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_outputs_, backbone.config.d_model,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
-                n_calendar=len(self.time_feature_names_),
+                n_calendar=n_calendar,
             )
         forecast_net = backbones.get_spec(self.backbone).forecast_net
         if forecast_net is not None:
@@ -282,14 +283,14 @@ class Forecaster(SequenceEstimator):
             norm = {} if self.instance_norm is None else {"instance_norm": self.instance_norm}
             return forecast_net(
                 backbone, lookback=self.lookback_, horizon=self.horizon, n_in=self.n_inputs_,
-                n_out=self.n_outputs_, n_calendar=len(self.time_feature_names_), **norm,
+                n_out=self.n_outputs_, n_calendar=n_calendar, **norm,
             )
         return ForecastNet(
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
             dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
             patch_len=self.patch_len if self.tokens_ == "patches" else None,
-            n_calendar=len(self.time_feature_names_),
+            n_calendar=n_calendar,
         )
 
     # ---- predict --------------------------------------------------------------------------
