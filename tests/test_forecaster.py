@@ -230,6 +230,24 @@ def test_patch_tokens_fit_predict_and_reload(tmp_path, long_df):
     pd.testing.assert_frame_equal(tsk.load(tmp_path / "model").predict(), forecast, check_exact=True)
 
 
+def test_pgn_history_is_sized_to_the_tokens_it_reads(tmp_path, long_df, wide_df):
+    """PGN's HIE reads every earlier token, so its history is the token count minus one: the
+    patches' 7 tokens, the 16 steps, or the 3 variates; a user's own `history` is kept."""
+    patches = tsk.Forecaster("pgn", tokens="patches", patch_len=4, **TINY).fit(long_df)
+    assert patches.net_.backbone.config.history == (16 - 4) // 2 + 2 - 1
+    steps = tsk.Forecaster("pgn", tokens="time", **TINY).fit(long_df)
+    assert steps.net_.backbone.config.history == 16 - 1
+    variates = tsk.Forecaster("pgn", channel_independent=False, tokens="variates", **TINY).fit(wide_df)
+    assert variates.net_.backbone.config.history == 3 - 1
+    own = tsk.Forecaster("pgn", tokens="time", backbone_kwargs={"history": 5}, **TINY).fit(long_df)
+    assert own.net_.backbone.config.history == 5
+    patches.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(
+        tsk.load(tmp_path / "model").predict(), patches.predict(), check_exact=True
+    )
+
+
+
 @pytest.mark.parametrize(("params", "match"), [
     ({"backbone": "spacetime", "tokens": "patches"}, "paper's own network"),
     ({"tokens": "patches", "patch_len": 32}, r"patch_len \(32\) must not exceed the lookback \(16\)"),

@@ -119,13 +119,14 @@ class PGNConfig:
     n_layers: int = 2
     dropout: float = 0.05  # the authors' run default
     # past steps HIE reads; >= L - 1 gives every step all of its past (the paper's HIE);
-    # longer inputs see a sliding window of the last `history` steps
+    # longer inputs see a sliding window of the last `history` steps. `Forecaster` sets it to
+    # L - 1 for the tokens it feeds (the registry's `length_option`)
     history: int = 336
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:
         """Default `tsk.tune` space: name -> Optuna distribution. Names that are not fields here
-        (`lookback`, `learning_rate`) are the estimator's; lookbacks stay <= history + 1."""
+        (`lookback`, `learning_rate`) are the estimator's."""
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
         return {
@@ -140,6 +141,7 @@ class PGNConfig:
 @register_backbone(
     "pgn", PGNConfig, "Parallel Gated Network: HIE (linear map of all past inputs) + one gate; causal",
     paper="Jia et al. 2024 (NeurIPS), PGN: The RNN's New Successor is Effective for Long-Range TSF",
+    length_option="history",
 )
 class PGN(StackedBackbone):
     """PGN layers (`d_model -> d_model`) in the project's pre-norm residual stack; causal, with

@@ -33,6 +33,9 @@ class BackboneSpec:
     # whether the paper's network reads calendar features of the timestamps (TPGN's does);
     # `Forecaster(time_features=None)` follows it
     time_features: bool = False
+    # a config field that bounds how many past tokens the backbone reads (PGN's `history`):
+    # `Forecaster` sizes it to the tokens it feeds, unless the user set it, so no weights idle
+    length_option: str | None = None
 
     @property
     def config_fields(self) -> list[str]:
@@ -52,6 +55,7 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 def register_backbone(
     name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = (),
     forecast_net: Callable[..., nn.Module] | None = None, time_features: bool = False,
+    length_option: str | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers a backbone under `name` with its config dataclass.
 
@@ -62,6 +66,8 @@ def register_backbone(
     must leave alone); `instance_norm` is passed only when the user chose it, else the factory's
     default holds.
     `time_features`: the paper feeds calendar features of the timestamps as inputs.
+    `length_option`: the config field the estimator sets to the past its tokens have (the
+    token count minus one) when the user leaves it unset.
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for backbone {name!r} must be a dataclass")
@@ -70,7 +76,8 @@ def register_backbone(
         if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
             raise ValueError(f"A backbone named {name!r} is already registered")
         _REGISTRY[name] = BackboneSpec(
-            name, model_cls, config_cls, summary, paper, tuple(tags), forecast_net, time_features
+            name, model_cls, config_cls, summary, paper, tuple(tags), forecast_net, time_features,
+            length_option,
         )
         return model_cls
 

@@ -27,7 +27,7 @@ from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
 from tsk.estimators.base import SequenceEstimator
-from tsk.heads.forecast import ForecastNet, VariateForecastNet
+from tsk.heads.forecast import ForecastNet, VariateForecastNet, token_count
 from tsk.io import register_estimator
 from tsk.metrics import gluonts_scores, mae, mse
 
@@ -268,8 +268,19 @@ class Forecaster(SequenceEstimator):
                 config[name] = getattr(self, name)
         return config
 
+    def _n_backbone_tokens(self) -> int:
+        """How many tokens the fitted layout feeds the backbone: one per channel, or the time
+        steps or patches of the window."""
+        if self.tokens_ == "variates":
+            return self.n_inputs_
+        return token_count(self.lookback_, self.patch_len if self.tokens_ == "patches" else None)
+
     def _build_net(self) -> nn.Module:
-        backbone = backbones.create(self.backbone, **self._backbone_config())
+        config = self._backbone_config()
+        length_option = backbones.get_spec(self.backbone).length_option
+        if length_option is not None and length_option not in config:
+            config[length_option] = max(self._n_backbone_tokens() - 1, 1)
+        backbone = backbones.create(self.backbone, **config)
         n_calendar = len(self.time_feature_names_)
         if self.tokens_ == "variates":
             return VariateForecastNet(

@@ -58,6 +58,19 @@ class ForecastHead(nn.Module):
         return deep + linear
 
 
+def patch_stride(patch_len: int) -> int:
+    """The stride of the generic head's patches: half a patch, so patches overlap by half."""
+    return max(patch_len // 2, 1)
+
+
+def token_count(lookback: int, patch_len: int | None = None, stride: int | None = None) -> int:
+    """How many tokens the generic head feeds its backbone: the time steps, or the patches
+    (every `stride` steps, by default `patch_stride`)."""
+    if patch_len is None:
+        return lookback
+    return (lookback - patch_len) // (stride or patch_stride(patch_len)) + 2
+
+
 class PatchEmbedding(nn.Module):
     """PatchTST's tokenizer (Nie et al., 2023): `[B, L, n_in]` -> `[B, T, d_model]`, one token per
     window of `patch_len` steps taken every `stride` steps, the series padded at its end with
@@ -73,7 +86,7 @@ class PatchEmbedding(nn.Module):
         if patch_len > lookback:
             raise ValueError(f"patch_len {patch_len} is longer than the lookback {lookback}.")
         self.patch_len, self.stride = patch_len, stride
-        self.n_tokens = (lookback - patch_len) // stride + 2
+        self.n_tokens = token_count(lookback, patch_len, stride)
         self.project = nn.Linear(n_in * patch_len, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,12 +112,12 @@ class ForecastNet(nn.Module):
         self.norm = InstanceNorm() if instance_norm else None
         if patch_len is None:
             self.embed: nn.Module = nn.Linear(n_in, d_model)
-            n_tokens = lookback
         else:
-            self.embed = PatchEmbedding(lookback, n_in, d_model, patch_len, max(patch_len // 2, 1))
-            n_tokens = self.embed.n_tokens
+            self.embed = PatchEmbedding(lookback, n_in, d_model, patch_len, patch_stride(patch_len))
         self.backbone = backbone
-        self.head = ForecastHead(lookback, horizon, d_model, n_out, head_dim, dropout, n_tokens)
+        self.head = ForecastHead(
+            lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len)
+        )
 
     @torch.no_grad()
     def init_skip_ridge(self, train: Iterable, validation: Iterable | None = None) -> float:
