@@ -247,7 +247,6 @@ def test_pgn_history_is_sized_to_the_tokens_it_reads(tmp_path, long_df, wide_df)
     )
 
 
-
 @pytest.mark.parametrize(("params", "match"), [
     ({"backbone": "spacetime", "tokens": "patches"}, "paper's own network"),
     ({"tokens": "patches", "patch_len": 32}, r"patch_len \(32\) must not exceed the lookback \(16\)"),
