@@ -268,18 +268,14 @@ class Forecaster(SequenceEstimator):
                 config[name] = getattr(self, name)
         return config
 
-    def _n_backbone_tokens(self) -> int:
-        """How many tokens the fitted layout feeds the backbone: one per channel, or the time
-        steps or patches of the window."""
-        if self.tokens_ == "variates":
-            return self.n_inputs_
-        return token_count(self.lookback_, self.patch_len if self.tokens_ == "patches" else None)
-
     def _build_net(self) -> nn.Module:
+        spec = backbones.get_spec(self.backbone)
+        patch_len = self.patch_len if self.tokens_ == "patches" else None
         config = self._backbone_config()
-        length_option = backbones.get_spec(self.backbone).length_option
-        if length_option is not None and length_option not in config:
-            config[length_option] = max(self._n_backbone_tokens() - 1, 1)
+        if spec.length_option is not None and spec.length_option not in config:
+            # the tokens it reads: one per channel, or the window's time steps or patches
+            tokens = self.n_inputs_ if self.tokens_ == "variates" else token_count(self.lookback_, patch_len)
+            config[spec.length_option] = max(tokens - 1, 1)
         backbone = backbones.create(self.backbone, **config)
         n_calendar = len(self.time_feature_names_)
         if self.tokens_ == "variates":
@@ -288,11 +284,10 @@ class Forecaster(SequenceEstimator):
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
                 n_calendar=n_calendar,
             )
-        forecast_net = backbones.get_spec(self.backbone).forecast_net
-        if forecast_net is not None:
+        if spec.forecast_net is not None:
             # instance_norm=None: the paper's network decides (e.g. TPGN does not normalize)
             norm = {} if self.instance_norm is None else {"instance_norm": self.instance_norm}
-            return forecast_net(
+            return spec.forecast_net(
                 backbone, lookback=self.lookback_, horizon=self.horizon, n_in=self.n_inputs_,
                 n_out=self.n_outputs_, n_calendar=n_calendar, **norm,
             )
@@ -300,8 +295,7 @@ class Forecaster(SequenceEstimator):
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
             dropout=backbone.config.dropout, instance_norm=self.instance_norm is not False,
-            patch_len=self.patch_len if self.tokens_ == "patches" else None,
-            n_calendar=n_calendar,
+            patch_len=patch_len, n_calendar=n_calendar,
         )
 
     # ---- predict --------------------------------------------------------------------------
