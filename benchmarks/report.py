@@ -10,6 +10,7 @@ S-Mamba paper (MSE / MAE).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -134,7 +135,10 @@ def render(results: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     grouped = results[results.setting == "M"].groupby(CELL)
-    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, *_), cell in grouped:
+    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, _, kwargs), cell in grouped:
+        if kwargs:  # a non-default backbone config is part of the row's name
+            options = ", ".join(f"{k}={v}" for k, v in json.loads(kwargs).items())
+            backbone = f"{backbone} ({options})"
         notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar)) if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
         # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
@@ -157,11 +161,13 @@ def render(results: pd.DataFrame) -> str:
 
 def render_defaults(results: pd.DataFrame) -> str:
     """One MSE per ETT cell and backbone at `Forecaster`'s defaults (lookback 336, patches, the
-    ridge start, lr 1e-4, no calendar inputs; mean over seeds), beside the best published MSE and
-    the floor. Bold: at or below the best published, to 3 decimals; k: the ridge start was kept."""
+    ridge start, lr 1e-4, no calendar inputs, the backbone's own config; mean over seeds), beside
+    the best published MSE and the floor. Bold: at or below the best published, to 3 decimals;
+    k: the ridge start was kept."""
     defaults = results[(results.setting == "M") & (results.lookback == 336)
                        & (results.tokens == "patches") & results.ridge_init
-                       & (results.learning_rate == 1e-4) & ~results.time_features]
+                       & (results.learning_rate == 1e-4) & ~results.time_features
+                       & (results.backbone_kwargs == "")]
     names = sorted(defaults.backbone.unique())
     rows = [f"| data | H | {' | '.join(names)} | best published | linear floor |",
             "|---|---|" + "---|" * (len(names) + 2)]
