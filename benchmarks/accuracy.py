@@ -119,7 +119,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
     }
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["s4d"])
     parser.add_argument("--datasets", nargs="+", default=["ETTh1"])
@@ -153,7 +153,20 @@ def main() -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args()
+    return parser
+
+
+def default_choices(backbone: str) -> dict:
+    """The row fields of a multivariate TSLib cell run with every option at its default, i.e.
+    what `Forecaster(backbone)` does with no other arguments (lookback 336)."""
+    args = build_parser().parse_args([])
+    return {"setting": args.setting, "protocol": args.protocol, "lookback": args.lookback,
+            "instance_norm": args.instance_norm, "backbone_kwargs": "",
+            **resolved_choices(args, backbone)}
+
+
+def main() -> int:
+    args = build_parser().parse_args()
 
     done = done_cells(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
