@@ -58,7 +58,7 @@ def key(row: dict) -> tuple[str, ...]:
     return (*(str(row[c]) for c in ("dataset", "horizon", "backbone", "lookback", "seed", "setting",
                                     "d_model")),
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
-            str(row.get("instance_norm") or "default"), str(row.get("tokens") or "time"),
+            str(row.get("instance_norm") or "on"), str(row.get("tokens") or "time"),
             str(float(row["learning_rate"])), str(row.get("time_features") or False),
             str(row.get("backbone_kwargs") or ""))
 
@@ -70,7 +70,7 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
         n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         ridge_init=not args.random_start, enable_progress_bar=args.progress,
-        instance_norm=SWITCH[args.instance_norm],
+        instance_norm=args.instance_norm == "on",
         tokens=args.tokens, channel_independent=args.tokens != "variates",
         backbone_kwargs=json.loads(args.backbone_kwargs) if args.backbone_kwargs else None,
         time_features=SWITCH[args.time_features], **params,
@@ -141,9 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: the Forecaster's (1e-4 from the ridge start, else 1e-3)")
     parser.add_argument("--random-start", action="store_true",
                         help="train from random weights (no closed-form ridge start)")
-    parser.add_argument("--instance-norm", choices=["default", "on", "off"], default="default",
-                        help="RevIN on the windows: the network's default (generic head: on; "
-                             "a paper's own network: as its paper), or forced on / off")
+    parser.add_argument("--instance-norm", choices=["on", "off"], default="on",
+                        help="RevIN on the windows (the Forecaster's default: on)")
     parser.add_argument("--tokens", choices=["time", "patches", "variates"], default=None,
                         help="what the backbone runs over: time steps, PatchTST patches, channels "
                              "(default: the Forecaster's choice)")

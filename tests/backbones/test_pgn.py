@@ -263,3 +263,12 @@ def test_forecaster_tpgn_fit_predict_save_load(tmp_path):
     loaded = tsk.load(tmp_path / "tpgn")
     assert loaded.get_params() == model.get_params()
     pd.testing.assert_frame_equal(model.predict(), loaded.predict(), check_exact=True)
+
+
+@pytest.mark.parametrize(("switch", "normalized"), [({}, True), ({"instance_norm": False}, False)])
+def test_forecaster_instance_norm_reaches_tpgn_network(switch, normalized):
+    """RevIN is on by default for TPGN's own network too, and the switch turns it off."""
+    df = make_long(n_series=1, length=120)
+    params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
+    model = tsk.Forecaster("tpgn", **params, **switch).fit(df)
+    assert (model.net_.norm is not None) is normalized

@@ -60,11 +60,10 @@ def register_backbone(
     """Class decorator that registers a backbone under `name` with its config dataclass.
 
     `forecast_net`, when the paper forecasts with its own output layout, builds that network:
-    `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=, n_calendar=[, instance_norm=])`
+    `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=, n_calendar=, instance_norm=)`
     -> a module mapping `[B, lookback, n_in]` to `[B, horizon, n_out]` (the `ForecastNet`
     contract; the last `n_calendar` inputs are calendar features, which window normalization
-    must leave alone); `instance_norm` is passed only when the user chose it, else the factory's
-    default holds.
+    must leave alone; `instance_norm` switches window normalization, RevIN).
     `time_features`: the paper feeds calendar features of the timestamps as inputs.
     `length_option`: the config field the estimator sets to the past its tokens have (the
     token count minus one) when the user leaves it unset.

@@ -65,14 +65,13 @@ class TPGNForecastNet(nn.Module):
 
 def tpgn_forecast_net(
     backbone: nn.Module, *, lookback: int, horizon: int, n_in: int, n_out: int, n_calendar: int = 0,
-    instance_norm: bool = False,
+    instance_norm: bool = True,
 ) -> TPGNForecastNet:
     """The `forecast_net` factory of backbone "tpgn": the paper's network built from the
     backbone's config (the backbone module itself, sized for `[B, L, d_model]` input, is unused).
 
-    No window normalization by default: the authors use it on ETTh1 (with d_model 2) but not on
-    ETTh2, and at the default width ETTh1 is within 5% of the paper without it up to horizon 720
-    (benchmarks/results/accuracy_tpgn_protocol.csv)."""
+    Window normalization (RevIN) is `Forecaster`'s choice: the authors use it on ETTh1 but not on
+    ETTh2; on is the robust default (benchmarks/results/accuracy*.csv, README)."""
     if not isinstance(backbone, TPGN):
         raise TypeError(f"tpgn_forecast_net needs a TPGN backbone, got {type(backbone).__name__}.")
     return TPGNForecastNet(backbone.config, lookback, horizon, n_in, n_out, instance_norm, n_calendar)
