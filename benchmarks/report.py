@@ -186,14 +186,12 @@ def render_defaults(results: pd.DataFrame) -> str:
 
 
 def at_defaults(rows: pd.DataFrame, backbone: str) -> pd.DataFrame:
-    """The rows of one backbone whose every recorded choice is `Forecaster(backbone)`'s own."""
-    from accuracy import default_choices  # imports torch and tsk: only when a table needs it
+    """The rows of one backbone whose cell (`accuracy.key`) stays the same when every choice is
+    set to `Forecaster(backbone)`'s own."""
+    from accuracy import default_choices, key  # imports torch and tsk: only when a table needs it
 
-    match = pd.Series(True, index=rows.index)
-    for column, value in default_choices(backbone).items():
-        match &= rows[column].astype(type(value)) == value if column != "learning_rate" \
-            else (rows[column] - value).abs() < 1e-12
-    return rows[match]
+    defaults = default_choices(backbone)
+    return rows[[key(row) == key({**row, **defaults}) for row in rows.to_dict("records")]]
 
 
 def best_published_summary(results: pd.DataFrame) -> str:
