@@ -11,6 +11,7 @@ import tsk
 from tests.conftest import TINY, make_long
 from tsk.backbones import create
 from tsk.backbones.pgn import HistoricalInformationExtraction, PGNLayer, TPGNConfig, TPGNCore
+from tsk.heads.forecast import RidgeStartNet
 from tsk.heads.tpgn import TPGNForecastNet
 
 
@@ -252,7 +253,9 @@ def test_forecaster_tpgn_fit_predict_save_load(tmp_path):
     df = make_long(n_series=3, length=160)
     params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
     model = tsk.Forecaster("tpgn", **params).fit(df)
-    assert isinstance(model.net_, TPGNForecastNet) and model.net_.n_periods == 2
+    # the paper's network, started from the closed-form ridge forecast (`ridge_init`, default on)
+    assert isinstance(model.net_, RidgeStartNet) and isinstance(model.net_.net, TPGNForecastNet)
+    assert model.net_.net.n_periods == 2 and model.fit_summary_.epochs >= 1
     forecast = model.predict()
     assert list(forecast.columns) == ["unique_id", "ds", "y"] and len(forecast) == 3 * 24
     for uid, part in forecast.groupby("unique_id"):
@@ -271,4 +274,12 @@ def test_forecaster_instance_norm_reaches_tpgn_network(switch, normalized):
     df = make_long(n_series=1, length=120)
     params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
     model = tsk.Forecaster("tpgn", **params, **switch).fit(df)
-    assert (model.net_.norm is not None) is normalized
+    assert (model.net_.net.norm is not None) is normalized
+    assert (model.net_.norm is not None) is normalized  # the ridge start's skip sees the same
+
+
+def test_forecaster_tpgn_without_ridge_start_is_the_papers_network_alone():
+    df = make_long(n_series=1, length=120)
+    params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
+    model = tsk.Forecaster("tpgn", **params, ridge_init=False).fit(df)
+    assert isinstance(model.net_, TPGNForecastNet) and model.learning_rate_ == 1e-3

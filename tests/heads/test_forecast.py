@@ -163,3 +163,50 @@ def test_paper_networks_leave_calendar_features_out_of_window_normalization(name
     assert net(x).shape == (3, 5, 2)
     torch.testing.assert_close(seen[0][..., 2:], x[..., 2:])
     torch.testing.assert_close(seen[0][..., :2].mean(1), torch.zeros(3, 2), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["tpgn", "spacetime"])
+@pytest.mark.parametrize("instance_norm", [True, False])
+def test_paper_network_starts_from_the_ridge_forecast_and_then_trains(name, instance_norm):
+    """`RidgeStartNet` predicts exactly the closed-form ridge forecast at first (the gate on the
+    paper's network is zero), and two Adam steps later the paper's network has moved and counts."""
+    from tsk.backbones import get_spec
+    from tsk.heads.forecast import RidgeStartNet
+
+    torch.manual_seed(0)
+    backbone = create(name, d_model=4, **({"period": 4} if name == "tpgn" else {"d_state": 4}))
+    paper = get_spec(name).forecast_net(backbone, lookback=LOOKBACK, horizon=HORIZON, n_in=2,
+                                        n_out=2, instance_norm=instance_norm)
+    net = RidgeStartNet(paper, LOOKBACK, HORIZON, n_out=2, instance_norm=instance_norm)
+    batches = make_batches(0)
+    strength = net.init_skip_ridge(batches)
+    expected = ridge_numpy(batches, strength, instance_norm)
+    x, y = batches[0]
+    window = x[0, :, 1].double().numpy()
+    mean, std = (window.mean(), np.sqrt(window.var() + 1e-5)) if instance_norm else (0.0, 1.0)
+    by_hand = (np.append((window - mean) / std, 1.0) @ expected) * std + mean
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x)[0, :, 1].numpy(), by_hand, rtol=1e-4, atol=1e-4)
+    before = [p.detach().clone() for p in paper.parameters()]
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x), y)
+        if getattr(net, "auxiliary_loss", None) is not None:
+            loss = loss + net.auxiliary_loss
+        loss.backward()
+        optimizer.step()
+    assert net.gate.abs().item() > 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, paper.parameters(), strict=True))
+
+
+def test_ridge_start_net_passes_on_the_paper_networks_own_loss():
+    """SpaceTime's lag losses still train its network under the ridge start."""
+    from tsk.backbones import get_spec
+    from tsk.heads.forecast import RidgeStartNet
+
+    backbone = create("spacetime", d_model=4, d_state=4)
+    paper = get_spec("spacetime").forecast_net(backbone, lookback=24, horizon=6, n_in=1, n_out=1)
+    net = RidgeStartNet(paper, 24, 6, n_out=1).train()
+    net(torch.randn(2, 24, 1))
+    assert net.auxiliary_loss is paper.auxiliary_loss and net.auxiliary_loss is not None

@@ -27,7 +27,7 @@ from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
 from tsk.estimators.base import SequenceEstimator
-from tsk.heads.forecast import ForecastNet, VariateForecastNet, token_count
+from tsk.heads.forecast import ForecastNet, RidgeStartNet, VariateForecastNet, token_count
 from tsk.io import register_estimator
 from tsk.metrics import gluonts_scores, mae, mse
 
@@ -64,9 +64,11 @@ class Forecaster(SequenceEstimator):
     backbone's paper (TPGN's network reads them), `time_features_` says what a fit used.
     `instance_norm` (RevIN) is on by default, for every network: without it TPGN, whose
     authors switch it per dataset, is 1.3-2.2x worse on ETTh1/ETTh2 multivariate at horizon 720.
-    `ridge_init` (generic head only) starts from the closed-form ridge forecast: the head's linear
-    skip is solved on the training windows (strength picked on validation) and the deep part,
-    zero at first, learns the rest; if no epoch beats that start on validation, it is kept.
+    `ridge_init` starts from the closed-form ridge forecast: a linear skip is solved on the
+    training windows (strength picked on validation) and the deep part, zero at first, learns the
+    rest; if no epoch beats that start on validation, it is kept. The generic head's skip is its
+    own; a paper's network (SpaceTime, TPGN) is wrapped in `RidgeStartNet`, a skip plus the
+    network behind a zero-initialized gate. Not with `tokens="variates"`.
     `learning_rate=None` is 1e-4 from that start and 1e-3 from random weights (`learning_rate_`).
     """
 
@@ -250,9 +252,9 @@ class Forecaster(SequenceEstimator):
         return self._with_time_features(to_series(_as_frame(df), self.schema_, min_length=min_length))
 
     def _ridge_start(self, tokens: str) -> bool:
-        """Whether a fit with this token layout starts from the closed-form ridge forecast: only
-        the generic time/patch head has the linear skip it solves."""
-        return self.ridge_init and self._generic_head() and tokens != "variates"
+        """Whether a fit with this token layout starts from the closed-form ridge forecast: every
+        network but the variate-token one (its tokens are channels, not a window to regress on)."""
+        return self.ridge_init and tokens != "variates"
 
     def _train_rows(self, length: int, lookback: int) -> int:
         """Rows of a series used for training; the rest (if any) validates."""
@@ -285,10 +287,14 @@ class Forecaster(SequenceEstimator):
                 n_calendar=n_calendar,
             )
         if spec.forecast_net is not None:
-            return spec.forecast_net(
+            net = spec.forecast_net(
                 backbone, lookback=self.lookback_, horizon=self.horizon, n_in=self.n_inputs_,
                 n_out=self.n_outputs_, n_calendar=n_calendar, instance_norm=self.instance_norm,
             )
+            if not self._ridge_start(self.tokens_):
+                return net
+            return RidgeStartNet(net, self.lookback_, self.horizon, self.n_outputs_,
+                                 instance_norm=self.instance_norm)
         return ForecastNet(
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,

@@ -1,5 +1,11 @@
 """Task heads: turn backbone features into the task's output."""
 
-from tsk.heads.forecast import ForecastHead, ForecastNet, InstanceNorm, VariateForecastNet
+from tsk.heads.forecast import (
+    ForecastHead,
+    ForecastNet,
+    InstanceNorm,
+    RidgeStartNet,
+    VariateForecastNet,
+)
 
-__all__ = ["ForecastHead", "ForecastNet", "InstanceNorm", "VariateForecastNet"]
+__all__ = ["ForecastHead", "ForecastNet", "InstanceNorm", "RidgeStartNet", "VariateForecastNet"]

@@ -58,6 +58,64 @@ class ForecastHead(nn.Module):
         return deep + linear
 
 
+@torch.no_grad()
+def fit_skip_ridge(
+    skip: nn.Linear, norm: InstanceNorm | None, n_out: int, train: Iterable,
+    validation: Iterable | None = None,
+) -> float:
+    """Set `skip` (lookback -> horizon, shared by the `n_out` target channels, on windows
+    normalized by `norm`) to the ridge regression that minimizes the training loss, with the ridge
+    strength that scores best on `validation` (batches of `(x, y)` windows).
+
+    This closed-form linear forecast is the "linear floor" every deep model must beat; a network
+    whose deep part starts at zero starts from it instead of from noise. Rows are weighted by the
+    window scale so the squares are those of the training loss. Returns the chosen strength.
+    """
+    fit = _skip_normal_equations(norm, n_out, train)
+    if fit is None:
+        raise ValueError("No training windows to fit the linear skip on.")
+    gram, cross = fit["gram"], fit["cross"]
+    scale = gram.diagonal()[:-1].mean().clamp_min(1e-12)
+    strengths = [float(scale * r) for r in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype)
+    eye[-1, -1] = 0.0  # no penalty on the intercept
+    solutions = [torch.linalg.solve(gram + lam * eye, cross) for lam in strengths]
+    best = len(strengths) // 2
+    val = _skip_normal_equations(norm, n_out, validation) if validation is not None else None
+    if val is not None:
+        errors = [  # sum of squares |Y - X W|^2 from the normal equations
+            val["y_squared"] - 2 * (w * val["cross"]).sum() + (w * (val["gram"] @ w)).sum()
+            for w in solutions
+        ]
+        best = int(torch.stack(errors).argmin())
+    weight = solutions[best]  # [L + 1, H]: the last row is the intercept
+    skip.weight.copy_(weight[:-1].T)
+    skip.bias.copy_(weight[-1])
+    return strengths[best]
+
+
+def _skip_normal_equations(
+    norm: InstanceNorm | None, n_out: int, batches: Iterable
+) -> dict[str, torch.Tensor] | None:
+    """X^T X, X^T Y, |Y|^2 over all (window, target channel) rows, in float64, where a row of
+    X is the normalized lookback with a 1 appended and Y the normalized future, both times
+    the window's scale (the training loss compares de-normalized values). None if empty."""
+    sums: dict[str, torch.Tensor] | None = None
+    for x, y in batches:
+        targets, future = x[..., :n_out].double(), y.double()  # [B, L, n], [B, H, n]
+        scale = torch.ones_like(targets[:, :1])
+        if norm is not None:
+            targets, mean, scale = norm(targets)
+            future = (future - mean) / scale
+        rows_x = torch.cat([targets, torch.ones_like(targets[:, :1])], 1) * scale
+        rows_x = rows_x.transpose(1, 2).reshape(-1, rows_x.shape[1])  # [B * n, L + 1]
+        rows_y = (future * scale).transpose(1, 2).reshape(-1, future.shape[1])  # [B * n, H]
+        batch = {"gram": rows_x.T @ rows_x, "cross": rows_x.T @ rows_y,
+                 "y_squared": rows_y.square().sum()}
+        sums = batch if sums is None else {k: sums[k] + v for k, v in batch.items()}
+    return sums
+
+
 def patch_stride(patch_len: int) -> int:
     """The stride of the generic head's patches: half a patch, so patches overlap by half."""
     return max(patch_len // 2, 1)
@@ -119,56 +177,10 @@ class ForecastNet(nn.Module):
             lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len)
         )
 
-    @torch.no_grad()
     def init_skip_ridge(self, train: Iterable, validation: Iterable | None = None) -> float:
-        """Set the linear skip to the ridge regression that minimizes the training loss, with the
-        ridge strength that scores best on `validation` (batches of `(x, y)` windows).
-
-        The deep part starts at zero (`flatten_proj` is zero-initialized), so the network then
-        predicts exactly this closed-form linear forecast, the "linear floor" every deep model
-        must beat, and training starts from it instead of from noise. Rows are weighted by the
-        window scale so the squares are those of the training loss. Returns the chosen strength.
-        """
-        fit = self._skip_normal_equations(train)
-        if fit is None:
-            raise ValueError("No training windows to fit the linear skip on.")
-        gram, cross = fit["gram"], fit["cross"]
-        scale = gram.diagonal()[:-1].mean().clamp_min(1e-12)
-        strengths = [float(scale * r) for r in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
-        eye = torch.eye(gram.shape[0], dtype=gram.dtype)
-        eye[-1, -1] = 0.0  # no penalty on the intercept
-        solutions = [torch.linalg.solve(gram + lam * eye, cross) for lam in strengths]
-        best = len(strengths) // 2
-        val = self._skip_normal_equations(validation) if validation is not None else None
-        if val is not None:
-            errors = [  # sum of squares |Y - X W|^2 from the normal equations
-                val["y_squared"] - 2 * (w * val["cross"]).sum() + (w * (val["gram"] @ w)).sum()
-                for w in solutions
-            ]
-            best = int(torch.stack(errors).argmin())
-        weight = solutions[best]  # [L + 1, H]: the last row is the intercept
-        self.head.skip.weight.copy_(weight[:-1].T)
-        self.head.skip.bias.copy_(weight[-1])
-        return strengths[best]
-
-    def _skip_normal_equations(self, batches: Iterable) -> dict[str, torch.Tensor] | None:
-        """X^T X, X^T Y, |Y|^2 over all (window, target channel) rows, in float64, where a row of
-        X is the normalized lookback with a 1 appended and Y the normalized future, both times
-        the window's scale (the training loss compares de-normalized values). None if empty."""
-        sums: dict[str, torch.Tensor] | None = None
-        for x, y in batches:
-            targets, future = x[..., : self.n_out].double(), y.double()  # [B, L, n], [B, H, n]
-            scale = torch.ones_like(targets[:, :1])
-            if self.norm is not None:
-                targets, mean, scale = self.norm(targets)
-                future = (future - mean) / scale
-            rows_x = torch.cat([targets, torch.ones_like(targets[:, :1])], 1) * scale
-            rows_x = rows_x.transpose(1, 2).reshape(-1, rows_x.shape[1])  # [B * n, L + 1]
-            rows_y = (future * scale).transpose(1, 2).reshape(-1, future.shape[1])  # [B * n, H]
-            batch = {"gram": rows_x.T @ rows_x, "cross": rows_x.T @ rows_y,
-                     "y_squared": rows_y.square().sum()}
-            sums = batch if sums is None else {k: sums[k] + v for k, v in batch.items()}
-        return sums
+        """Start from the closed-form ridge forecast (`fit_skip_ridge`); the deep part is zero at
+        first (`flatten_proj` is zero-initialized), so the network predicts exactly that."""
+        return fit_skip_ridge(self.head.skip, self.norm, self.n_out, train, validation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
@@ -210,3 +222,42 @@ class VariateForecastNet(nn.Module):
         if self.norm is not None:
             y = y * std[..., : self.n_out] + mean[..., : self.n_out]
         return y
+
+
+class RidgeStartNet(nn.Module):
+    """A paper's own forecasting network (SpaceTime, TPGN) started from the closed-form ridge
+    forecast, as the generic head is: forecast = linear skip + `gate` * network, with the gate
+    zero at first, so the fit starts from the linear floor and the paper's network, initialized
+    as its paper says, learns what the linear map cannot (Adam's steps do not shrink with the
+    gate, so the network trains from the first step).
+
+    Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`; `norm` standardizes the
+    targets for the skip (RevIN), as the network's own window normalization does.
+    """
+
+    def __init__(self, net: nn.Module, lookback: int, horizon: int, n_out: int,
+                 instance_norm: bool = True) -> None:
+        super().__init__()
+        self.net, self.n_out = net, n_out
+        self.norm = InstanceNorm() if instance_norm else None
+        self.skip = nn.Linear(lookback, horizon)
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def init_skip_ridge(self, train: Iterable, validation: Iterable | None = None) -> float:
+        """Fit the skip in closed form (`fit_skip_ridge`); with the gate at zero, the network
+        then predicts exactly that forecast."""
+        return fit_skip_ridge(self.skip, self.norm, self.n_out, train, validation)
+
+    @property
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """The network's own training loss, if its paper has one (SpaceTime's lag losses)."""
+        return getattr(self.net, "auxiliary_loss", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        targets = x[..., : self.n_out]
+        if self.norm is not None:
+            targets, mean, std = self.norm(targets)
+        linear = self.skip(targets.transpose(1, 2)).transpose(1, 2)  # [B, H, n_out]
+        if self.norm is not None:
+            linear = linear * std + mean
+        return linear + self.gate * self.net(x)
