@@ -69,7 +69,7 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
         backbone, lookback=args.lookback, d_model=args.d_model, dropout=args.dropout,
         n_layers=args.n_layers, max_epochs=args.max_epochs, patience=args.patience,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
-        ridge_init=not args.random_start, enable_progress_bar=args.progress,
+        ridge_init=SWITCH[args.ridge_start], enable_progress_bar=args.progress,
         instance_norm=args.instance_norm == "on",
         tokens=args.tokens, channel_independent=args.tokens != "variates",
         backbone_kwargs=json.loads(args.backbone_kwargs) if args.backbone_kwargs else None,
@@ -139,8 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="default: the Forecaster's (1e-4 from the ridge start, else 1e-3)")
-    parser.add_argument("--random-start", action="store_true",
-                        help="train from random weights (no closed-form ridge start)")
+    parser.add_argument("--ridge-start", choices=["default", "on", "off"], default="default",
+                        help="start from the closed-form ridge forecast: the Forecaster's choice "
+                             "(the generic head: on; a paper's network: off), or forced on / off")
     parser.add_argument("--instance-norm", choices=["on", "off"], default="on",
                         help="RevIN on the windows (the Forecaster's default: on)")
     parser.add_argument("--tokens", choices=["time", "patches", "variates"], default=None,

@@ -18,7 +18,6 @@ from tsk.backbones.spacetime import (
     PreprocessingEmbedding,
     SpaceTimeConfig,
 )
-from tsk.heads.forecast import RidgeStartNet
 from tsk.heads.spacetime import SpaceTimeForecastNet
 from tsk.kernels.companion_kernel.reference import companion_matrix
 
@@ -328,14 +327,14 @@ def test_forecast_net_shapes_and_exogenous_inputs():
 
 def test_forecaster_fit_predict_save_load(tmp_path, long_df):
     model = tsk.Forecaster("spacetime", **TINY, backbone_kwargs={"d_state": 4}).fit(long_df)
-    assert isinstance(model.net_, RidgeStartNet) and isinstance(model.net_.net, SpaceTimeForecastNet)
+    assert isinstance(model.net_, SpaceTimeForecastNet)
     forecast = model.predict()
     assert list(forecast.columns) == ["unique_id", "ds", "y"] and len(forecast) == 3 * 4
     assert np.isfinite(forecast.y).all()
     model.save(tmp_path / "model")
     loaded = tsk.load(tmp_path / "model")
     pd.testing.assert_frame_equal(model.predict(), loaded.predict(), check_exact=True)
-    torch.testing.assert_close(loaded.net_.net.embed.windows, model.net_.net.embed.windows)
+    torch.testing.assert_close(loaded.net_.embed.windows, model.net_.embed.windows)
 
 
 def test_config_search_space_and_errors():

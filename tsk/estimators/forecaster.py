@@ -66,9 +66,12 @@ class Forecaster(SequenceEstimator):
     authors switch it per dataset, is 1.3-2.2x worse on ETTh1/ETTh2 multivariate at horizon 720.
     `ridge_init` starts from the closed-form ridge forecast: a linear skip is solved on the
     training windows (strength picked on validation) and the deep part, zero at first, learns the
-    rest; if no epoch beats that start on validation, it is kept. The generic head's skip is its
-    own; a paper's network (SpaceTime, TPGN) is wrapped in `RidgeStartNet`, a skip plus the
-    network behind a zero-initialized gate. Not with `tokens="variates"`.
+    rest; if no epoch beats that start on validation, it is kept. `None` (default) starts the
+    generic head there (its own skip) and trains a paper's network (SpaceTime, TPGN) as its paper
+    does, from random weights; `True` wraps a paper's network in `RidgeStartNet` (a skip plus the
+    network behind a zero-initialized gate). TPGN from the ridge start was closer to the linear
+    floor on TSLib's multivariate ETTh1/ETTh2 but up to 2.6x worse at its paper's long horizons
+    (benchmarks/results). Never with `tokens="variates"`.
     `learning_rate=None` is 1e-4 from that start and 1e-3 from random weights (`learning_rate_`).
     """
 
@@ -89,7 +92,7 @@ class Forecaster(SequenceEstimator):
         backbone_kwargs: dict[str, Any] | None = None,
         head_dim: int = 8,
         instance_norm: bool = True,
-        ridge_init: bool = True,
+        ridge_init: bool | None = None,
         validation_size: float = 0.2,
         max_epochs: int = 20,
         patience: int = 3,
@@ -252,9 +255,12 @@ class Forecaster(SequenceEstimator):
         return self._with_time_features(to_series(_as_frame(df), self.schema_, min_length=min_length))
 
     def _ridge_start(self, tokens: str) -> bool:
-        """Whether a fit with this token layout starts from the closed-form ridge forecast: every
-        network but the variate-token one (its tokens are channels, not a window to regress on)."""
-        return self.ridge_init and tokens != "variates"
+        """Whether a fit with this token layout starts from the closed-form ridge forecast:
+        `ridge_init`, by default only the generic head; never the variate-token network (its
+        tokens are channels, not a window to regress on)."""
+        if tokens == "variates":
+            return False
+        return self._generic_head() if self.ridge_init is None else bool(self.ridge_init)
 
     def _train_rows(self, length: int, lookback: int) -> int:
         """Rows of a series used for training; the rest (if any) validates."""
