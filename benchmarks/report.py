@@ -94,23 +94,30 @@ def read_results(path: Path) -> pd.DataFrame:
                           backbone_kwargs=results.backbone_kwargs.fillna(""))
 
 
+def start_text(ridge_init: bool, cell: pd.DataFrame) -> str:
+    """'random', 'ridge', or 'ridge (kept)': no epoch beat the closed-form start on validation,
+    so it was kept."""
+    return ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"
+
+
 def render_vs_reference(results: pd.DataFrame, reference: dict, name: str, decimals: int) -> str:
     """Rows next to one reference's MSE / MAE per (dataset, horizon), printed to the reference's
     own `decimals`, with the MSE ratio."""
     rows = [f"| data | H | backbone | lookback | d_model | window norm | calendar inputs "
-            f"| tsk MSE / MAE | {name} MSE / MAE | tsk / {name} MSE | epochs |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            f"| start | lr | tsk MSE / MAE | {name} MSE / MAE | tsk / {name} MSE | epochs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     norm_text = {"on": "RevIN", "off": "none"}
-    for (data, horizon, backbone, lookback, d_model, norm, calendar), cell in results.groupby(
-            ["dataset", "horizon", "backbone", "lookback", "d_model", "instance_norm",
-             "time_features"]):
+    for (data, horizon, backbone, lookback, d_model, norm, calendar, ridge_init, lr), cell in \
+            results.groupby(["dataset", "horizon", "backbone", "lookback", "d_model",
+                             "instance_norm", "time_features", "ridge_init", "learning_rate"]):
         mse, mae = cell.mse.mean(), cell.mae.mean()
         seeds = f" (±{cell.mse.std():.4f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         ref = reference.get((data, horizon))
         ratio = f"{mse / ref[0]:.2f}" if ref else ""
         ref_text = f"{ref[0]:.{decimals}f} / {ref[1]:.{decimals}f}" if ref else ""
         rows.append(f"| {data} | {horizon} | {backbone} | {lookback} | {d_model} | {norm_text[norm]} | "
-                    f"{'yes' if calendar else 'no'} | {mse:.4f} / {mae:.4f}{seeds} | {ref_text} | "
+                    f"{'yes' if calendar else 'no'} | {start_text(ridge_init, cell)} | {lr:g} | "
+                    f"{mse:.4f} / {mae:.4f}{seeds} | {ref_text} | "
                     f"{ratio} | {cell.epochs.mean():.0f} |")
     return "\n".join(rows)
 
@@ -141,8 +148,7 @@ def render(results: pd.DataFrame) -> str:
             backbone = f"{backbone} ({options})"
         notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar)) if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
-        # "ridge (kept)": no epoch beat the closed-form start on validation, so it was kept
-        start = ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"
+        start = start_text(ridge_init, cell)
         mse, mae = cell.mse.mean(), cell.mae.mean()
         seeds = f" (±{cell.mse.std():.3f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         published = PUBLISHED.get((data, horizon), ("", "", ""))
