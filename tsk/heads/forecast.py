@@ -228,8 +228,8 @@ class RidgeStartNet(nn.Module):
     """A paper's own forecasting network (SpaceTime, TPGN) started from the closed-form ridge
     forecast, as the generic head is: forecast = linear skip + `gate` * network, with the gate
     zero at first, so the fit starts from the linear floor and the paper's network, initialized
-    as its paper says, learns what the linear map cannot (Adam's steps do not shrink with the
-    gate, so the network trains from the first step).
+    as its paper says, learns what the linear map cannot (the first step moves the gate off zero;
+    from then on Adam's steps on the network do not shrink with the gate).
 
     Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`; `norm` standardizes the
     targets for the skip (RevIN), as the network's own window normalization does.
