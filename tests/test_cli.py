@@ -100,7 +100,7 @@ def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
-def test_time_features_flag_reaches_the_model():
+def test_switches_reach_the_model():
     from tsk.cli import _forecaster, build_parser
 
     def model(*flags: str) -> tsk.Forecaster:
@@ -109,3 +109,6 @@ def test_time_features_flag_reaches_the_model():
     assert model().time_features is None
     assert model("--time-features").time_features is True
     assert model("--no-time-features").time_features is False
+    assert model().instance_norm is True and model("--no-instance-norm").instance_norm is False
+    assert model().ridge_init is None
+    assert model("--ridge-init").ridge_init is True and model("--no-ridge-init").ridge_init is False

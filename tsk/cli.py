@@ -132,7 +132,8 @@ def _forecaster(args: argparse.Namespace) -> Any:
     return Forecaster(
         backbone=args.backbone, horizon=args.horizon, lookback=args.lookback,
         channel_independent=not args.channel_mixing, exogenous=args.exogenous or None,
-        time_features=args.time_features, d_model=args.d_model, n_layers=args.n_layers,
+        time_features=args.time_features, instance_norm=args.instance_norm,
+        ridge_init=args.ridge_init, d_model=args.d_model, n_layers=args.n_layers,
         max_epochs=args.max_epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
@@ -304,6 +305,11 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-features", action=argparse.BooleanOptionalAction, default=None,
                         help="calendar features of the timestamps as inputs (default: as the "
                              "backbone's paper; TPGN uses them)")
+    parser.add_argument("--instance-norm", action=argparse.BooleanOptionalAction, default=True,
+                        help="RevIN: standardize each window, undo it on the forecast (default on)")
+    parser.add_argument("--ridge-init", action=argparse.BooleanOptionalAction, default=None,
+                        help="start from the closed-form ridge forecast (default: the generic "
+                             "head does, a paper's own network trains as its paper)")
     parser.add_argument("--channel-mixing", action="store_true",
                         help="model channels jointly (default: channel-independent)")
     parser.add_argument("--d-model", type=int, default=None)
