@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tsk.backbones import create
-from tsk.heads.forecast import ForecastNet, PatchEmbedding
+from tsk.heads.forecast import ForecastNet, PatchEmbedding, RidgeStartNet
 
 LOOKBACK, HORIZON = 12, 5
 
@@ -171,7 +171,6 @@ def test_paper_network_starts_from_the_ridge_forecast_and_then_trains(name, inst
     """`RidgeStartNet` predicts exactly the closed-form ridge forecast at first (the gate on the
     paper's network is zero), and two Adam steps later the paper's network has moved and counts."""
     from tsk.backbones import get_spec
-    from tsk.heads.forecast import RidgeStartNet
 
     torch.manual_seed(0)
     backbone = create(name, d_model=4, **({"period": 4} if name == "tpgn" else {"d_state": 4}))
@@ -203,7 +202,6 @@ def test_paper_network_starts_from_the_ridge_forecast_and_then_trains(name, inst
 def test_ridge_start_net_passes_on_the_paper_networks_own_loss():
     """SpaceTime's lag losses still train its network under the ridge start."""
     from tsk.backbones import get_spec
-    from tsk.heads.forecast import RidgeStartNet
 
     backbone = create("spacetime", d_model=4, d_state=4)
     paper = get_spec("spacetime").forecast_net(backbone, lookback=24, horizon=6, n_in=1, n_out=1)
