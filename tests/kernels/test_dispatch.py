@@ -3,7 +3,7 @@ import importlib
 import pytest
 import torch
 
-from tsk.kernels._dispatch import resolve_backend
+from tsk.kernels._dispatch import fft_size, resolve_backend
 
 OPS = ["cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel",
        "selective_scan"]
@@ -47,3 +47,19 @@ def test_triton_kernels_are_interpreted_on_cpu(op, triton_device):
     assert kernels, f"no Triton kernels found in tsk.kernels.{op}.triton"
     if triton_device.type == "cpu":
         assert all(type(k).__name__ == "InterpretedFunction" for k in kernels)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 399, 671, 861, 2109])
+def test_fft_size_is_even_smooth_and_long_enough(n):
+    size = fft_size(n)
+    assert size >= n and size % 2 == 0
+    odd = size
+    for prime in (2, 3, 5, 7, 11):
+        while odd % prime == 0:
+            odd //= prime
+    assert odd == 1, size
+
+
+def test_fft_size_avoids_large_primes_and_odd_lengths():
+    assert fft_size(861) == 864  # 2L would be 862 = 2 x 431
+    assert fft_size(671) == 672  # scipy's real=True length would be the odd 675

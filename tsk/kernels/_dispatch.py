@@ -1,4 +1,4 @@
-"""Backend choice and input checks shared by every kernel op.
+"""Backend choice, input checks and FFT sizes shared by every kernel op.
 
 Each op exposes `backend="auto" | "reference" | "torch" | "triton"`. `auto` picks the Triton path
 when the tensors live on a CUDA device and triton imports, and the fast torch path otherwise.
@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 
 import torch
+from scipy.fft import next_fast_len
 
 from tsk._names import unknown_name_error
 
@@ -91,6 +92,16 @@ def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
         if t is not None and t.dtype in (torch.float64, torch.complex128):
             return torch.float64
     return torch.float32
+
+
+def fft_size(n: int) -> int:
+    """The smallest fast real-FFT length >= n: even, with odd part 2-3-5-7-11-smooth.
+
+    A length with a large prime factor (2 x 431 in SpaceTime's decoder) makes the FFT fall back
+    to Bluestein's algorithm, ~2x slower; odd lengths are slower for real FFTs too. Measured on
+    CPU (MKL) against 2L, scipy's 2-3-5-smooth `real=True` length and powers of two.
+    """
+    return 2 * next_fast_len(-(-n // 2), real=False)
 
 
 def complex_dtype(real_dtype: torch.dtype) -> torch.dtype:

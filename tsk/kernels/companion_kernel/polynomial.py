@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import torch
 
+from tsk.kernels._dispatch import fft_size
+
 
 def poly_mul(f: torch.Tensor, g: torch.Tensor, n: int | None = None) -> torch.Tensor:
-    """The first `n` coefficients of `f * g` (all of them when `n` is None), via one rfft size
-    large enough that the circular product equals the linear one. `f [..., F]`, `g [..., G]`
+    """The first `n` coefficients of `f * g` (all of them when `n` is None), via one fast rfft
+    size large enough that the circular product equals the linear one. `f [..., F]`, `g [..., G]`
     broadcast over the leading dimensions."""
     if n is not None:
         f, g = f[..., :n], g[..., :n]  # higher coefficients cannot reach the first n
     size = f.shape[-1] + g.shape[-1] - 1
-    product = torch.fft.irfft(torch.fft.rfft(f, n=size) * torch.fft.rfft(g, n=size), n=size)
-    if n is None:
-        return product
-    return _fit(product, n)
+    n_fft = fft_size(size)
+    product = torch.fft.irfft(torch.fft.rfft(f, n=n_fft) * torch.fft.rfft(g, n=n_fft), n=n_fft)
+    return _fit(product, size if n is None else n)
 
 
 def correlate(u: torch.Tensor, v: torch.Tensor, n: int) -> torch.Tensor:

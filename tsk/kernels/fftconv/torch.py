@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels._dispatch import compute_dtype, fft_size
 
 
 def fftconv_torch(
@@ -13,14 +13,16 @@ def fftconv_torch(
     D: torch.Tensor | None = None,
     gate: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Causal convolution of u [B, H, L] with k [H, Lk] through an rfft of size n = 2L.
+    """Causal convolution of u [B, H, L] with k [H, Lk] through one rfft size n >= L + Lk - 1.
 
-    Zero padding to 2L >= L + Lk - 1 turns the circular convolution into the linear one, so the
-    first L outputs are exact for any L (odd included). Differentiable through torch.fft.
+    Zero padding to n >= L + Lk - 1 turns the circular convolution into the linear one, so the
+    first L outputs are exact for any L (odd included). n is `fft_size`'s fast length, not 2L
+    (2L can have a large prime factor; a short kernel needs far less). Differentiable through
+    torch.fft.
     """
     dtype = compute_dtype(u, k, D, gate)
     length = u.shape[-1]
-    n_fft = 2 * length
+    n_fft = fft_size(length + k.shape[-1] - 1)
     x = u.to(dtype)
     u_f = torch.fft.rfft(x, n=n_fft)  # [B, H, L + 1]
     k_f = torch.fft.rfft(k.to(dtype), n=n_fft)  # [H, L + 1]
