@@ -1,0 +1,148 @@
+"""FFT length of the causal FFT convolution: 2L (what tsk used first) against
+`tsk.kernels._dispatch.fft_size(L + Lk - 1)` (the shortest even length with a 2-3-5-7-11-smooth
+odd part that still gives the linear convolution).
+
+Both arms run the same plain torch.fft convolution, forward and backward, on the shapes tsk's
+models use (SpaceTime's embedding, encoder and closed-loop decoder at lookback 336, S4's long
+kernels); only the length differs. Then the whole SpaceTime forecasting network (forward with
+its lag losses, backward; 7 channels in and out as on ETT) with `fftconv` at either length.
+The arms alternate within each round so that they share the machine's load; times are the
+best over rounds and the ratio is the result. Written to benchmarks/results/fft_length.{csv,md}.
+
+    uv run python benchmarks/fft_length.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from kernels import environment
+
+import tsk.kernels.fftconv  # noqa: F401  (the submodule, patched below)
+from tsk.backbones.spacetime import SpaceTime, SpaceTimeConfig
+from tsk.heads.spacetime import SpaceTimeForecastNet
+from tsk.kernels._dispatch import fft_size
+from tsk.kernels.fftconv.torch import fftconv_torch
+
+RESULTS = Path(__file__).parent / "results" / "fft_length"
+
+# (what, L, Lk): SpaceTime at lookback 336 (embedding taps <= 64; decoder over 336 + H - 1 steps)
+CASES = [
+    ("SpaceTime embedding", 336, 64),
+    ("SpaceTime encoder", 336, 336),
+    ("SpaceTime decoder, H=96", 431, 431),
+    ("SpaceTime decoder, H=192", 527, 527),
+    ("SpaceTime decoder, H=720", 1055, 1055),
+    ("S4 kernel, L=1000", 1000, 1000),
+]
+
+
+def conv_seconds(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> float:
+    """Forward + backward of the causal convolution at FFT length `n_fft`."""
+    start = time.perf_counter()
+    length = u.shape[-1]
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k, n=n_fft), n=n_fft)
+    y[..., :length].sum().backward()
+    return time.perf_counter() - start
+
+
+def fftconv_at_2l(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None,  # noqa: N803
+                  gate: torch.Tensor | None = None) -> torch.Tensor:
+    """`fftconv`'s torch path with the FFT length it had first, 2L."""
+    n_fft = 2 * u.shape[-1]
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k, n=n_fft), n=n_fft)
+    y = y[..., : u.shape[-1]]
+    y = y if D is None else y + D[:, None] * u
+    return y if gate is None else y * gate
+
+
+def spacetime_step(horizon: int, args: argparse.Namespace) -> Callable[[str], float]:
+    """Seconds of one forward + backward of SpaceTime's network, `fftconv` at 2L or fft_size."""
+    torch.manual_seed(0)
+    net = SpaceTimeForecastNet(SpaceTime(SpaceTimeConfig()), 336, horizon, 7, 7)
+    x, y = torch.randn(args.batch_size, 336, 7), torch.randn(args.batch_size, horizon, 7)
+    module = sys.modules["tsk.kernels.fftconv"]  # the package attribute is the function
+
+    def seconds(arm: str) -> float:
+        module.fftconv_torch = fftconv_at_2l if arm == "2L" else fftconv_torch
+        start = time.perf_counter()
+        loss = torch.nn.functional.mse_loss(net(x), y) + net.auxiliary_loss
+        loss.backward()
+        module.fftconv_torch = fftconv_torch
+        return time.perf_counter() - start
+
+    return seconds
+
+
+def best_of(seconds: Callable[[str], float], rounds: int) -> dict[str, float]:
+    """Best time per arm; the arms alternate within each round so they share its load."""
+    best = {"2L": float("inf"), "fft_size": float("inf")}
+    for round_ in range(rounds + 1):
+        for arm in best:
+            elapsed = seconds(arm)
+            if round_:  # round 0 warms up
+                best[arm] = min(best[arm], elapsed)
+    return best
+
+
+def measure(what: str, length: int, taps: int, args: argparse.Namespace) -> dict:
+    u = torch.randn(args.batch_size, args.channels, length, requires_grad=True)
+    k = torch.randn(args.channels, taps, requires_grad=True)
+    lengths = {"2L": 2 * length, "fft_size": fft_size(length + taps - 1)}
+    best = best_of(lambda arm: conv_seconds(u, k, lengths[arm]), args.rounds)
+    return {"case": what, "L": length, "Lk": taps, "n_2L": lengths["2L"],
+            "n_fft_size": lengths["fft_size"], **timings(best)}
+
+
+def timings(best: dict[str, float]) -> dict:
+    return {"ms_2L": round(1e3 * best["2L"], 1), "ms_fft_size": round(1e3 * best["fft_size"], 1),
+            "speedup": round(best["2L"] / best["fft_size"], 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--channels", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--note", default="", help="e.g. what else the machine was running")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    env = environment(args.threads)
+    rows = []
+    for what, length, taps in CASES:
+        rows.append({**measure(what, length, taps, args), **env, "note": args.note})
+        print(rows[-1], flush=True)
+    for horizon in (96, 720):
+        best = best_of(spacetime_step(horizon, args), args.rounds)
+        rows.append({"case": f"SpaceTime network, H={horizon}", "L": "", "Lk": "", "n_2L": "",
+                     "n_fft_size": "", **timings(best), **env, "note": args.note})
+        print(rows[-1], flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.with_suffix(".csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        "# FFT convolution: length 2L against `fft_size(L + Lk - 1)`\n",
+        f"{env['machine']}, {args.threads} threads, torch {env['torch']}, {env['date']}. "
+        f"Best of {args.rounds} alternating rounds; forward + backward of u [{args.batch_size}, "
+        f"{args.channels}, L] with k [{args.channels}, Lk] in float32; the network rows: a batch of "
+        f"{args.batch_size} windows, lookback 336, the defaults (d_model 128). {args.note}\n",
+        "| case | L | Lk | n: 2L / fft_size | ms at 2L | ms at fft_size | speed-up |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {r['case']} | {r['L']} | {r['Lk']} | {r['n_2L']} / {r['n_fft_size']} | "
+          f"{r['ms_2L']} | {r['ms_fft_size']} | {r['speedup']}x |" for r in rows),
+    ]
+    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
