@@ -28,7 +28,7 @@ from torch import nn
 
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import companion_kernel, fftconv
-from tsk.kernels.companion_kernel.polynomial import series_inverse
+from tsk.kernels.companion_kernel.polynomial import poly_mul, series_inverse
 
 SSM_KINDS = ("companion", "shift")
 
@@ -279,7 +279,7 @@ class ClosedLoopSSM(nn.Module):
         output_kernel, input_kernel = kernels.chunk(2)  # [H, total] each
         signal = u.transpose(1, 2)  # [B, H, T]
         # k^T x_t from the known inputs only (zeros after T): the next inputs up to T, and g after
-        predicted = fftconv(F.pad(signal, (0, horizon - 1)), input_kernel)  # [B, H, total]
+        predicted = poly_mul(signal, input_kernel, total)  # [B, H, total]
         extended = signal
         if horizon > 1:
             feedback = torch.cat([torch.ones_like(input_kernel[:, :1]),
