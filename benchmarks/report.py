@@ -132,7 +132,7 @@ def run_on(row: pd.Series) -> str:
 
 # the columns that tell one multivariate cell's runs from another's (seeds are averaged)
 CELL = ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init", "learning_rate",
-        "time_features", "d_model", "backbone_kwargs"]
+        "time_features", "instance_norm", "d_model", "backbone_kwargs"]
 
 
 def render(results: pd.DataFrame) -> str:
@@ -142,11 +142,13 @@ def render(results: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     grouped = results[results.setting == "M"].groupby(CELL)
-    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, _, kwargs), cell in grouped:
+    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, norm, _, kwargs), cell \
+            in grouped:
         if kwargs:  # a non-default backbone config is part of the row's name
             options = ", ".join(f"{k}={v}" for k, v in json.loads(kwargs).items())
             backbone = f"{backbone} ({options})"
-        notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar)) if on]
+        notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar),
+                                 ("no RevIN", norm == "off")) if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
         start = start_text(ridge_init, cell)
         mse, mae = cell.mse.mean(), cell.mae.mean()
