@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tsk.kernels._dispatch import triton_device_guard
+from tsk.kernels._dispatch import fft_size, triton_device_guard
 
 _BLOCK = 1024
 
@@ -123,11 +123,11 @@ class FFTConvTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, k, D, gate):  # noqa: N803 (D is the skip parameter's usual name)
         batch, heads, length = u.shape
-        n_fft = 2 * length
+        n_fft = fft_size(length + k.shape[-1] - 1)  # as the torch path
         with triton_device_guard(u):
-            u_f = torch.fft.rfft(u, n=n_fft)  # [B, H, L + 1]
-            k_f = torch.fft.rfft(k, n=n_fft)  # [H, L + 1]
-            conv = torch.fft.irfft(_spectral_mul(u_f, k_f, conj_y=False), n=n_fft)  # [B, H, 2L]
+            u_f = torch.fft.rfft(u, n=n_fft)  # [B, H, n // 2 + 1]
+            k_f = torch.fft.rfft(k, n=n_fft)  # [H, n // 2 + 1]
+            conv = torch.fft.irfft(_spectral_mul(u_f, k_f, conj_y=False), n=n_fft)  # [B, H, n]
             y = torch.empty_like(u)
             grid = (batch * heads, triton.cdiv(length, _BLOCK))
             _epilogue_fwd_kernel[grid](
@@ -143,7 +143,7 @@ class FFTConvTriton(torch.autograd.Function):
     def backward(ctx, grad_y):
         u, u_f, k_f, D, gate, conv = ctx.saved_tensors
         batch, heads, length = u.shape
-        n_fft = 2 * length
+        n_fft = fft_size(length + ctx.kernel_length - 1)
         grad_y = grad_y.contiguous().float()
         grad_gate = grad_D = None
         with triton_device_guard(u):
@@ -163,7 +163,7 @@ class FFTConvTriton(torch.autograd.Function):
                 )
                 if D is None:
                     grad_D = None
-            g_f = torch.fft.rfft(grad_conv, n=n_fft)  # [B, H, L + 1]
+            g_f = torch.fft.rfft(grad_conv, n=n_fft)  # [B, H, n // 2 + 1]
             grad_u = grad_k = None
             if ctx.needs_input_grad[0]:
                 grad_u = torch.fft.irfft(_spectral_mul(g_f, k_f, conj_y=True), n=n_fft)
