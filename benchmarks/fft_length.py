@@ -15,14 +15,13 @@ best over rounds and the ratio is the result. Written to benchmarks/results/fft_
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from kernels import environment
+from kernels import best_of_alternating, environment, write_table
 
 import tsk.kernels.fftconv  # noqa: F401  (the submodule, patched below)
 from tsk.backbones.spacetime import SpaceTime, SpaceTimeConfig
@@ -31,6 +30,7 @@ from tsk.kernels._dispatch import fft_size
 from tsk.kernels.fftconv.torch import fftconv_torch
 
 RESULTS = Path(__file__).parent / "results" / "fft_length"
+ARMS = ["2L", "fft_size"]
 
 # (what, L, Lk): SpaceTime at lookback 336 (embedding taps <= 64; decoder over 336 + H - 1 steps)
 CASES = [
@@ -80,22 +80,11 @@ def spacetime_step(horizon: int, args: argparse.Namespace) -> Callable[[str], fl
     return seconds
 
 
-def best_of(seconds: Callable[[str], float], rounds: int) -> dict[str, float]:
-    """Best time per arm; the arms alternate within each round so they share its load."""
-    best = {"2L": float("inf"), "fft_size": float("inf")}
-    for round_ in range(rounds + 1):
-        for arm in best:
-            elapsed = seconds(arm)
-            if round_:  # round 0 warms up
-                best[arm] = min(best[arm], elapsed)
-    return best
-
-
 def measure(what: str, length: int, taps: int, args: argparse.Namespace) -> dict:
     u = torch.randn(args.batch_size, args.channels, length, requires_grad=True)
     k = torch.randn(args.channels, taps, requires_grad=True)
     lengths = {"2L": 2 * length, "fft_size": fft_size(length + taps - 1)}
-    best = best_of(lambda arm: conv_seconds(u, k, lengths[arm]), args.rounds)
+    best = best_of_alternating(lambda arm: conv_seconds(u, k, lengths[arm]), ARMS, args.rounds)
     return {"case": what, "L": length, "Lk": taps, "n_2L": lengths["2L"],
             "n_fft_size": lengths["fft_size"], **timings(best)}
 
@@ -120,16 +109,11 @@ def main() -> int:
         rows.append({**measure(what, length, taps, args), **env, "note": args.note})
         print(rows[-1], flush=True)
     for horizon in (96, 720):
-        best = best_of(spacetime_step(horizon, args), args.rounds)
+        best = best_of_alternating(spacetime_step(horizon, args), ARMS, args.rounds)
         rows.append({"case": f"SpaceTime network, H={horizon}", "L": "", "Lk": "", "n_2L": "",
                      "n_fft_size": "", **timings(best), **env, "note": args.note})
         print(rows[-1], flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.with_suffix(".csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [
+    write_table(RESULTS, rows, [
         "# FFT convolution: length 2L against `fft_size(L + Lk - 1)`\n",
         f"{env['machine']}, {args.threads} threads, torch {env['torch']}, {env['date']}. "
         f"Best of {args.rounds} alternating rounds; forward + backward of u [{args.batch_size}, "
@@ -139,8 +123,7 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
         *(f"| {r['case']} | {r['L']} | {r['Lk']} | {r['n_2L']} / {r['n_fft_size']} | "
           f"{r['ms_2L']} | {r['ms_fft_size']} | {r['speedup']}x |" for r in rows),
-    ]
-    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    ])
     return 0
 
 

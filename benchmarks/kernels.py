@@ -265,6 +265,29 @@ def environment(threads: int) -> dict:
     )
 
 
+def best_of_alternating(seconds: Callable[[str], float], arms: list[str],
+                        rounds: int) -> dict[str, float]:
+    """Best time per arm over `rounds`, the arms alternating within each round so that they
+    share its machine load (a first round warms up and is not counted)."""
+    best = dict.fromkeys(arms, float("inf"))
+    for round_ in range(rounds + 1):
+        for arm in arms:
+            elapsed = seconds(arm)
+            if round_:
+                best[arm] = min(best[arm], elapsed)
+    return best
+
+
+def write_table(stem: Path, rows: list[dict], markdown: list[str]) -> None:
+    """`rows` to `stem.csv` and the markdown lines to `stem.md`."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with stem.with_suffix(".csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    stem.with_suffix(".md").write_text("\n".join(markdown) + "\n")
+
+
 def cpu_section(args) -> list[dict]:
     rows = []
     lengths = QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS

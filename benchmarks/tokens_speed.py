@@ -10,13 +10,12 @@ machine load, and the ratio is the result. Written to benchmarks/results/tokens_
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
 
 import torch
-from kernels import environment
+from kernels import best_of_alternating, environment, write_table
 
 from tsk.backbones import create
 from tsk.heads.forecast import ForecastNet
@@ -46,12 +45,8 @@ def measure(backbone: str, args: argparse.Namespace) -> dict:
     layouts = {"time": None, "patches": args.patch_len}
     nets = {name: make_net(backbone, args.lookback, args.horizon, p) for name, p in layouts.items()}
     optimizers = {name: torch.optim.Adam(net.parameters(), 1e-4) for name, net in nets.items()}
-    best = dict.fromkeys(layouts, float("inf"))
-    for round_ in range(args.rounds + 1):
-        for name in layouts:  # alternate: both layouts share each round's machine load
-            seconds = step_seconds(nets[name], optimizers[name], x, y)
-            if round_:  # round 0 warms up
-                best[name] = min(best[name], seconds)
+    best = best_of_alternating(
+        lambda name: step_seconds(nets[name], optimizers[name], x, y), list(layouts), args.rounds)
     return {"backbone": backbone, "lookback": args.lookback, "horizon": args.horizon,
             "batch_size": args.batch_size, "patch_len": args.patch_len,
             "tokens_time": args.lookback, "tokens_patches": nets["patches"].embed.n_tokens,
@@ -77,12 +72,7 @@ def main() -> int:
     for backbone in args.backbones:
         rows.append({**measure(backbone, args), **env, "note": args.note})
         print(rows[-1], flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.with_suffix(".csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [
+    write_table(RESULTS, rows, [
         "# Training step: time-step tokens vs PatchTST patches\n",
         f"{env['machine']}, {args.threads} threads, torch {env['torch']}, {env['date']}. "
         f"Best of {args.rounds} alternating rounds; one Adam step on {args.batch_size} "
@@ -92,8 +82,7 @@ def main() -> int:
         "|---|---|---|---|---|",
         *(f"| {r['backbone']} | {r['tokens_time']} / {r['tokens_patches']} | {r['step_ms_time']} | "
           f"{r['step_ms_patches']} | {r['speedup']}x |" for r in rows),
-    ]
-    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    ])
     return 0
 
 
