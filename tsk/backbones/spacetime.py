@@ -279,7 +279,8 @@ class ClosedLoopSSM(nn.Module):
         output_kernel, input_kernel = kernels.chunk(2)  # [H, total] each
         signal = u.transpose(1, 2)  # [B, H, T]
         # k^T x_t from the known inputs only (zeros after T): the next inputs up to T, and g after
-        predicted = poly_mul(signal, input_kernel, total)  # [B, H, total]
+        # (in the kernel's dtype, float32 or float64, back to the input's, as fftconv does)
+        predicted = poly_mul(signal.to(input_kernel.dtype), input_kernel, total).to(u.dtype)
         extended = signal
         if horizon > 1:
             feedback = torch.cat([torch.ones_like(input_kernel[:, :1]),

@@ -24,8 +24,8 @@ def fftconv_torch(
     length = u.shape[-1]
     n_fft = fft_size(length + k.shape[-1] - 1)
     x = u.to(dtype)
-    u_f = torch.fft.rfft(x, n=n_fft)  # [B, H, L + 1]
-    k_f = torch.fft.rfft(k.to(dtype), n=n_fft)  # [H, L + 1]
+    u_f = torch.fft.rfft(x, n=n_fft)  # [B, H, n // 2 + 1]
+    k_f = torch.fft.rfft(k.to(dtype), n=n_fft)  # [H, n // 2 + 1]
     y = torch.fft.irfft(u_f * k_f, n=n_fft)[..., :length]  # [B, H, L]
     if D is not None:
         y = y + D.to(dtype)[:, None] * x
