@@ -43,21 +43,23 @@ CASES = [
 ]
 
 
+def conv_at(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """The causal convolution `u * k` (first L outputs) through rffts of length `n_fft`."""
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k, n=n_fft), n=n_fft)
+    return y[..., : u.shape[-1]]
+
+
 def conv_seconds(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> float:
     """Forward + backward of the causal convolution at FFT length `n_fft`."""
     start = time.perf_counter()
-    length = u.shape[-1]
-    y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k, n=n_fft), n=n_fft)
-    y[..., :length].sum().backward()
+    conv_at(u, k, n_fft).sum().backward()
     return time.perf_counter() - start
 
 
 def fftconv_at_2l(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None,  # noqa: N803
                   gate: torch.Tensor | None = None) -> torch.Tensor:
     """`fftconv`'s torch path with the FFT length it had first, 2L."""
-    n_fft = 2 * u.shape[-1]
-    y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k, n=n_fft), n=n_fft)
-    y = y[..., : u.shape[-1]]
+    y = conv_at(u, k, 2 * u.shape[-1])
     y = y if D is None else y + D[:, None] * u
     return y if gate is None else y * gate
 
@@ -71,11 +73,13 @@ def spacetime_step(horizon: int, args: argparse.Namespace) -> Callable[[str], fl
 
     def seconds(arm: str) -> float:
         module.fftconv_torch = fftconv_at_2l if arm == "2L" else fftconv_torch
-        start = time.perf_counter()
-        loss = torch.nn.functional.mse_loss(net(x), y) + net.auxiliary_loss
-        loss.backward()
-        module.fftconv_torch = fftconv_torch
-        return time.perf_counter() - start
+        try:
+            start = time.perf_counter()
+            loss = torch.nn.functional.mse_loss(net(x), y) + net.auxiliary_loss
+            loss.backward()
+            return time.perf_counter() - start
+        finally:
+            module.fftconv_torch = fftconv_torch
 
     return seconds
 
