@@ -6,8 +6,10 @@ Both arms run the same plain torch.fft convolution, forward and backward, on the
 models use (SpaceTime's embedding, encoder and closed-loop decoder at lookback 336, S4's long
 kernels); only the length differs. Then the whole SpaceTime forecasting network (forward with
 its lag losses, backward; 7 channels in and out as on ETT) with `fftconv` at either length.
-The arms alternate within each round so that they share the machine's load; times are the
-best over rounds and the ratio is the result. Written to benchmarks/results/fft_length.{csv,md}.
+Both arms differentiate through torch.fft by autograd, as `fftconv` did when this was measured
+(its backward is now written out: fft_backward.py). The arms alternate within each round so
+that they share the machine's load; times are the best over rounds and the ratio is the result.
+Written to benchmarks/results/fft_length.{csv,md}.
 
     uv run python benchmarks/fft_length.py --threads 1
 """
@@ -18,7 +20,9 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 from kernels import best_of_alternating, environment, write_table
@@ -27,7 +31,6 @@ import tsk.kernels.fftconv  # noqa: F401  (the submodule, patched below)
 from tsk.backbones.spacetime import SpaceTime, SpaceTimeConfig
 from tsk.heads.spacetime import SpaceTimeForecastNet
 from tsk.kernels._dispatch import fft_size
-from tsk.kernels.fftconv.torch import fftconv_torch
 
 RESULTS = Path(__file__).parent / "results" / "fft_length"
 ARMS = ["2L", "fft_size"]
@@ -43,10 +46,11 @@ CASES = [
 ]
 
 
-def conv_at(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """The causal convolution `u * k` (first L outputs) through rffts of length `n_fft`."""
+def conv_at(u: torch.Tensor, k: torch.Tensor, n_fft: int, n: int | None = None) -> torch.Tensor:
+    """The first `n` (default: L) coefficients of `u * k` through rffts of length `n_fft`,
+    differentiated by autograd through torch.fft."""
     y = torch.fft.irfft(torch.fft.rfft(u, n=n_fft) * torch.fft.rfft(k, n=n_fft), n=n_fft)
-    return y[..., : u.shape[-1]]
+    return y[..., : u.shape[-1] if n is None else n]
 
 
 def conv_seconds(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> float:
@@ -56,30 +60,39 @@ def conv_seconds(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> float:
     return time.perf_counter() - start
 
 
-def fftconv_at_2l(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None,  # noqa: N803
-                  gate: torch.Tensor | None = None) -> torch.Tensor:
-    """`fftconv`'s torch path with the FFT length it had first, 2L."""
-    y = conv_at(u, k, 2 * u.shape[-1])
-    y = y if D is None else y + D[:, None] * u
-    return y if gate is None else y * gate
+LENGTHS: dict[str, Callable[[int, int], int]] = {
+    "2L": lambda length, taps: 2 * length,
+    "fft_size": lambda length, taps: fft_size(length + taps - 1),
+}
 
 
-def spacetime_step(horizon: int, args: argparse.Namespace) -> Callable[[str], float]:
-    """Seconds of one forward + backward of SpaceTime's network, `fftconv` at 2L or fft_size."""
+def plain_fftconv(n_fft: Callable[[int, int], int]) -> Callable[..., torch.Tensor]:
+    """`fftconv`'s torch path differentiated by autograd through torch.fft (as it was before
+    its backward was written out), at the FFT length `n_fft(L, Lk)`."""
+
+    def conv(u: torch.Tensor, k: torch.Tensor, D: torch.Tensor | None = None,  # noqa: N803
+             gate: torch.Tensor | None = None) -> torch.Tensor:
+        y = conv_at(u, k, n_fft(u.shape[-1], k.shape[-1]))
+        y = y if D is None else y + D[:, None] * u
+        return y if gate is None else y * gate
+
+    return conv
+
+
+def spacetime_step(horizon: int, batch_size: int,
+                   arms: dict[str, Callable[[], AbstractContextManager]]) -> Callable[[str], float]:
+    """Seconds of one forward + backward of SpaceTime's network, inside the arm's context (which
+    swaps the convolution under test in)."""
     torch.manual_seed(0)
     net = SpaceTimeForecastNet(SpaceTime(SpaceTimeConfig()), 336, horizon, 7, 7)
-    x, y = torch.randn(args.batch_size, 336, 7), torch.randn(args.batch_size, horizon, 7)
-    module = sys.modules["tsk.kernels.fftconv"]  # the package attribute is the function
+    x, y = torch.randn(batch_size, 336, 7), torch.randn(batch_size, horizon, 7)
 
     def seconds(arm: str) -> float:
-        module.fftconv_torch = fftconv_at_2l if arm == "2L" else fftconv_torch
-        try:
+        with arms[arm]():
             start = time.perf_counter()
             loss = torch.nn.functional.mse_loss(net(x), y) + net.auxiliary_loss
             loss.backward()
             return time.perf_counter() - start
-        finally:
-            module.fftconv_torch = fftconv_torch
 
     return seconds
 
@@ -87,7 +100,7 @@ def spacetime_step(horizon: int, args: argparse.Namespace) -> Callable[[str], fl
 def measure(what: str, length: int, taps: int, args: argparse.Namespace) -> dict:
     u = torch.randn(args.batch_size, args.channels, length, requires_grad=True)
     k = torch.randn(args.channels, taps, requires_grad=True)
-    lengths = {"2L": 2 * length, "fft_size": fft_size(length + taps - 1)}
+    lengths = {arm: LENGTHS[arm](length, taps) for arm in ARMS}
     best = best_of_alternating(lambda arm: conv_seconds(u, k, lengths[arm]), ARMS, args.rounds)
     return {"case": what, "L": length, "Lk": taps, "n_2L": lengths["2L"],
             "n_fft_size": lengths["fft_size"], **timings(best)}
@@ -112,8 +125,12 @@ def main() -> int:
     for what, length, taps in CASES:
         rows.append({**measure(what, length, taps, args), **env, "note": args.note})
         print(rows[-1], flush=True)
+    module = sys.modules["tsk.kernels.fftconv"]  # the package attribute is the function
+    arms = {arm: lambda arm=arm: patch.object(module, "fftconv_torch", plain_fftconv(LENGTHS[arm]))
+            for arm in ARMS}
     for horizon in (96, 720):
-        best = best_of_alternating(spacetime_step(horizon, args), ARMS, args.rounds)
+        best = best_of_alternating(spacetime_step(horizon, args.batch_size, arms), ARMS,
+                                   args.rounds)
         rows.append({"case": f"SpaceTime network, H={horizon}", "L": "", "Lk": "", "n_2L": "",
                      "n_fft_size": "", **timings(best), **env, "note": args.note})
         print(rows[-1], flush=True)

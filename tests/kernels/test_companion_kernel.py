@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from tsk.kernels import companion_kernel
-from tsk.kernels.companion_kernel.polynomial import correlate, poly_mul, series_inverse
 from tsk.kernels.companion_kernel.reference import companion_matrix
 from tsk.kernels.companion_kernel.torch import row_times_power
 
@@ -103,26 +102,6 @@ def test_row_times_power(exponent):
     a, _, c = (p.detach() for p in _params(3, 6, dtype=torch.float64))
     expected = (c.unsqueeze(-2) @ torch.linalg.matrix_power(companion_matrix(a), exponent))[:, 0]
     torch.testing.assert_close(row_times_power(a, c, exponent), expected)
-
-
-def test_polynomial_helpers():
-    gen = torch.Generator().manual_seed(0)
-    f, g = torch.randn(2, 3, 5, generator=gen, dtype=torch.float64)
-    full = torch.stack([torch.tensor([sum(f[h, i] * g[h, k - i] for i in range(5) if 0 <= k - i < 5)
-                                      for k in range(9)]) for h in range(3)]).double()
-    torch.testing.assert_close(poly_mul(f, g), full)
-    torch.testing.assert_close(poly_mul(f, g, 4), full[:, :4])
-    torch.testing.assert_close(poly_mul(f, g, 12)[:, 9:], torch.zeros(3, 3, dtype=torch.float64))
-    lags = torch.stack([(f[:, k:] * g[:, : 5 - k]).sum(-1) for k in range(5)], -1)
-    torch.testing.assert_close(correlate(f, g, 5), lags)
-    q = torch.cat([torch.ones(3, 1, dtype=torch.float64), 0.3 * f[:, 1:]], -1)
-    inverse = series_inverse(q, 37)
-    identity = torch.zeros(3, 37, dtype=torch.float64)
-    identity[:, 0] = 1
-    torch.testing.assert_close(poly_mul(q, inverse, 37), identity)
-    # 1 / (1 - z) = 1 + z + z^2 + ...
-    geometric = series_inverse(torch.tensor([1.0, -1.0], dtype=torch.float64), 10)
-    torch.testing.assert_close(geometric, torch.ones(10, dtype=torch.float64))
 
 
 def test_gradcheck_float64():

@@ -28,7 +28,7 @@ from torch import nn
 
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import companion_kernel, fftconv
-from tsk.kernels.companion_kernel.polynomial import poly_mul, series_inverse
+from tsk.kernels.polynomial import poly_mul, series_inverse
 
 SSM_KINDS = ("companion", "shift")
 

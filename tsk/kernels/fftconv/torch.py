@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import compute_dtype, fft_size
+from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels.polynomial import poly_mul
 
 
 def fftconv_torch(
@@ -13,20 +14,12 @@ def fftconv_torch(
     D: torch.Tensor | None = None,
     gate: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Causal convolution of u [B, H, L] with k [H, Lk] through one rfft size n >= L + Lk - 1.
-
-    Zero padding to n >= L + Lk - 1 turns the circular convolution into the linear one, so the
-    first L outputs are exact for any L (odd included). n is `fft_size`'s fast length, not 2L
-    (2L can have a large prime factor; a short kernel needs far less). Differentiable through
-    torch.fft.
-    """
+    """Causal convolution of u [B, H, L] with k [H, Lk]: the first L coefficients of the
+    product `u * k` (`poly_mul`: one rfft length n >= L + Lk - 1, `fft_size`'s fast one rather
+    than 2L, which can have a large prime factor; its backward written out)."""
     dtype = compute_dtype(u, k, D, gate)
-    length = u.shape[-1]
-    n_fft = fft_size(length + k.shape[-1] - 1)
     x = u.to(dtype)
-    u_f = torch.fft.rfft(x, n=n_fft)  # [B, H, n // 2 + 1]
-    k_f = torch.fft.rfft(k.to(dtype), n=n_fft)  # [H, n // 2 + 1]
-    y = torch.fft.irfft(u_f * k_f, n=n_fft)[..., :length]  # [B, H, L]
+    y = poly_mul(x, k.to(dtype), u.shape[-1])  # [B, H, L]
     if D is not None:
         y = y + D.to(dtype)[:, None] * x
     if gate is not None:
