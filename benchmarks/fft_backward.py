@@ -14,7 +14,6 @@ benchmarks/results/fft_backward.{csv,md}.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from contextlib import nullcontext
@@ -22,8 +21,8 @@ from pathlib import Path
 from unittest.mock import patch
 
 import torch
-from fft_length import CASES, conv_at, spacetime_step
-from kernels import best_of_alternating, environment, write_table
+from fft_length import arguments, compare, conv_at
+from kernels import write_table
 
 import tsk.kernels.polynomial as polynomial
 from tsk.kernels._dispatch import fft_size
@@ -45,7 +44,7 @@ NETWORK_ARMS = {"autograd": lambda: patch.object(polynomial, "_TruncatedProduct"
                 "written": nullcontext}
 
 
-def conv_seconds(arm: str, u: torch.Tensor, k: torch.Tensor) -> float:
+def backward_seconds(arm: str, u: torch.Tensor, k: torch.Tensor) -> float:
     """Forward + backward of the causal convolution (first L outputs) in the arm's way."""
     with NETWORK_ARMS[arm]():
         start = time.perf_counter()
@@ -53,38 +52,11 @@ def conv_seconds(arm: str, u: torch.Tensor, k: torch.Tensor) -> float:
         return time.perf_counter() - start
 
 
-def timings(best: dict[str, float]) -> dict:
-    return {"ms_autograd": round(1e3 * best["autograd"], 1),
-            "ms_written": round(1e3 * best["written"], 1),
-            "speedup": round(best["autograd"] / best["written"], 2)}
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--channels", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--note", default="", help="e.g. what else the machine was running")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    env = environment(args.threads)
-    rows = []
-    for what, length, taps in CASES:
-        u = torch.randn(args.batch_size, args.channels, length, requires_grad=True)
-        k = torch.randn(args.channels, taps, requires_grad=True)
-        best = best_of_alternating(lambda arm, u=u, k=k: conv_seconds(arm, u, k), ARMS,
-                                   args.rounds)
-        rows.append({"case": what, "L": length, "Lk": taps,
-                     "n_fft": fft_size(length + taps - 1), **timings(best), **env,
-                     "note": args.note})
-        print(rows[-1], flush=True)
-    for horizon in (96, 720):
-        best = best_of_alternating(spacetime_step(horizon, args.batch_size, NETWORK_ARMS), ARMS,
-                                   args.rounds)
-        rows.append({"case": f"SpaceTime network, H={horizon}", "L": "", "Lk": "", "n_fft": "",
-                     **timings(best), **env, "note": args.note})
-        print(rows[-1], flush=True)
+    args = arguments(__doc__.splitlines()[0])
+    rows = compare(args, ARMS, backward_seconds, NETWORK_ARMS,
+                   lambda length, taps: {"n_fft": fft_size(length + taps - 1)})
+    env = rows[0]
     write_table(RESULTS, rows, [
         "# FFT convolution backward: autograd through torch.fft against the written-out one\n",
         f"{env['machine']}, {args.threads} threads, torch {env['torch']}, {env['date']}. "

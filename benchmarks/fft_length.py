@@ -53,13 +53,6 @@ def conv_at(u: torch.Tensor, k: torch.Tensor, n_fft: int, n: int | None = None) 
     return y[..., : u.shape[-1] if n is None else n]
 
 
-def conv_seconds(u: torch.Tensor, k: torch.Tensor, n_fft: int) -> float:
-    """Forward + backward of the causal convolution at FFT length `n_fft`."""
-    start = time.perf_counter()
-    conv_at(u, k, n_fft).sum().backward()
-    return time.perf_counter() - start
-
-
 LENGTHS: dict[str, Callable[[int, int], int]] = {
     "2L": lambda length, taps: 2 * length,
     "fft_size": lambda length, taps: fft_size(length + taps - 1),
@@ -97,22 +90,16 @@ def spacetime_step(horizon: int, batch_size: int,
     return seconds
 
 
-def measure(what: str, length: int, taps: int, args: argparse.Namespace) -> dict:
-    u = torch.randn(args.batch_size, args.channels, length, requires_grad=True)
-    k = torch.randn(args.channels, taps, requires_grad=True)
-    lengths = {arm: LENGTHS[arm](length, taps) for arm in ARMS}
-    best = best_of_alternating(lambda arm: conv_seconds(u, k, lengths[arm]), ARMS, args.rounds)
-    return {"case": what, "L": length, "Lk": taps, "n_2L": lengths["2L"],
-            "n_fft_size": lengths["fft_size"], **timings(best)}
+def length_seconds(arm: str, u: torch.Tensor, k: torch.Tensor) -> float:
+    """Forward + backward of the causal convolution at the arm's FFT length."""
+    start = time.perf_counter()
+    conv_at(u, k, LENGTHS[arm](u.shape[-1], k.shape[-1])).sum().backward()
+    return time.perf_counter() - start
 
 
-def timings(best: dict[str, float]) -> dict:
-    return {"ms_2L": round(1e3 * best["2L"], 1), "ms_fft_size": round(1e3 * best["fft_size"], 1),
-            "speedup": round(best["2L"] / best["fft_size"], 2)}
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    """The shared command line (and the thread count set)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--channels", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
@@ -120,20 +107,47 @@ def main() -> int:
     parser.add_argument("--note", default="", help="e.g. what else the machine was running")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def compare(args: argparse.Namespace, arms: list[str],
+            conv_seconds: Callable[[str, torch.Tensor, torch.Tensor], float],
+            network_arms: dict[str, Callable[[], AbstractContextManager]],
+            columns: Callable[[int, int], dict]) -> list[dict]:
+    """Two arms, alternating: each of `CASES` (u [batch, channels, L], k [channels, Lk]; the
+    case's own `columns`), then SpaceTime's network at horizons 96 and 720. Speed-up: the first
+    arm's best time over the second's."""
     env = environment(args.threads)
+
+    def row(case: dict, best: dict[str, float]) -> dict:
+        times = {f"ms_{arm}": round(1e3 * best[arm], 1) for arm in arms}
+        speedup = round(best[arms[0]] / best[arms[1]], 2)
+        print(case | times, f"{speedup}x", flush=True)
+        return {**case, **times, "speedup": speedup, **env, "note": args.note}
+
     rows = []
     for what, length, taps in CASES:
-        rows.append({**measure(what, length, taps, args), **env, "note": args.note})
-        print(rows[-1], flush=True)
-    module = sys.modules["tsk.kernels.fftconv"]  # the package attribute is the function
-    arms = {arm: lambda arm=arm: patch.object(module, "fftconv_torch", plain_fftconv(LENGTHS[arm]))
-            for arm in ARMS}
-    for horizon in (96, 720):
-        best = best_of_alternating(spacetime_step(horizon, args.batch_size, arms), ARMS,
+        u = torch.randn(args.batch_size, args.channels, length, requires_grad=True)
+        k = torch.randn(args.channels, taps, requires_grad=True)
+        best = best_of_alternating(lambda arm, u=u, k=k: conv_seconds(arm, u, k), arms,
                                    args.rounds)
-        rows.append({"case": f"SpaceTime network, H={horizon}", "L": "", "Lk": "", "n_2L": "",
-                     "n_fft_size": "", **timings(best), **env, "note": args.note})
-        print(rows[-1], flush=True)
+        rows.append(row({"case": what, "L": length, "Lk": taps, **columns(length, taps)}, best))
+    for horizon in (96, 720):
+        step = spacetime_step(horizon, args.batch_size, network_arms)
+        blank = dict.fromkeys(["L", "Lk", *columns(1, 1)], "")
+        rows.append(row({"case": f"SpaceTime network, H={horizon}", **blank},
+                        best_of_alternating(step, arms, args.rounds)))
+    return rows
+
+
+def main() -> int:
+    args = arguments(__doc__.splitlines()[0])
+    module = sys.modules["tsk.kernels.fftconv"]  # the package attribute is the function
+    network_arms = {arm: lambda arm=arm: patch.object(module, "fftconv_torch",
+                                                      plain_fftconv(LENGTHS[arm])) for arm in ARMS}
+    rows = compare(args, ARMS, length_seconds, network_arms,
+                   lambda length, taps: {f"n_{arm}": LENGTHS[arm](length, taps) for arm in ARMS})
+    env = rows[0]
     write_table(RESULTS, rows, [
         "# FFT convolution: length 2L against `fft_size(L + Lk - 1)`\n",
         f"{env['machine']}, {args.threads} threads, torch {env['torch']}, {env['date']}. "
