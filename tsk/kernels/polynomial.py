@@ -31,7 +31,7 @@ class _TruncatedProduct(torch.autograd.Function):
     the other factor, one rfft and one irfft per input, the broadcast sum taken on the spectra
     (n // 2 + 1 values per row). Autograd through torch.fft gets the same numbers with more
     work: it zero-fills the sliced-off outputs, and the backward of rfft pads the half spectrum
-    to a full one for a complex FFT of twice the size. Measured 1.2-1.4x faster forward +
+    to a full one for a complex FFT of twice the size. Measured 1.2-2.3x faster forward +
     backward for SpaceTime's and S4's convolutions (benchmarks/results/fft_backward.md).
 
     Circular correlation at this length is the linear one: with n_fft >= F + G - 1 a lag that
