@@ -2,7 +2,9 @@
 
 For each (dataset, horizon, backbone, lookback, seed) cell not yet in the results file: fit on
 the train rows with early stopping on the validation rows, score every stride-1 test window
-(MSE/MAE on standardized data, all channels in and out), and append one row. Re-running resumes.
+(MSE/MAE on standardized data, all channels in and out), and append one row. Re-running resumes:
+recorded cells are skipped, and with `--checkpoints DIR` a cell interrupted mid-fit (a long one
+on a CPU, a lost machine) goes on from its last epoch.
 
     uv run python benchmarks/accuracy.py --backbones lstm s4d --datasets ETTh1 \
         --horizons 96 192 336 720 --lookback 336
@@ -13,9 +15,11 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -88,14 +92,25 @@ def resolved_choices(args: argparse.Namespace, backbone: str) -> dict:
             "d_model": tsk.backbones.make_config(backbone, **model._backbone_config()).d_model}
 
 
+def cell_folder(args: argparse.Namespace, cell: tuple[str, ...]) -> Path:
+    """Where a cell keeps its checkpoints under `--checkpoints`: one folder per cell and
+    training setting, so that only the same fit resumes there."""
+    lists = ("backbones", "datasets", "horizons", "seeds", "data_dir", "out", "progress",
+             "checkpoints")
+    options = {name: value for name, value in vars(args).items() if name not in lists}
+    digest = hashlib.sha1(json.dumps([cell, options], default=str).encode()).hexdigest()[:12]
+    dataset, horizon, backbone, _, seed = cell[:5]
+    return args.checkpoints / f"{dataset}-{horizon}-{backbone}-seed{seed}-{digest}"
+
+
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
-             seed: int) -> dict:
+             seed: int, checkpoint_dir: Path | None = None) -> dict:
     split = (load_ett(dataset, args.data_dir, protocol=args.protocol) if dataset in ETT_NAMES
              else load_dataset(dataset, args.data_dir))
     if args.setting == "S":
         split = split.univariate("OT")
     model = cell_model(args, backbone, horizon=horizon, random_state=seed)
-    model.fit(split.train(), val_df=split.validation(args.lookback))
+    model.fit(split.train(), val_df=split.validation(args.lookback), checkpoint_dir=checkpoint_dir)
     metrics = model.evaluate(split.test(args.lookback))
     summary = model.fit_summary_
     epochs = max(summary.epochs, 1)
@@ -153,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="keep each running cell's checkpoints in a folder here, and resume "
+                             "a cell interrupted earlier from its last epoch")
     return parser
 
 
@@ -182,7 +200,8 @@ def main() -> int:
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)
                         continue
-                    row = run_cell(args, dataset, horizon, backbone, seed)
+                    folder = cell_folder(args, cell) if args.checkpoints else None
+                    row = run_cell(args, dataset, horizon, backbone, seed, folder)
                     new = not args.out.is_file()
                     with args.out.open("a", newline="") as handle:
                         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
@@ -192,6 +211,8 @@ def main() -> int:
                     print(f"{dataset} H={horizon} {backbone} seed={seed}: MSE {row['mse']} "
                           f"MAE {row['mae']} ({row['epochs']} epochs, {row['train_seconds']} s)",
                           flush=True)
+                    if folder is not None:
+                        shutil.rmtree(folder, ignore_errors=True)  # recorded: nothing to resume
     return 0
 
 

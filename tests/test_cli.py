@@ -26,10 +26,13 @@ def test_forecast_on_a_long_csv(tmp_path, capsys):
     data = tmp_path / "sales.csv"
     make_long(length=60).to_csv(data, index=False)
     out = tmp_path / "forecast.csv"
+    checkpoints = tmp_path / "checkpoints"
     assert main(["forecast", "--data", str(data), "--backbone", "lstm", "--out", str(out),
-                 *TINY_ARGS]) == 0
+                 "--checkpoint-dir", str(checkpoints), *TINY_ARGS]) == 0
     report = json.loads(capsys.readouterr().out.split("\nWrote")[0])
     assert report["n_windows"] == 3 and report["mse"] > 0
+    kept = [p.name for p in checkpoints.iterdir()]  # the best epoch's; no resume point left
+    assert len(kept) == 1 and kept[0].startswith("epoch=")
     forecast = pd.read_csv(out, parse_dates=["ds"])
     assert len(forecast) == 12 and forecast.ds.min() == pd.Timestamp("2024-01-03 12:00")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +114,38 @@ def test_save_load_predicts_bit_identically(tmp_path, long_df):
     pd.testing.assert_frame_equal(model.predict(long_df), loaded.predict(long_df), check_exact=True)
     assert tsk.Forecaster.load(tmp_path / "model").predict().equals(model.predict())
 
+
+
+class _Interrupt(L.Callback):
+    """Fails the fit at the end of its second epoch, as a killed process would."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("interrupted")
+
+
+@pytest.mark.parametrize(("backbone", "settings"), [
+    ("spacetime", {"backbone_kwargs": {"d_state": 4}}),  # random start, dropout: RNG streams
+    ("s4d", {}),  # the ridge start, validated once and kept in the folder
+    ("lstm", {"validation_size": 0.0}),  # no validation data: the latest epoch is kept
+])
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, long_df, backbone, settings):
+    settings = dict(TINY, max_epochs=4, patience=10, **settings)
+    whole = tsk.Forecaster(backbone, **settings).fit(long_df)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        tsk.Forecaster(backbone, trainer_kwargs={"callbacks": [_Interrupt()]},
+                       **settings).fit(long_df, checkpoint_dir=tmp_path)
+    assert (tmp_path / "last.ckpt").is_file()
+    resumed = tsk.Forecaster(backbone, **settings).fit(long_df, checkpoint_dir=tmp_path)
+    for name, value in whole.net_.state_dict().items():
+        assert torch.equal(value, resumed.net_.state_dict()[name]), name
+    first, again = whole.fit_summary_, resumed.fit_summary_
+    assert (first.epochs, first.start_kept) == (again.epochs, again.start_kept) == (4, first.start_kept)
+    assert first.best_val_loss == again.best_val_loss or np.isnan(first.best_val_loss)
+    assert again.train_seconds > 0
+    left = {p.name for p in tmp_path.iterdir()}
+    assert len(left) == 1 and left.pop().endswith(".ckpt")  # the kept epoch's; nothing to resume
+    pd.testing.assert_frame_equal(whole.predict(), resumed.predict(), check_exact=True)
 
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json is missing"):

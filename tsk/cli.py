@@ -144,11 +144,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     """Fit, evaluate on held-out data, print metrics, write the forecast after the data's end."""
     from tsk.datasets import load_csv, load_dataset
 
-    model = _forecaster(args)
+    model, resume = _forecaster(args), args.checkpoint_dir
     if args.dataset:
         split = load_dataset(args.dataset, args.data_dir)
         lookback = model.resolve_lookback(split.train())
-        model.fit(split.train(), val_df=split.validation(lookback))
+        model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=resume)
         test = split.test(lookback)
         metrics = model.evaluate(test)
         forecast = model.predict(test)
@@ -158,14 +158,14 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         if "unique_id" in frame.columns:  # long format: the last `horizon` rows of each series test
             frame = frame.sort_values(["unique_id", "ds"], kind="stable")
             last = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon
-            model.fit(frame[~last])
+            model.fit(frame[~last], checkpoint_dir=resume)
             keep = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon + model.lookback_
             metrics = model.evaluate(frame[keep])
             forecast = model.predict(frame)
         else:
             split = load_csv(args.data)
             lookback = model.resolve_lookback(split.train())
-            model.fit(split.train(), val_df=split.validation(lookback))
+            model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=resume)
             test = split.test(lookback)
             metrics = model.evaluate(test)
             forecast = model.predict(test)
@@ -188,7 +188,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from tsk.datasets import load_dataset
 
     frame = load_dataset(args.dataset, args.data_dir).frame if args.dataset else read_table(args.data)
-    model = _forecaster(args).fit(frame)
+    model = _forecaster(args).fit(frame, checkpoint_dir=args.checkpoint_dir)
     model.save(args.out)
     print(f"Saved the model to {args.out} (best validation loss "
           f"{model.fit_summary_.best_val_loss:.4f}, {model.fit_summary_.epochs} epochs)")
@@ -323,6 +323,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="keep the training checkpoints in this folder; run the same command "
+                             "again to resume a fit that was interrupted")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tsk", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -334,12 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--out", default="forecast.csv", help="forecast file (.csv or .parquet)")
     p.add_argument("--save-model", default=None, help="also save the fitted model to this folder")
+    _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("fit", help="fit on a dataset or file and save the model",
                        description=cmd_fit.__doc__)
     _add_model_args(p)
     p.add_argument("--out", required=True, help="folder to save the model in")
+    _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="batch-forecast many series with a saved model",

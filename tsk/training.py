@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -90,6 +92,54 @@ class FitSummary:
     start_kept: bool = False
 
 
+class ResumableRun(Callback):
+    """What a resumed fit needs besides Lightning's own checkpoint (weights, optimizer, schedule,
+    epoch, early-stopping and best-checkpoint state): the seconds trained so far and the random
+    streams (torch's for dropout, the loader's for shuffling), saved with every checkpoint and
+    restored before the next epoch, so an interrupted and resumed fit trains as an uninterrupted
+    one would."""
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        self.generator = generator
+        self.seconds = 0.0
+        self._since: float | None = None
+        self._restore: dict[str, Any] | None = None
+
+    @property
+    def elapsed(self) -> float:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return self.seconds + running
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._since = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds, self._since = self.elapsed, None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # torch's stream only now: the sanity check before this draws from it, the uninterrupted
+        # fit did not at this point (the loader's generator was set before its first shuffle)
+        if self._restore is None:
+            return
+        torch.set_rng_state(self._restore["torch"])
+        if self._restore["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self._restore["cuda"])
+        self._restore = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": self.elapsed, "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            "generator": self.generator.get_state() if self.generator is not None else None,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seconds = float(state_dict["seconds"])
+        if self.generator is not None and state_dict["generator"] is not None:
+            self.generator.set_state(state_dict["generator"])  # before the first shuffle
+        self._restore = state_dict
+
+
 def fit_module(
     module: TaskModule,
     train_loader: DataLoader,
@@ -102,25 +152,37 @@ def fit_module(
     enable_progress_bar: bool = True,
     trainer_kwargs: dict[str, Any] | None = None,
     keep_start_if_better: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> FitSummary:
     """Train with Lightning: early stopping on `val_loss`, best checkpoint restored into `module`.
 
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
     a candidate too: validated first, and kept if no epoch beats them.
+    `checkpoint_dir`: keep the checkpoints there (the best epoch's, the latest one's without
+    validation data, and `last.ckpt` after every epoch while training runs); a fit that finds a
+    `last.ckpt` there, left by an interrupted fit of the same model and data, resumes from it
+    and ends as the uninterrupted fit would. A finished fit removes `last.ckpt`.
     """
     kwargs = dict(trainer_kwargs or {})
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled())
     with tempfile.TemporaryDirectory(prefix="tsk-fit-") as tmp:
-        callbacks: list[Any] = []
+        directory = Path(checkpoint_dir if checkpoint_dir is not None else tmp)
+        last, start_file = directory / "last.ckpt", directory / "start.pt"
+        resume = checkpoint_dir is not None and last.is_file()
+        run = ResumableRun(getattr(train_loader, "generator", None))
+        callbacks: list[Any] = [run]
         checkpoint = None
+        save_last = checkpoint_dir is not None
         if val_loader is not None:
-            checkpoint = ModelCheckpoint(dirpath=kwargs.pop("checkpoint_dir", tmp),
-                                         monitor="val_loss", mode="min", save_top_k=1)
+            checkpoint = ModelCheckpoint(dirpath=directory, monitor="val_loss", mode="min",
+                                         save_top_k=1, save_last=save_last)
             callbacks += [EarlyStopping("val_loss", patience=patience, mode="min"), checkpoint]
         else:
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
+            if save_last:
+                callbacks.append(ModelCheckpoint(dirpath=directory, save_last=True))  # the latest
         callbacks += kwargs.pop("callbacks", [])
         kwargs.setdefault("default_root_dir", tmp)
         kwargs.setdefault("logger", False)
@@ -131,28 +193,41 @@ def fit_module(
             enable_progress_bar=enable_progress_bar, deterministic=kwargs.pop("deterministic", True),
             **kwargs,
         )
-        start = time.perf_counter()
         initial = None
         try:
             if keep_start_if_better and val_loader is not None:
-                scores = trainer.validate(module, val_loader, verbose=False)
-                initial = (scores[0]["val_loss"], copy.deepcopy(module.state_dict()))
+                if resume and start_file.is_file():
+                    initial = torch.load(start_file, map_location="cpu", weights_only=True)
+                else:
+                    begun = time.perf_counter()
+                    scores = trainer.validate(module, val_loader, verbose=False)
+                    initial = {"val_loss": scores[0]["val_loss"], "seconds": time.perf_counter() - begun,
+                               "state_dict": copy.deepcopy(module.state_dict())}
+                    if checkpoint_dir is not None and trainer.is_global_zero:
+                        directory.mkdir(parents=True, exist_ok=True)
+                        torch.save(initial, start_file)
+            if resume:
+                logger.info("Resuming the fit from %s.", last)
             with warnings.catch_warnings():  # fitting without validation data is intended
                 warnings.filterwarnings("ignore", ".*validation_step.* but have no `val_dataloader`")
-                trainer.fit(module, train_loader, val_loader)
+                trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume else None)
         finally:  # Lightning switches deterministic algorithms on globally: switch them back
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
-        seconds = time.perf_counter() - start
+        seconds = run.elapsed + (initial["seconds"] if initial is not None else 0.0)
         best, start_kept = float("nan"), False
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(state["state_dict"])
             best = float(checkpoint.best_model_score)
-        if initial is not None and not initial[0] > best:  # also when no epoch was scored (nan)
-            logger.info("No epoch beat the starting weights on validation (%.4g): kept them.", initial[0])
-            module.load_state_dict(initial[1])
-            best, start_kept = float(initial[0]), True
+        if initial is not None and not initial["val_loss"] > best:  # also when no epoch was scored
+            logger.info("No epoch beat the starting weights on validation (%.4g): kept them.",
+                        initial["val_loss"])
+            module.load_state_dict(initial["state_dict"])
+            best, start_kept = float(initial["val_loss"]), True
         trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
+        if checkpoint_dir is not None and trainer.is_global_zero:
+            last.unlink(missing_ok=True)  # finished: nothing left to resume
+            start_file.unlink(missing_ok=True)
     module.cpu()
     return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank, start_kept)
 

@@ -85,6 +85,7 @@ class SequenceEstimator(BaseEstimator):
         self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         train: Dataset, validation: Dataset | None, generator: torch.Generator | None,
         warm_start: Callable[[DataLoader, DataLoader | None], Any] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
     ) -> FitSummary:
         """Train `net` in place with the shared Lightning loop; returns what the fit did.
 
@@ -92,6 +93,8 @@ class SequenceEstimator(BaseEstimator):
         the warm-started weights then compete with every epoch's on validation. `learning_rate`
         None steps with 1e-3 from random weights, 1e-4 from a warm start: on ETTm1-96 (s4d,
         patches) 1e-3 never beat the ridge start on validation and 1e-4 did, also on test.
+        `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
+        (`tsk.training.fit_module`).
         """
         loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
                          "persistent_workers": self.num_workers > 0}
@@ -107,7 +110,7 @@ class SequenceEstimator(BaseEstimator):
             module, train_loader, val_loader, max_epochs=self.max_epochs, patience=self.patience,
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
-            keep_start_if_better=warm_start is not None,
+            keep_start_if_better=warm_start is not None, checkpoint_dir=checkpoint_dir,
         )
 
     def _predict_dataset(self, dataset: Dataset, batch_size: int | None = None) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -135,9 +136,12 @@ class Forecaster(SequenceEstimator):
         self.num_workers = num_workers
 
     # ---- fit ------------------------------------------------------------------------------
-    def fit(self, df: Any, val_df: Any = None) -> Forecaster:
+    def fit(self, df: Any, val_df: Any = None, *,
+            checkpoint_dir: str | os.PathLike | None = None) -> Forecaster:
         """Train on `df`; validate on `val_df` if given (its first `lookback` rows are context),
-        else on the last `validation_size` of each series."""
+        else on the last `validation_size` of each series. With `checkpoint_dir`, the training
+        checkpoints are kept there, and a fit interrupted earlier (same model, same data, same
+        folder) resumes from its last epoch and ends as the uninterrupted fit would."""
         self._validate_params()
         df = _as_frame(df)
         self.lookback_ = lookback = self.resolve_lookback(df)
@@ -185,7 +189,8 @@ class Forecaster(SequenceEstimator):
         with self._seeded() as generator:
             net = self._build_net()
             warm_start = net.init_skip_ridge if self._ridge_start(self.tokens_) else None
-            self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator, warm_start)
+            self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator,
+                                             warm_start, checkpoint_dir)
         self.net_ = net.eval()
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
         return self
