@@ -45,7 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tsk.kernels import cauchy, fftconv, linear_scan, s4d_kernel, selective_scan  # noqa: E402
+from tsk.kernels import (  # noqa: E402
+    cauchy,
+    fftconv,
+    linear_scan,
+    lstm_scan,
+    s4d_kernel,
+    selective_scan,
+)
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -141,9 +148,41 @@ def make_case(op: str, length: int, device: str = "cpu", seed: int = 0,
         size = dict(H=heads, N=state)
         bytes_min = 8 * heads * length
         flops = 12 * heads * state * length
+    elif op == "lstm_scan":
+        dims = dims or {}
+        batch, heads, head_dim = dims.get("B", 16), dims.get("H", 4), dims.get("Dh", 32)
+        gates_x = leaf(torch.randn(batch, length, 4, heads, head_dim, generator=gen))
+        R = leaf(torch.randn(heads, 4 * head_dim, head_dim, generator=gen) / math.sqrt(head_dim))
+        bias = leaf(torch.randn(4, heads, head_dim, generator=gen) * 0.1)
+        inputs = [gates_x, R, bias]
+
+        def fn(backend):
+            if backend == "cudnn":
+                return cudnn_lstm_scan(gates_x, R, bias)
+            return lstm_scan(gates_x, R, bias, backend=backend)[0]
+
+        size = dict(B=batch, H=heads, Dh=head_dim)
+        hidden = heads * head_dim
+        bytes_min = elt * (4 * batch * length * hidden + batch * length * hidden)
+        flops = 2 * batch * length * 4 * hidden * head_dim + 10 * batch * length * hidden
     else:
         raise ValueError(f"unknown op {op!r}")
     return dict(inputs=inputs, fn=fn, size=size, bytes_min=bytes_min, flops=flops)
+
+
+def cudnn_lstm_scan(gates_x: torch.Tensor, R: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:  # noqa: N803
+    """The same recurrence through cuDNN's LSTM (one head: R is its `weight_hh`): the input
+    weights are the identity, so cuDNN's input GEMM passes the precomputed gates through (a
+    small extra cost the fused kernel does not pay). The baseline FlashRNN measures against."""
+    batch, length, _, heads, head_dim = gates_x.shape
+    if heads != 1:
+        raise ValueError("the cuDNN baseline runs one head (a dense recurrent matrix)")
+    x = gates_x.reshape(batch, length, 4 * head_dim)
+    eye = torch.eye(4 * head_dim, dtype=x.dtype, device=x.device)
+    zeros = x.new_zeros(batch, head_dim)
+    weights = [eye, R[0], bias.reshape(-1), torch.zeros_like(bias).reshape(-1)]
+    # torch.nn.LSTM's own call (params: w_ih, w_hh, b_ih, b_hh; one layer, batch first)
+    return torch._VF.lstm(x, (zeros[None], zeros[None]), weights, True, 1, 0.0, True, False, True)[0]
 
 
 def _loss_weight(out: torch.Tensor) -> torch.Tensor:
@@ -236,6 +275,7 @@ DEFAULT_LENGTHS = {
     "fftconv": [1024, 2048],
     "s4d_kernel": [1024, 4096],
     "cauchy": [1024, 4096],
+    "lstm_scan": [96, 336],
 }
 QUICK_LENGTHS = {op: [128, 256] for op in DEFAULT_LENGTHS}
 MEMORY_LENGTHS = {
@@ -244,6 +284,7 @@ MEMORY_LENGTHS = {
     "fftconv": [1024, 4096],
     "s4d_kernel": [1024, 4096, 16384],
     "cauchy": [1024, 4096, 16384],
+    "lstm_scan": [336, 1024],
 }
 
 
@@ -345,6 +386,10 @@ SPEC_FP32 = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}  # non-tensor-core F
 GPU_SCAN_CASES = [dict(L=4096, dtype=torch.bfloat16), dict(L=4096, dtype=torch.float32),
                   dict(L=1024, dtype=torch.bfloat16), dict(L=16384, dtype=torch.bfloat16)]
 GPU_SCAN_DIMS = dict(B=8, D=1536, N=16)
+# FlashRNN's setting: one head of 64 against cuDNN's dense LSTM, and several small heads
+GPU_LSTM_CASES = [dict(L=L, dtype=dtype, dims=dims) for L in (1024, 4096)
+                  for dtype in (torch.float32, torch.bfloat16)
+                  for dims in (dict(B=16, H=1, Dh=64), dict(B=16, H=12, Dh=64))]
 
 
 class _MambaScan(torch.autograd.Function):
@@ -446,6 +491,8 @@ def gpu_section(args) -> list[dict]:
     for op in args.ops:
         if op == "selective_scan":
             settings = [(c["L"], c["dtype"], GPU_SCAN_DIMS) for c in GPU_SCAN_CASES]
+        elif op == "lstm_scan":
+            settings = [(c["L"], c["dtype"], c["dims"]) for c in GPU_LSTM_CASES]
         else:
             settings = [(length, torch.float32, None) for length in (1024, 4096)]
         if args.quick:
@@ -457,7 +504,9 @@ def gpu_section(args) -> list[dict]:
                 variants["torch"] = lambda c=case: c["fn"]("torch")
             if op == "selective_scan" and _mamba_available():
                 variants["mamba_ssm"] = lambda c=case: c["fn"]("mamba_ssm")
-            if op not in ("selective_scan", "linear_scan"):  # scans: Python loops over steps
+            if op == "lstm_scan" and case["size"]["H"] == 1:
+                variants["cudnn"] = lambda c=case: c["fn"]("cudnn")
+            if op not in ("selective_scan", "linear_scan", "lstm_scan"):  # scans: step loops
                 variants["torch.compile"] = torch.compile(lambda c=case: c["fn"]("torch"))
             for variant, call in variants.items():
                 try:
