@@ -136,7 +136,13 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, long_df, 
         tsk.Forecaster(backbone, trainer_kwargs={"callbacks": [_Interrupt()]},
                        **settings).fit(long_df, checkpoint_dir=tmp_path)
     assert (tmp_path / "last.ckpt").is_file()
-    resumed = tsk.Forecaster(backbone, **settings).fit(long_df, checkpoint_dir=tmp_path)
+    other_data = long_df.assign(y=long_df.y + 1.0)
+    with pytest.raises(ValueError, match=r"another model or data \(differs in: data\)"):
+        tsk.Forecaster(backbone, **settings).fit(other_data, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"differs in: params"):
+        tsk.Forecaster(backbone, **{**settings, "max_epochs": 5}).fit(long_df, checkpoint_dir=tmp_path)
+    resumed = tsk.Forecaster(backbone, **{**settings, "enable_progress_bar": True}).fit(
+        long_df, checkpoint_dir=tmp_path)  # how visibly it runs may change
     for name, value in whole.net_.state_dict().items():
         assert torch.equal(value, resumed.net_.state_dict()[name]), name
     first, again = whole.fit_summary_, resumed.fit_summary_

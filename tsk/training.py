@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import tempfile
@@ -140,6 +141,24 @@ class ResumableRun(Callback):
         self._restore = state_dict
 
 
+def _check_fingerprint(path: Path, fingerprint: dict[str, Any] | None, resume: bool) -> None:
+    """Refuse to resume another fit's checkpoint; record this fit's fingerprint otherwise."""
+    fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples are lists)
+    if resume and path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != fingerprint:
+            differ = sorted(k for k in {*saved, *(fingerprint or {})}
+                            if saved.get(k) != (fingerprint or {}).get(k))
+            raise ValueError(
+                f"{path.parent} holds an interrupted fit of another model or data (differs in: "
+                f"{', '.join(differ) or 'everything'}). Resume it with the same arguments and "
+                "data, or give another checkpoint_dir (or empty this one) to start afresh."
+            )
+    elif not resume:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(fingerprint, indent=1))
+
+
 def fit_module(
     module: TaskModule,
     train_loader: DataLoader,
@@ -153,6 +172,7 @@ def fit_module(
     trainer_kwargs: dict[str, Any] | None = None,
     keep_start_if_better: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> FitSummary:
     """Train with Lightning: early stopping on `val_loss`, best checkpoint restored into `module`.
 
@@ -163,6 +183,8 @@ def fit_module(
     validation data, and `last.ckpt` after every epoch while training runs); a fit that finds a
     `last.ckpt` there, left by an interrupted fit of the same model and data, resumes from it
     and ends as the uninterrupted fit would. A finished fit removes `last.ckpt`.
+    `fingerprint` (JSON data naming the model and data) is kept next to it: resuming with
+    another one raises instead of training one fit's state on another's data.
     """
     kwargs = dict(trainer_kwargs or {})
     deterministic = (torch.are_deterministic_algorithms_enabled(),
@@ -171,6 +193,8 @@ def fit_module(
         directory = Path(checkpoint_dir if checkpoint_dir is not None else tmp)
         last, start_file = directory / "last.ckpt", directory / "start.pt"
         resume = checkpoint_dir is not None and last.is_file()
+        if checkpoint_dir is not None:
+            _check_fingerprint(directory / "fit.json", fingerprint, resume)
         run = ResumableRun(getattr(train_loader, "generator", None))
         callbacks: list[Any] = [run]
         checkpoint = None
@@ -226,8 +250,8 @@ def fit_module(
             best, start_kept = float(initial["val_loss"]), True
         trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
         if checkpoint_dir is not None and trainer.is_global_zero:
-            last.unlink(missing_ok=True)  # finished: nothing left to resume
-            start_file.unlink(missing_ok=True)
+            for name in (last, start_file, directory / "fit.json"):  # finished: nothing to resume
+                name.unlink(missing_ok=True)
     module.cpu()
     return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank, start_kept)
 

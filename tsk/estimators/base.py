@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 LEARNING_RATE = 1e-3  # Adam's step from random weights
 WARM_START_LEARNING_RATE = 1e-4  # fine-tuning a closed-form start takes smaller steps
+# where and how visibly a fit runs, not what it trains: a resumed fit may change these
+_RUN_ONLY_PARAMS = {"accelerator", "devices", "trainer_kwargs", "enable_progress_bar", "num_workers"}
 
 
 class SequenceEstimator(BaseEstimator):
@@ -85,7 +87,7 @@ class SequenceEstimator(BaseEstimator):
         self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         train: Dataset, validation: Dataset | None, generator: torch.Generator | None,
         warm_start: Callable[[DataLoader, DataLoader | None], Any] | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_dir: str | os.PathLike | None = None, data_digest: str | None = None,
     ) -> FitSummary:
         """Train `net` in place with the shared Lightning loop; returns what the fit did.
 
@@ -94,7 +96,7 @@ class SequenceEstimator(BaseEstimator):
         None steps with 1e-3 from random weights, 1e-4 from a warm start: on ETTm1-96 (s4d,
         patches) 1e-3 never beat the ridge start on validation and 1e-4 did, also on test.
         `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
-        (`tsk.training.fit_module`).
+        (`tsk.training.fit_module`) of the same parameters and data (`data_digest` names it).
         """
         loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
                          "persistent_workers": self.num_workers > 0}
@@ -111,7 +113,16 @@ class SequenceEstimator(BaseEstimator):
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
             keep_start_if_better=warm_start is not None, checkpoint_dir=checkpoint_dir,
+            fingerprint=self._fingerprint(data_digest),
         )
+
+    def _fingerprint(self, data_digest: str | None) -> dict[str, Any]:
+        """What a resumable fit must share with the interrupted one: the estimator, every
+        parameter that shapes the training (not where or how visibly it runs) and the data."""
+        params = {key: value for key, value in self.get_params(deep=False).items()
+                  if key not in _RUN_ONLY_PARAMS}
+        return {"estimator": type(self).__name__,
+                "params": json.loads(json.dumps(params, default=repr)), "data": data_digest}
 
     def _predict_dataset(self, dataset: Dataset, batch_size: int | None = None) -> torch.Tensor:
         # its own generator: iterating a DataLoader would otherwise draw from the global RNG

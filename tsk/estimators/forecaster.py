@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -189,8 +190,10 @@ class Forecaster(SequenceEstimator):
         with self._seeded() as generator:
             net = self._build_net()
             warm_start = net.init_skip_ridge if self._ridge_start(self.tokens_) else None
-            self.fit_summary_ = self._fit_net(net, F.mse_loss, train_set, val_set, generator,
-                                             warm_start, checkpoint_dir)
+            self.fit_summary_ = self._fit_net(
+                net, F.mse_loss, train_set, val_set, generator, warm_start, checkpoint_dir,
+                _data_digest([*zip(series, cuts, strict=True), *validation])
+                if checkpoint_dir else None)
         self.net_ = net.eval()
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
         return self
@@ -454,6 +457,17 @@ def _shared_frequency(series: list[Series]) -> str:
         raise ValueError(f"time_features need one frequency for all series, got {freqs}: fit "
                          "series of each frequency separately, or set time_features=False.")
     return freqs[0]
+
+
+def _data_digest(parts: list[tuple[Series, int]]) -> str:
+    """A hash of the training and validation data (each series' id, timestamps, values and
+    where its split falls), so that a resumed fit can tell it is given the same data."""
+    digest = hashlib.sha256()
+    for series, cut in parts:
+        digest.update(repr((series.uid, cut, series.values.shape)).encode())
+        digest.update(series.ds.asi8.tobytes())
+        digest.update(np.ascontiguousarray(series.values).tobytes())
+    return digest.hexdigest()
 
 
 def _tail(series: Series, rows: int) -> Series:
