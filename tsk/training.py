@@ -159,6 +159,22 @@ def _check_fingerprint(path: Path, fingerprint: dict[str, Any] | None, resume: b
         path.write_text(json.dumps(fingerprint, indent=1))
 
 
+def _validated_start(trainer: L.Trainer, module: TaskModule, val_loader: DataLoader,
+                     start_file: Path | None, resume: bool) -> dict[str, Any]:
+    """The weights before training as a candidate: their validation loss, a copy of them and
+    the seconds that took; kept in `start_file` (when given) for a resumed fit to read back."""
+    if resume and start_file is not None and start_file.is_file():
+        return torch.load(start_file, map_location="cpu", weights_only=True)
+    begun = time.perf_counter()
+    scores = trainer.validate(module, val_loader, verbose=False)
+    start = {"val_loss": scores[0]["val_loss"], "seconds": time.perf_counter() - begun,
+             "state_dict": copy.deepcopy(module.state_dict())}
+    if start_file is not None and trainer.is_global_zero:
+        start_file.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(start, start_file)
+    return start
+
+
 def fit_module(
     module: TaskModule,
     train_loader: DataLoader,
@@ -220,16 +236,8 @@ def fit_module(
         initial = None
         try:
             if keep_start_if_better and val_loader is not None:
-                if resume and start_file.is_file():
-                    initial = torch.load(start_file, map_location="cpu", weights_only=True)
-                else:
-                    begun = time.perf_counter()
-                    scores = trainer.validate(module, val_loader, verbose=False)
-                    initial = {"val_loss": scores[0]["val_loss"], "seconds": time.perf_counter() - begun,
-                               "state_dict": copy.deepcopy(module.state_dict())}
-                    if checkpoint_dir is not None and trainer.is_global_zero:
-                        directory.mkdir(parents=True, exist_ok=True)
-                        torch.save(initial, start_file)
+                initial = _validated_start(trainer, module, val_loader,
+                                           start_file if checkpoint_dir is not None else None, resume)
             if resume:
                 logger.info("Resuming the fit from %s.", last)
             with warnings.catch_warnings():  # fitting without validation data is intended
