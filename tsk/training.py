@@ -209,6 +209,8 @@ def fit_module(
         directory = Path(checkpoint_dir if checkpoint_dir is not None else tmp)
         last, start_file = directory / "last.ckpt", directory / "start.pt"
         resume = checkpoint_dir is not None and last.is_file()
+        # only this fit's files in the folder (Lightning warns of any others)
+        own_folder = resume or not (directory.is_dir() and any(directory.iterdir()))
         if checkpoint_dir is not None:
             _check_fingerprint(directory / "fit.json", fingerprint, resume)
         run = ResumableRun(getattr(train_loader, "generator", None))
@@ -242,6 +244,8 @@ def fit_module(
                 logger.info("Resuming the fit from %s.", last)
             with warnings.catch_warnings():  # fitting without validation data is intended
                 warnings.filterwarnings("ignore", ".*validation_step.* but have no `val_dataloader`")
+                if own_folder:
+                    warnings.filterwarnings("ignore", "Checkpoint directory .* is not empty")
                 trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume else None)
         finally:  # Lightning switches deterministic algorithms on globally: switch them back
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
