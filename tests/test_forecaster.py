@@ -115,7 +115,6 @@ def test_save_load_predicts_bit_identically(tmp_path, long_df):
     assert tsk.Forecaster.load(tmp_path / "model").predict().equals(model.predict())
 
 
-
 class _Interrupt(L.Callback):
     """Fails the fit at the end of its second epoch, as a killed process would."""
 
@@ -152,6 +151,7 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, long_df, 
     left = {p.name for p in tmp_path.iterdir()}
     assert len(left) == 1 and left.pop().endswith(".ckpt")  # the kept epoch's; nothing to resume
     pd.testing.assert_frame_equal(whole.predict(), resumed.predict(), check_exact=True)
+
 
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json is missing"):

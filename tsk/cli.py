@@ -144,11 +144,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     """Fit, evaluate on held-out data, print metrics, write the forecast after the data's end."""
     from tsk.datasets import load_csv, load_dataset
 
-    model, resume = _forecaster(args), args.checkpoint_dir
+    model, checkpoints = _forecaster(args), args.checkpoint_dir
     if args.dataset:
         split = load_dataset(args.dataset, args.data_dir)
         lookback = model.resolve_lookback(split.train())
-        model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=resume)
+        model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
         test = split.test(lookback)
         metrics = model.evaluate(test)
         forecast = model.predict(test)
@@ -158,14 +158,14 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         if "unique_id" in frame.columns:  # long format: the last `horizon` rows of each series test
             frame = frame.sort_values(["unique_id", "ds"], kind="stable")
             last = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon
-            model.fit(frame[~last], checkpoint_dir=resume)
+            model.fit(frame[~last], checkpoint_dir=checkpoints)
             keep = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon + model.lookback_
             metrics = model.evaluate(frame[keep])
             forecast = model.predict(frame)
         else:
             split = load_csv(args.data)
             lookback = model.resolve_lookback(split.train())
-            model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=resume)
+            model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
             test = split.test(lookback)
             metrics = model.evaluate(test)
             forecast = model.predict(test)

@@ -206,24 +206,24 @@ def fit_module(
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled())
     with tempfile.TemporaryDirectory(prefix="tsk-fit-") as tmp:
-        directory = Path(checkpoint_dir if checkpoint_dir is not None else tmp)
-        last, start_file = directory / "last.ckpt", directory / "start.pt"
-        resume = checkpoint_dir is not None and last.is_file()
+        persistent = checkpoint_dir is not None
+        directory = Path(checkpoint_dir if persistent else tmp)
+        last, start_file, identity = (directory / name for name in ("last.ckpt", "start.pt", "fit.json"))
+        resume = persistent and last.is_file()
         # only this fit's files in the folder (Lightning warns of any others)
         own_folder = resume or not (directory.is_dir() and any(directory.iterdir()))
-        if checkpoint_dir is not None:
-            _check_fingerprint(directory / "fit.json", fingerprint, resume)
+        if persistent:
+            _check_fingerprint(identity, fingerprint, resume)
         run = ResumableRun(getattr(train_loader, "generator", None))
         callbacks: list[Any] = [run]
         checkpoint = None
-        save_last = checkpoint_dir is not None
         if val_loader is not None:
             checkpoint = ModelCheckpoint(dirpath=directory, monitor="val_loss", mode="min",
-                                         save_top_k=1, save_last=save_last)
+                                         save_top_k=1, save_last=persistent)
             callbacks += [EarlyStopping("val_loss", patience=patience, mode="min"), checkpoint]
         else:
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
-            if save_last:
+            if persistent:
                 callbacks.append(ModelCheckpoint(dirpath=directory, save_last=True))  # the latest
         callbacks += kwargs.pop("callbacks", [])
         kwargs.setdefault("default_root_dir", tmp)
@@ -239,7 +239,7 @@ def fit_module(
         try:
             if keep_start_if_better and val_loader is not None:
                 initial = _validated_start(trainer, module, val_loader,
-                                           start_file if checkpoint_dir is not None else None, resume)
+                                           start_file if persistent else None, resume)
             if resume:
                 logger.info("Resuming the fit from %s.", last)
             with warnings.catch_warnings():  # fitting without validation data is intended
@@ -261,9 +261,9 @@ def fit_module(
             module.load_state_dict(initial["state_dict"])
             best, start_kept = float(initial["val_loss"]), True
         trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
-        if checkpoint_dir is not None and trainer.is_global_zero:
-            for name in (last, start_file, directory / "fit.json"):  # finished: nothing to resume
-                name.unlink(missing_ok=True)
+        if persistent and trainer.is_global_zero:
+            for path in (last, start_file, identity):  # finished: nothing left to resume
+                path.unlink(missing_ok=True)
     module.cpu()
     return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank, start_kept)
 

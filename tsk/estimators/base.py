@@ -113,7 +113,7 @@ class SequenceEstimator(BaseEstimator):
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
             keep_start_if_better=warm_start is not None, checkpoint_dir=checkpoint_dir,
-            fingerprint=self._fingerprint(data_digest),
+            fingerprint=self._fingerprint(data_digest) if checkpoint_dir is not None else None,
         )
 
     def _fingerprint(self, data_digest: str | None) -> dict[str, Any]:
