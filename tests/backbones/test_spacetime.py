@@ -17,6 +17,7 @@ from tsk.backbones.spacetime import (
     CompanionSSM,
     PreprocessingEmbedding,
     SpaceTimeConfig,
+    state_impulse_response,
 )
 from tsk.heads.spacetime import SpaceTimeForecastNet
 from tsk.kernels.companion_kernel.reference import companion_matrix
@@ -102,29 +103,50 @@ def test_closed_loop_with_ar_coefficients_is_the_recursive_ar_forecast(horizon):
     torch.testing.assert_close(next_inputs, open_loop)  # k = c
 
 
-@pytest.mark.parametrize("horizon", [1, 2, 7, 30])
-def test_closed_loop_matches_a_literal_rollout(horizon):
-    """Random companion decoder: the power-series division equals running x <- A x + b u over
-    the lookback and then x <- (A + b k^T) x, with y = c^T x and next input k^T x."""
+@pytest.mark.parametrize(("length", "horizon"), [(20, 1), (20, 2), (20, 7), (20, 30), (4, 9)])
+def test_closed_loop_matches_a_literal_rollout(length, horizon):
+    """Random companion decoder: the last-state readout equals running x <- A x + b u over the
+    lookback (shorter than the state, too) and then x <- (A + b k^T) x, with y = c^T x and next
+    input k^T x; so do the gradients of every parameter and of the inputs."""
     torch.manual_seed(0)
     decoder = ClosedLoopSSM(3, 6).double()
-    u = torch.randn(2, 20, 3, dtype=torch.float64)
-    forecast, open_loop, next_inputs = decoder(u, horizon)
-    a, b, c, k = (m.detach() for m in decoder.matrices())
+    u = torch.randn(2, length, 3, dtype=torch.float64, requires_grad=True)
+    fast = decoder(u, horizon)
+    a, b, c, k = decoder.matrices()
     assert torch.allclose(a.abs().sum(-1), torch.ones(3, dtype=torch.float64))  # l1-normalized
     A = companion_matrix(a)  # [H, N, N]
     state = torch.zeros(2, 3, 6, dtype=torch.float64)
     outputs, predictions, future = [], [], []
-    for t in range(20):
+    for t in range(length):
         state = (A @ state.unsqueeze(-1)).squeeze(-1) + b * u[:, t, :, None]
         outputs.append((c * state).sum(-1))
         predictions.append((k * state).sum(-1))
     for _ in range(horizon):
         future.append((c * state).sum(-1))
         state = (A @ state.unsqueeze(-1)).squeeze(-1) + b * (k * state).sum(-1, keepdim=True)
-    torch.testing.assert_close(open_loop, torch.stack(outputs, 1))
-    torch.testing.assert_close(next_inputs, torch.stack(predictions, 1))
-    torch.testing.assert_close(forecast, torch.stack(future, 1))
+    literal = (torch.stack(future, 1), torch.stack(outputs, 1), torch.stack(predictions, 1))
+    weights = [torch.randn_like(y) for y in literal]
+    inputs = [u, *decoder.parameters()]
+
+    def with_gradients(result: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        loss = sum((w * y).sum() for w, y in zip(weights, result, strict=True))
+        return (*result, *torch.autograd.grad(loss, inputs, retain_graph=True))
+
+    for got, want in zip(with_gradients(fast), with_gradients(literal), strict=True):
+        torch.testing.assert_close(got, want)
+    forecast_only = decoder(u, horizon, lookback_outputs=False)
+    torch.testing.assert_close(forecast_only[0], fast[0])
+    assert forecast_only[1:] == (None, None)
+
+
+def test_state_impulse_response_is_the_state_after_an_impulse():
+    torch.manual_seed(1)
+    a, b = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
+    response = state_impulse_response(a, b, 13)  # [2, 5, 13]
+    A, state = companion_matrix(a), b
+    for step in range(13):
+        torch.testing.assert_close(response[..., step], state)
+        state = (A @ state.unsqueeze(-1)).squeeze(-1)
 
 
 # ---- learned: SpaceTime fits AR(4), S4D of the same size does not --------------------------------

@@ -28,6 +28,7 @@ from torch import nn
 
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import companion_kernel, fftconv
+from tsk.kernels.companion_kernel.torch import reversed_characteristic
 from tsk.kernels.polynomial import poly_mul, series_inverse
 
 SSM_KINDS = ("companion", "shift")
@@ -242,15 +243,46 @@ class PreprocessingEmbedding(nn.Module):
         return fftconv(copies, taps).transpose(1, 2)
 
 
+def lower_toeplitz(v: torch.Tensor) -> torch.Tensor:
+    """`T[..., j, q] = v[..., j - q]` for `q <= j`, else 0: `[..., N]` -> `[..., N, N]`."""
+    n = v.shape[-1]
+    lag = torch.arange(n, device=v.device)
+    lag = lag[:, None] - lag[None, :]
+    return v[..., lag.clamp_min(0)] * (lag >= 0)
+
+
+def state_impulse_response(a: torch.Tensor, b: torch.Tensor, length: int) -> torch.Tensor:
+    """`X[..., j, l] = e_j^T A^l b` for `l < length` (`a, b [..., N]` -> `[..., N, length]`): the
+    companion SSM's state after an impulse, so that `x_{T-1} = sum_l X[:, l] u_{T-1-l}`.
+
+    From `(I - zA) X(z) = b` with `(Ax)_j = x_{j-1} + a_j x_{N-1}`: every entry is
+    `X_j = P_j + Q_j X_{N-1}` with `P_j = sum_{i<=j} b_i z^(j-i)` and
+    `Q_j = z sum_{i<=j} a_i z^(j-i)`, so the last one is `X_{N-1} = P_{N-1} / (1 - Q_{N-1})`
+    (the denominator is `det(I - zA)`): one power-series division, then N short products.
+    """
+    numerators = lower_toeplitz(b)  # P: [..., N, N]
+    feedback = F.pad(lower_toeplitz(a), (1, 0))  # Q: [..., N, N + 1]
+    last = poly_mul(numerators[..., -1, :], series_inverse(reversed_characteristic(a), length),
+                    length)  # [..., length]
+    n = a.shape[-1]
+    numerators = F.pad(numerators, (0, max(length - n, 0)))[..., :length]
+    return numerators + poly_mul(feedback, last.unsqueeze(-2), length)
+
+
 class ClosedLoopSSM(nn.Module):
     """The decoder's closed-loop companion SSM, one per channel: `x_t = A x_{t-1} + b u_t`,
     `y_t = c^T x_t`, and a learned `k` predicting the next input, `u_{t+1} = k^T x_t`.
 
-    Past the lookback T the layer feeds itself: `x_{t+1} = (A + b k^T) x_t`. As convolutions:
-    with `K^k = (k^T A^l b)_l`, the future inputs obey `f_n = g_n + sum_{m<n} K^k_{n-1-m} f_m`
-    (g: the known inputs' contribution), i.e. `f = g / (1 - z K^k(z))`, a power-series division
-    (Newton, by FFT); the forecast is then the open-loop convolution `(c^T A^l b) * [u, f]` read
-    from T - 1 on. a, b, c, k ~ N(0, 1), each scaled to unit norm (`norm_order`) as in the paper.
+    Past the lookback T the layer feeds itself, `x_{t+1} = M x_t` with `M = A + b k^T`, so the
+    forecast is `y_{T-1+m} = c^T M^m x_{T-1}`: the lookback is summarized by its last state
+    (`state_impulse_response`), which the horizon's readout `C[j, m] = c^T M^m e_j` maps to the
+    forecast (the authors' route: the closed loop runs from the last state). `C` comes from
+    Sherman-Morrison on `(I - zA - z b k^T)^-1`: `c^T R e_j + z (c^T R b)(k^T R e_j) /
+    (1 - z k^T R b)` with `R = (I - zA)^-1`, where `c^T R e_j` are windows of the one kernel
+    `c^T A^l e_0` (`A e_j = e_{j+1}`). Both are batch-free; the batch meets them in two matrix
+    products. While training, the open-loop outputs and next-input predictions over the lookback
+    (the lag losses' inputs) are one FFT convolution with the kernels `c^T A^l b`, `k^T A^l b`.
+    a, b, c, k ~ N(0, 1), each scaled to unit norm (`norm_order`) as in the paper.
     """
 
     def __init__(self, d_model: int, d_state: int, kind: str = "companion",
@@ -268,29 +300,35 @@ class ClosedLoopSSM(nn.Module):
         b = normalized(ssm.b, order) if learned else ssm.b
         return a, b, normalized(ssm.c, order), normalized(self.k, order)
 
-    def forward(self, u: torch.Tensor, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`u[B, T, H]` -> forecast `[B, horizon, H]` (closed loop), the open-loop outputs over
-        the lookback `[B, T, H]` (`y_t`, a prediction of step t + 1) and the predicted next
-        inputs `k^T x_t` `[B, T, H]`."""
+    def forward(self, u: torch.Tensor, horizon: int, lookback_outputs: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """`u[B, T, H]` -> forecast `[B, horizon, H]` (closed loop), and with `lookback_outputs`
+        the open-loop outputs over the lookback `[B, T, H]` (`y_t`, a prediction of step t + 1)
+        and the predicted next inputs `k^T x_t` `[B, T, H]` (else None, None)."""
         length = u.shape[1]
-        total = length + horizon - 1
         a, b, c, k = self.matrices()
-        kernels = companion_kernel(torch.cat([a, a]), torch.cat([b, b]), torch.cat([c, k]), total)
-        output_kernel, input_kernel = kernels.chunk(2)  # [H, total] each
-        signal = u.transpose(1, 2)  # [B, H, T]
-        # k^T x_t from the known inputs only (zeros after T): the next inputs up to T, and g after
-        # (in the kernel's dtype, float32 or float64, back to the input's, as fftconv does)
-        predicted = poly_mul(signal.to(input_kernel.dtype), input_kernel, total).to(u.dtype)
-        extended = signal
+        unit = F.one_hot(torch.zeros_like(a[:, 0], dtype=torch.long), a.shape[-1]).to(a.dtype)
+        span = max(length, horizon + a.shape[-1] - 1)
+        kernels = companion_kernel(torch.cat([a, a, a, a]), torch.cat([b, b, unit, unit]),
+                                   torch.cat([c, k, c, k]), span)
+        output_kernel, input_kernel, output_rows, input_rows = kernels.chunk(4)  # [H, span]
+        signal = u.transpose(1, 2).to(kernels.dtype)  # [B, H, T], in the kernels' dtype
+        response = state_impulse_response(a.to(kernels.dtype), b.to(kernels.dtype), length)
+        state = torch.einsum("bht,hnt->bhn", signal, response.flip(-1))  # x_{T-1}
+        readout = output_rows.unfold(-1, horizon, 1)[:, : a.shape[-1]]  # c^T A^m e_j: [H, N, m]
         if horizon > 1:
             feedback = torch.cat([torch.ones_like(input_kernel[:, :1]),
-                                  -input_kernel[:, : horizon - 2]], dim=-1)  # 1 - z K^k(z)
-            future = fftconv(predicted[..., length - 1 : total - 1],
-                             series_inverse(feedback, horizon - 1))  # [B, H, horizon - 1]
-            extended = torch.cat([signal, future], dim=-1)  # [B, H, total]
-        outputs = fftconv(extended, output_kernel)  # [B, H, total]
-        return (outputs[..., length - 1 :].transpose(1, 2), outputs[..., :length].transpose(1, 2),
-                predicted[..., :length].transpose(1, 2))
+                                  -input_kernel[:, : horizon - 2]], dim=-1)  # 1 - z k^T R b
+            gain = poly_mul(output_kernel[:, : horizon - 1], series_inverse(feedback, horizon - 1),
+                            horizon - 1)
+            inputs = input_rows.unfold(-1, horizon - 1, 1)[:, : a.shape[-1]]  # k^T A^m e_j
+            readout = readout + F.pad(poly_mul(gain.unsqueeze(-2), inputs, horizon - 1), (1, 0))
+        forecast = torch.einsum("bhn,hnm->bmh", state, readout).to(u.dtype)
+        if not lookback_outputs:
+            return forecast, None, None
+        lookback = torch.stack([output_kernel[:, :length], input_kernel[:, :length]])  # [2, H, T]
+        outputs = poly_mul(signal.unsqueeze(1), lookback, length).to(u.dtype)  # [B, 2, H, T]
+        return forecast, outputs[:, 0].transpose(1, 2), outputs[:, 1].transpose(1, 2)
 
 
 def _spacetime_forecast_net(backbone: nn.Module, **shape: Any) -> nn.Module:

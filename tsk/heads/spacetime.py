@@ -51,11 +51,12 @@ class SpaceTimeForecastNet(nn.Module):
             x, mean, std = self.norm(x, self.n_calendar)
             stats = (mean[..., : self.n_out], std[..., : self.n_out])
         features = self.backbone(self.embed(x))  # [B, T, d_model]
-        forecast, open_loop, next_inputs = self.decoder(features, self.horizon)
-        y = self._denormalize(self.output(forecast), stats)  # [B, horizon, n_out]
         start = self.burn_in
-        if (self.training and torch.is_grad_enabled() and self.lag_loss_weight > 0
-                and start < x.shape[1] - 1):
+        lag_losses = (self.training and torch.is_grad_enabled() and self.lag_loss_weight > 0
+                      and start < x.shape[1] - 1)
+        forecast, open_loop, next_inputs = self.decoder(features, self.horizon, lag_losses)
+        y = self._denormalize(self.output(forecast), stats)  # [B, horizon, n_out]
+        if lag_losses:
             lag_forecast = self._denormalize(self.output(open_loop[:, start:-1]), stats)
             lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
             lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])

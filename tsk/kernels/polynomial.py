@@ -2,8 +2,8 @@
 
 A polynomial or truncated power series is a tensor `[..., n]` of coefficients, lowest degree
 first. A causal convolution is a truncated product (`fftconv`'s torch path is `poly_mul`), the
-fast companion kernel is built from these products, and SpaceTime's closed-loop forecast is a
-power-series division.
+fast companion kernel is built from these products, and SpaceTime's closed-loop readout and its
+decoder's state response are power-series divisions.
 """
 
 from __future__ import annotations
