@@ -35,7 +35,8 @@ from tsk.kernels._dispatch import fft_size
 RESULTS = Path(__file__).parent / "results" / "fft_length"
 ARMS = ["2L", "fft_size"]
 
-# (what, L, Lk): SpaceTime at lookback 336 (embedding taps <= 64; decoder over 336 + H - 1 steps)
+# (what, L, Lk): SpaceTime at lookback 336 (embedding taps <= 64; the decoder rows are the
+# convolutions over 336 + H - 1 steps of its earlier power-series form, see closed_loop.py)
 CASES = [
     ("SpaceTime embedding", 336, 64),
     ("SpaceTime encoder", 336, 336),
