@@ -153,6 +153,35 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, long_df, 
     pd.testing.assert_frame_equal(whole.predict(), resumed.predict(), check_exact=True)
 
 
+class _WorseSecondEpoch(L.Callback):
+    """Scrambles the weights as the second epoch starts, so that it does not improve; records
+    the epochs this process trains, and fails as the third starts when `interrupt` is set."""
+
+    def __init__(self, interrupt: bool = False) -> None:
+        self.interrupt, self.epochs = interrupt, []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.interrupt and trainer.current_epoch == 2:
+            raise RuntimeError("interrupted")
+        self.epochs.append(trainer.current_epoch)
+        if trainer.current_epoch == 1:
+            with torch.no_grad():
+                for weights in pl_module.parameters():
+                    weights.add_(10.0 * torch.randn_like(weights))
+
+
+def test_a_resumed_fit_goes_on_after_the_last_epoch_even_when_it_did_not_improve(tmp_path, long_df):
+    settings = dict(TINY, max_epochs=4, patience=10, backbone_kwargs={"d_state": 4})
+    with pytest.raises(RuntimeError, match="interrupted"):
+        tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [_WorseSecondEpoch(interrupt=True)]},
+                       **settings).fit(long_df, checkpoint_dir=tmp_path)
+    assert [p.name[:8] for p in tmp_path.glob("epoch=*.ckpt")] == ["epoch=0-"]  # still the best
+    resumed = _WorseSecondEpoch()
+    tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [resumed]}, **settings).fit(
+        long_df, checkpoint_dir=tmp_path)
+    assert resumed.epochs == [2, 3]  # not the second again
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         tsk.load(tmp_path)

@@ -141,6 +141,26 @@ class ResumableRun(Callback):
         self._restore = state_dict
 
 
+class _EveryEpochCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` whose `last.ckpt` follows every epoch. Lightning (2.6) rewrites it only
+    when the monitored score improves, so a fit resumed after epochs that did not improve would
+    train them all again (to the same result, in more time)."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._save_last_if_missed(trainer, at_epoch_end=False)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._save_last_if_missed(trainer, at_epoch_end=True)
+
+    def _save_last_if_missed(self, trainer: L.Trainer, at_epoch_end: bool) -> None:
+        # not skipped: not sanity checking, and nothing saved at this step (no new best)
+        if (self.save_last and self._should_save_on_train_epoch_end(trainer) == at_epoch_end
+                and not self._should_skip_saving_checkpoint(trainer)):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
 def _check_fingerprint(path: Path, fingerprint: dict[str, Any] | None, resume: bool) -> None:
     """Refuse to resume another fit's checkpoint; record this fit's fingerprint otherwise."""
     fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples are lists)
@@ -218,8 +238,8 @@ def fit_module(
         callbacks: list[Any] = [run]
         checkpoint = None
         if val_loader is not None:
-            checkpoint = ModelCheckpoint(dirpath=directory, monitor="val_loss", mode="min",
-                                         save_top_k=1, save_last=persistent)
+            checkpoint = _EveryEpochCheckpoint(dirpath=directory, monitor="val_loss", mode="min",
+                                               save_top_k=1, save_last=persistent)
             callbacks += [EarlyStopping("val_loss", patience=patience, mode="min"), checkpoint]
         else:
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
