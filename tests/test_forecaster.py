@@ -176,6 +176,13 @@ def test_a_resumed_fit_goes_on_after_the_last_epoch_even_when_it_did_not_improve
         tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [_WorseSecondEpoch(interrupt=True)]},
                        **settings).fit(long_df, checkpoint_dir=tmp_path)
     assert [p.name[:8] for p in tmp_path.glob("epoch=*.ckpt")] == ["epoch=0-"]  # still the best
+    last = tmp_path / "last.ckpt"
+    saved = torch.load(last, weights_only=False)
+    # as another version of tsk would have keyed its callbacks' states
+    torch.save(dict(saved, callbacks={f"Old{k}": v for k, v in saved["callbacks"].items()}), last)
+    with pytest.raises(ValueError, match="cannot be resumed by this version of tsk"):
+        tsk.Forecaster("spacetime", **settings).fit(long_df, checkpoint_dir=tmp_path)
+    torch.save(saved, last)
     resumed = _WorseSecondEpoch()
     tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [resumed]}, **settings).fit(
         long_df, checkpoint_dir=tmp_path)

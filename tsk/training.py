@@ -161,6 +161,20 @@ class _EveryEpochCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+def _check_callback_states(path: Path, callbacks: list[Callback]) -> None:
+    """Lightning restores a callback's state only under the key it was saved with and silently
+    skips it otherwise; a fit resumed that way (e.g. from a checkpoint of another tsk version)
+    would forget its best epoch. Refuse instead."""
+    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("callbacks", {})
+    missing = [c.state_key for c in callbacks if c.state_dict() and c.state_key not in saved]
+    if missing:
+        raise ValueError(
+            f"{path} cannot be resumed by this version of tsk (it lacks the state of "
+            f"{', '.join(missing)}). Give another checkpoint_dir (or empty this one) to start "
+            "afresh."
+        )
+
+
 def _check_fingerprint(path: Path, fingerprint: dict[str, Any] | None, resume: bool) -> None:
     """Refuse to resume another fit's checkpoint; record this fit's fingerprint otherwise."""
     fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back (tuples are lists)
@@ -245,6 +259,8 @@ def fit_module(
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
             if persistent:
                 callbacks.append(ModelCheckpoint(dirpath=directory, save_last=True))  # the latest
+        if resume:
+            _check_callback_states(last, callbacks)
         callbacks += kwargs.pop("callbacks", [])
         kwargs.setdefault("default_root_dir", tmp)
         kwargs.setdefault("logger", False)
