@@ -29,7 +29,7 @@ from torch import nn
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import companion_kernel, fftconv
 from tsk.kernels.companion_kernel.torch import reversed_characteristic
-from tsk.kernels.polynomial import poly_mul, series_inverse
+from tsk.kernels.polynomial import fit_length, poly_mul, series_inverse
 
 SSM_KINDS = ("companion", "shift")
 
@@ -264,9 +264,7 @@ def state_impulse_response(a: torch.Tensor, b: torch.Tensor, length: int) -> tor
     feedback = F.pad(lower_toeplitz(a), (1, 0))  # Q: [..., N, N + 1]
     last = poly_mul(numerators[..., -1, :], series_inverse(reversed_characteristic(a), length),
                     length)  # [..., length]
-    n = a.shape[-1]
-    numerators = F.pad(numerators, (0, max(length - n, 0)))[..., :length]
-    return numerators + poly_mul(feedback, last.unsqueeze(-2), length)
+    return fit_length(numerators, length) + poly_mul(feedback, last.unsqueeze(-2), length)
 
 
 class ClosedLoopSSM(nn.Module):
@@ -307,21 +305,22 @@ class ClosedLoopSSM(nn.Module):
         and the predicted next inputs `k^T x_t` `[B, T, H]` (else None, None)."""
         length = u.shape[1]
         a, b, c, k = self.matrices()
-        unit = F.one_hot(torch.zeros_like(a[:, 0], dtype=torch.long), a.shape[-1]).to(a.dtype)
-        span = max(length, horizon + a.shape[-1] - 1)
+        n = a.shape[-1]
+        unit = F.one_hot(torch.zeros_like(a[:, 0], dtype=torch.long), n).to(a.dtype)  # e_0
+        span = max(length, horizon + n - 1)
         kernels = companion_kernel(torch.cat([a, a, a, a]), torch.cat([b, b, unit, unit]),
                                    torch.cat([c, k, c, k]), span)
         output_kernel, input_kernel, output_rows, input_rows = kernels.chunk(4)  # [H, span]
         signal = u.transpose(1, 2).to(kernels.dtype)  # [B, H, T], in the kernels' dtype
         response = state_impulse_response(a.to(kernels.dtype), b.to(kernels.dtype), length)
         state = torch.einsum("bht,hnt->bhn", signal, response.flip(-1))  # x_{T-1}
-        readout = output_rows.unfold(-1, horizon, 1)[:, : a.shape[-1]]  # c^T A^m e_j: [H, N, m]
+        readout = output_rows.unfold(-1, horizon, 1)[:, :n]  # c^T A^m e_j: [H, N, m]
         if horizon > 1:
             feedback = torch.cat([torch.ones_like(input_kernel[:, :1]),
                                   -input_kernel[:, : horizon - 2]], dim=-1)  # 1 - z k^T R b
             gain = poly_mul(output_kernel[:, : horizon - 1], series_inverse(feedback, horizon - 1),
                             horizon - 1)
-            inputs = input_rows.unfold(-1, horizon - 1, 1)[:, : a.shape[-1]]  # k^T A^m e_j
+            inputs = input_rows.unfold(-1, horizon - 1, 1)[:, :n]  # k^T A^m e_j
             readout = readout + F.pad(poly_mul(gain.unsqueeze(-2), inputs, horizon - 1), (1, 0))
         forecast = torch.einsum("bhn,hnm->bmh", state, readout).to(u.dtype)
         if not lookback_outputs:

@@ -22,7 +22,7 @@ def poly_mul(f: torch.Tensor, g: torch.Tensor, n: int | None = None) -> torch.Te
         f, g = f[..., :n], g[..., :n]  # higher coefficients cannot reach the first n
     size = f.shape[-1] + g.shape[-1] - 1
     n = size if n is None else n
-    return _fit(_TruncatedProduct.apply(f, g, min(n, size)), n)
+    return fit_length(_TruncatedProduct.apply(f, g, min(n, size)), n)
 
 
 class _TruncatedProduct(torch.autograd.Function):
@@ -69,7 +69,7 @@ def correlate(u: torch.Tensor, v: torch.Tensor, n: int) -> torch.Tensor:
     """
     lag = v.shape[-1] - 1
     product = poly_mul(u, v.flip(-1))
-    return _fit(product[..., lag:], n)
+    return fit_length(product[..., lag:], n)
 
 
 def series_inverse(q: torch.Tensor, n: int) -> torch.Tensor:
@@ -86,10 +86,10 @@ def series_inverse(q: torch.Tensor, n: int) -> torch.Tensor:
         two = torch.zeros_like(residual)
         two[..., 0] = 2.0
         inverse = poly_mul(inverse, two + residual, terms)
-    return _fit(inverse, n)
+    return fit_length(inverse, n)
 
 
-def _fit(x: torch.Tensor, n: int) -> torch.Tensor:
+def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
     """Truncate or zero-pad the last dimension to `n`."""
     if x.shape[-1] >= n:
         return x[..., :n]
