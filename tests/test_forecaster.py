@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 
 import tsk
 from tests.conftest import TINY, make_long
+from tsk import training
 
 
 def test_init_only_stores_params():
@@ -116,23 +117,40 @@ def test_save_load_predicts_bit_identically(tmp_path, long_df):
 
 
 class _Interrupt(L.Callback):
-    """Fails the fit at the end of its second epoch, as a killed process would."""
+    """Fails the fit in its second epoch, as a killed process would: at its end (before its
+    validation), or after its second batch (`mid_epoch`); records the first batch it sees."""
+
+    def __init__(self, mid_epoch: bool = False, fail: bool = True) -> None:
+        self.mid_epoch, self.fail, self.first = mid_epoch, fail, None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: object, batch_idx: int) -> None:
+        self.first = self.first or (trainer.current_epoch, batch_idx)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object,
+                           batch: object, batch_idx: int) -> None:
+        if self.fail and self.mid_epoch and (trainer.current_epoch, batch_idx) == (1, 1):
+            raise RuntimeError("interrupted")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch == 1:
+        if self.fail and not self.mid_epoch and trainer.current_epoch == 1:
             raise RuntimeError("interrupted")
 
 
-@pytest.mark.parametrize(("backbone", "settings"), [
-    ("spacetime", {"backbone_kwargs": {"d_state": 4}}),  # random start, dropout: RNG streams
-    ("s4d", {}),  # the ridge start, validated once and kept in the folder
-    ("lstm", {"validation_size": 0.0}),  # no validation data: the latest epoch is kept
+@pytest.mark.parametrize(("backbone", "settings", "mid_epoch"), [
+    ("spacetime", {"backbone_kwargs": {"d_state": 4}}, False),  # random start, dropout: RNG
+    ("spacetime", {"backbone_kwargs": {"d_state": 4}}, True),  # ... and the epoch's permutation
+    ("s4d", {}, False),  # the ridge start, validated once and kept in the folder
+    ("lstm", {"validation_size": 0.0}, True),  # no validation data: the latest epoch is kept
 ])
-def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, long_df, backbone, settings):
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, long_df,
+                                                             backbone, settings, mid_epoch):
+    if mid_epoch:  # last.ckpt after every batch; else only after each epoch (as here in 600 s)
+        monkeypatch.setattr(training, "MID_EPOCH_CHECKPOINT_SECONDS", 0.0)
     settings = dict(TINY, max_epochs=4, patience=10, **settings)
     whole = tsk.Forecaster(backbone, **settings).fit(long_df)
     with pytest.raises(RuntimeError, match="interrupted"):
-        tsk.Forecaster(backbone, trainer_kwargs={"callbacks": [_Interrupt()]},
+        tsk.Forecaster(backbone, trainer_kwargs={"callbacks": [_Interrupt(mid_epoch)]},
                        **settings).fit(long_df, checkpoint_dir=tmp_path)
     assert (tmp_path / "last.ckpt").is_file()
     other_data = long_df.assign(y=long_df.y + 1.0)
@@ -140,8 +158,14 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, long_df, 
         tsk.Forecaster(backbone, **settings).fit(other_data, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match=r"differs in: params"):
         tsk.Forecaster(backbone, **{**settings, "max_epochs": 5}).fit(long_df, checkpoint_dir=tmp_path)
-    resumed = tsk.Forecaster(backbone, **{**settings, "enable_progress_bar": True}).fit(
+    again = _Interrupt(mid_epoch, fail=False)
+    resumed = tsk.Forecaster(backbone, **{**settings, "enable_progress_bar": True},
+                             trainer_kwargs={"callbacks": [again]}).fit(
         long_df, checkpoint_dir=tmp_path)  # how visibly it runs may change
+    # on after the last batch saved: mid-epoch, the second epoch's first (the checkpoint is
+    # written after the failing callback); else the second epoch again from its start (its
+    # validation, and the checkpoint after it, come after the failing epoch-end callback)
+    assert again.first == (1, 1 if mid_epoch else 0)
     for name, value in whole.net_.state_dict().items():
         assert torch.equal(value, resumed.net_.state_dict()[name]), name
     first, again = whole.fit_summary_, resumed.fit_summary_

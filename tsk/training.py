@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 logger = logging.getLogger(__name__)
+
+MID_EPOCH_CHECKPOINT_SECONDS = 600.0
+"""How often a resumable fit also rewrites `last.ckpt` within an epoch: at most this much
+training is lost to an interruption, however long an epoch runs."""
 
 
 class TaskModule(L.LightningModule):
@@ -93,23 +98,58 @@ class FitSummary:
     start_kept: bool = False
 
 
+class ReplayableSampler(RandomSampler):
+    """`RandomSampler` (the same orders from the same generator) that keeps its generator's
+    state from before each epoch's permutation, so that a fit resumed mid-epoch can draw that
+    permutation again and go on after the samples it had trained on."""
+
+    def __init__(self, data_source: Sized, generator: torch.Generator | None = None) -> None:
+        if generator is None:  # unseeded: a stream of its own, drawn from torch's
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            generator = torch.Generator().manual_seed(seed)
+        super().__init__(data_source, generator=generator)
+        self.epoch_state: torch.Tensor | None = None
+        self._replay: tuple[torch.Tensor, int] | None = None
+
+    def replay(self, epoch_state: torch.Tensor, skip: int) -> None:
+        """Make the next epoch the one whose permutation `epoch_state` draws, less its first
+        `skip` samples."""
+        self._replay = (epoch_state, skip)
+
+    def __iter__(self) -> Iterator[int]:
+        skip = 0
+        if self._replay is not None:
+            (state, skip), self._replay = self._replay, None
+            self.generator.set_state(state)
+        self.epoch_state = self.generator.get_state()
+        return itertools.islice(super().__iter__(), skip, None)
+
+
 class ResumableRun(Callback):
     """What a resumed fit needs besides Lightning's own checkpoint (weights, optimizer, schedule,
-    epoch, early-stopping and best-checkpoint state): the seconds trained so far and the random
-    streams (torch's for dropout, the loader's for shuffling), saved with every checkpoint and
-    restored before the next epoch, so an interrupted and resumed fit trains as an uninterrupted
-    one would."""
+    epoch and batch, early-stopping and best-checkpoint state): the seconds trained so far and
+    the random streams (torch's for dropout, the loader's for shuffling), saved with every
+    checkpoint and restored before the next training batch, and within an epoch the place in
+    its permutation (a `ReplayableSampler` replays it), so an interrupted and resumed fit
+    trains as an uninterrupted one would."""
 
-    def __init__(self, generator: torch.Generator | None) -> None:
-        self.generator = generator
+    def __init__(self, loader: DataLoader) -> None:
+        self.sampler = loader.sampler if isinstance(loader.sampler, ReplayableSampler) else None
+        # the shuffle's stream (the loader's own draws share it when it is seeded)
+        self.generator = self.sampler.generator if self.sampler is not None else loader.generator
+        self.batch_size = loader.batch_size or 1
         self.seconds = 0.0
         self._since: float | None = None
         self._restore: dict[str, Any] | None = None
+        self._trainer: L.Trainer | None = None
 
     @property
     def elapsed(self) -> float:
         running = time.perf_counter() - self._since if self._since is not None else 0.0
         return self.seconds + running
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._since = time.perf_counter()
@@ -117,9 +157,10 @@ class ResumableRun(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seconds, self._since = self.elapsed, None
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
         # torch's stream only now: the sanity check before this draws from it, the uninterrupted
-        # fit did not at this point (the loader's generator was set before its first shuffle)
+        # fit did not at this point (the loader's streams were set before its first shuffle)
         if self._restore is None:
             return
         torch.set_rng_state(self._restore["torch"])
@@ -127,24 +168,57 @@ class ResumableRun(Callback):
             torch.cuda.set_rng_state_all(self._restore["cuda"])
         self._restore = None
 
+    def batches_done(self) -> int:
+        """Training batches of the current epoch already stepped, 0 at its end (none to
+        replay)."""
+        trainer = self._trainer
+        if trainer is None or self.sampler is None:
+            return 0
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return done if done < trainer.num_training_batches else 0
+
     def state_dict(self) -> dict[str, Any]:
+        done = self.batches_done()
         return {
             "seconds": self.elapsed, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
             "generator": self.generator.get_state() if self.generator is not None else None,
+            "epoch_state": self.sampler.epoch_state if done else None,
+            "samples_done": done * self.batch_size,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seconds = float(state_dict["seconds"])
+        # both before the first shuffle: the loader draws from its generator, then the sampler
         if self.generator is not None and state_dict["generator"] is not None:
-            self.generator.set_state(state_dict["generator"])  # before the first shuffle
+            self.generator.set_state(state_dict["generator"])
+        if state_dict.get("epoch_state") is not None and self.sampler is not None:
+            self.sampler.replay(state_dict["epoch_state"], state_dict["samples_done"])
         self._restore = state_dict
 
 
 class _EveryEpochCheckpoint(ModelCheckpoint):
-    """`ModelCheckpoint` whose `last.ckpt` follows every epoch. Lightning (2.6) rewrites it only
-    when the monitored score improves, so a fit resumed after epochs that did not improve would
-    train them all again (to the same result, in more time)."""
+    """`ModelCheckpoint` that keeps `last.ckpt` current: after every epoch (Lightning 2.6
+    rewrites it only when the monitored score improves, so a fit resumed after epochs that did
+    not improve would train them all again) and, given `every_seconds`, within an epoch too.
+    Its name keys its state in checkpoints (`_check_callback_states`): renaming it would make
+    every earlier checkpoint unresumable."""
+
+    def __init__(self, *args: Any, every_seconds: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.every_seconds = every_seconds
+        self._saved_at = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # not on an epoch's last batch: the epoch-end saves that follow at this step would skip
+        due = (self.every_seconds is not None and self.save_last
+               and time.monotonic() - self._saved_at >= self.every_seconds
+               and (batch_idx + 1) % trainer.accumulate_grad_batches == 0  # no gradients held
+               and batch_idx + 1 < trainer.num_training_batches and trainer.world_size == 1)
+        if due and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
@@ -159,6 +233,10 @@ class _EveryEpochCheckpoint(ModelCheckpoint):
         if (self.save_last and self._should_save_on_train_epoch_end(trainer) == at_epoch_end
                 and not self._should_skip_saving_checkpoint(trainer)):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._saved_at = time.monotonic()
 
 
 def _check_callback_states(path: Path, callbacks: list[Callback]) -> None:
@@ -230,9 +308,11 @@ def fit_module(
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
     a candidate too: validated first, and kept if no epoch beats them.
     `checkpoint_dir`: keep the checkpoints there (the best epoch's, the latest one's without
-    validation data, and `last.ckpt` after every epoch while training runs); a fit that finds a
-    `last.ckpt` there, left by an interrupted fit of the same model and data, resumes from it
-    and ends as the uninterrupted fit would. A finished fit removes `last.ckpt`.
+    validation data, and `last.ckpt` after every epoch while training runs, and every
+    `MID_EPOCH_CHECKPOINT_SECONDS` within one when `train_loader` shuffles with a
+    `ReplayableSampler`); a fit that finds a `last.ckpt` there, left by an interrupted fit of the
+    same model and data, resumes from it (mid-epoch too) and ends as the uninterrupted fit
+    would. A finished fit removes `last.ckpt`.
     `fingerprint` (JSON data naming the model and data) is kept next to it: resuming with
     another one raises instead of training one fit's state on another's data.
     """
@@ -248,17 +328,21 @@ def fit_module(
         own_folder = resume or not (directory.is_dir() and any(directory.iterdir()))
         if persistent:
             _check_fingerprint(identity, fingerprint, resume)
-        run = ResumableRun(getattr(train_loader, "generator", None))
+        run = ResumableRun(train_loader)
+        # within epochs too when the loader can replay one (and one process trains)
+        every = MID_EPOCH_CHECKPOINT_SECONDS if persistent and run.sampler is not None else None
         callbacks: list[Any] = [run]
         checkpoint = None
         if val_loader is not None:
             checkpoint = _EveryEpochCheckpoint(dirpath=directory, monitor="val_loss", mode="min",
-                                               save_top_k=1, save_last=persistent)
+                                               save_top_k=1, save_last=persistent,
+                                               every_seconds=every)
             callbacks += [EarlyStopping("val_loss", patience=patience, mode="min"), checkpoint]
         else:
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
-            if persistent:
-                callbacks.append(ModelCheckpoint(dirpath=directory, save_last=True))  # the latest
+            if persistent:  # the latest
+                callbacks.append(_EveryEpochCheckpoint(dirpath=directory, save_last=True,
+                                                       every_seconds=every))
         if resume:
             _check_callback_states(last, callbacks)
         callbacks += kwargs.pop("callbacks", [])
@@ -282,6 +366,9 @@ def fit_module(
                 warnings.filterwarnings("ignore", ".*validation_step.* but have no `val_dataloader`")
                 if own_folder:
                     warnings.filterwarnings("ignore", "Checkpoint directory .* is not empty")
+                # the sampler replays the interrupted epoch (ResumableRun), unknown to Lightning
+                warnings.filterwarnings("ignore", ".*ended before the epoch ended and your "
+                                        "dataloader is not resumable")
                 trainer.fit(module, train_loader, val_loader, ckpt_path=last if resume else None)
         finally:  # Lightning switches deterministic algorithms on globally: switch them back
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])

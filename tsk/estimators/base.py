@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tsk.io import read_folder, write_folder
-from tsk.training import FitSummary, TaskModule, fit_module, predict_batches
+from tsk.training import FitSummary, ReplayableSampler, TaskModule, fit_module, predict_batches
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,8 @@ class SequenceEstimator(BaseEstimator):
         val_loader = DataLoader(validation, **loader_kwargs) if validation is not None else None
         if warm_start is not None:
             warm_start(DataLoader(train, batch_size=max(self.batch_size, 1024)), val_loader)
-        train_loader = DataLoader(train, shuffle=True, generator=generator, **loader_kwargs)
+        train_loader = DataLoader(train, sampler=ReplayableSampler(train, generator),
+                                  generator=generator, **loader_kwargs)
         self.learning_rate_ = self._learning_rate(warm_start is not None)
         module = TaskModule(net, loss, self.learning_rate_, self.weight_decay, self.max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
