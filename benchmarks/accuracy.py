@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="keep each running cell's checkpoints in a folder here, and resume "
-                             "a cell interrupted earlier from its last epoch")
+                             "a cell interrupted earlier from its last checkpoint")
     return parser
 
 

@@ -142,7 +142,8 @@ class Forecaster(SequenceEstimator):
         """Train on `df`; validate on `val_df` if given (its first `lookback` rows are context),
         else on the last `validation_size` of each series. With `checkpoint_dir`, the training
         checkpoints are kept there, and a fit interrupted earlier (same model, same data, same
-        folder) resumes from its last epoch and ends as the uninterrupted fit would."""
+        folder) resumes from its last checkpoint (each epoch's end, and every 10 minutes within
+        one) and ends as the uninterrupted fit would."""
         self._validate_params()
         df = _as_frame(df)
         self.lookback_ = lookback = self.resolve_lookback(df)
