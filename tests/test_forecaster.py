@@ -158,14 +158,14 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
         tsk.Forecaster(backbone, **settings).fit(other_data, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match=r"differs in: params"):
         tsk.Forecaster(backbone, **{**settings, "max_epochs": 5}).fit(long_df, checkpoint_dir=tmp_path)
-    again = _Interrupt(mid_epoch, fail=False)
+    watch = _Interrupt(mid_epoch, fail=False)
     resumed = tsk.Forecaster(backbone, **{**settings, "enable_progress_bar": True},
-                             trainer_kwargs={"callbacks": [again]}).fit(
+                             trainer_kwargs={"callbacks": [watch]}).fit(
         long_df, checkpoint_dir=tmp_path)  # how visibly it runs may change
-    # on after the last batch saved: mid-epoch, the second epoch's first (the checkpoint is
-    # written after the failing callback); else the second epoch again from its start (its
-    # validation, and the checkpoint after it, come after the failing epoch-end callback)
-    assert again.first == (1, 1 if mid_epoch else 0)
+    # on after the last checkpoint: mid-epoch, from the second epoch's second batch (the
+    # checkpoint after it was not written: the failing callback runs first); else the second
+    # epoch again from its start (its validation and checkpoint come after the failing hook)
+    assert watch.first == (1, 1 if mid_epoch else 0)
     for name, value in whole.net_.state_dict().items():
         assert torch.equal(value, resumed.net_.state_dict()[name]), name
     first, again = whole.fit_summary_, resumed.fit_summary_
