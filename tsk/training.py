@@ -137,7 +137,7 @@ class ResumableRun(Callback):
         self.sampler = loader.sampler if isinstance(loader.sampler, ReplayableSampler) else None
         # the shuffle's stream (the loader's own draws share it when it is seeded)
         self.generator = self.sampler.generator if self.sampler is not None else loader.generator
-        self.batch_size = loader.batch_size or 1
+        self.batch_size = loader.batch_size  # set whenever the sampler is (no batch_sampler)
         self.seconds = 0.0
         self._since: float | None = None
         self._restore: dict[str, Any] | None = None
@@ -168,9 +168,9 @@ class ResumableRun(Callback):
             torch.cuda.set_rng_state_all(self._restore["cuda"])
         self._restore = None
 
-    def batches_done(self) -> int:
-        """Training batches of the current epoch already stepped, 0 at its end (none to
-        replay)."""
+    def _batches_done(self) -> int:
+        """Training batches of the current epoch already stepped; 0 at its end or when the
+        sampler cannot replay (nothing to skip)."""
         trainer = self._trainer
         if trainer is None or self.sampler is None:
             return 0
@@ -178,13 +178,13 @@ class ResumableRun(Callback):
         return done if done < trainer.num_training_batches else 0
 
     def state_dict(self) -> dict[str, Any]:
-        done = self.batches_done()
+        done = self._batches_done()
         return {
             "seconds": self.elapsed, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
             "generator": self.generator.get_state() if self.generator is not None else None,
             "epoch_state": self.sampler.epoch_state if done else None,
-            "samples_done": done * self.batch_size,
+            "samples_done": done * self.batch_size if done else 0,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
