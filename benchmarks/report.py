@@ -100,6 +100,13 @@ def start_text(ridge_init: bool, cell: pd.DataFrame) -> str:
     return ("ridge" + (" (kept)" if cell.start_kept.all() else "")) if ridge_init else "random"
 
 
+def backbone_label(backbone: str, kwargs: str) -> str:
+    """The backbone's name, with its non-default config (JSON `backbone_kwargs`) when it has one."""
+    if not kwargs:
+        return backbone
+    return f"{backbone} ({', '.join(f'{k}={v}' for k, v in json.loads(kwargs).items())})"
+
+
 def render_vs_reference(results: pd.DataFrame, reference: dict, name: str, decimals: int) -> str:
     """Rows next to one reference's MSE / MAE per (dataset, horizon), printed to the reference's
     own `decimals`, with the MSE ratio."""
@@ -107,9 +114,11 @@ def render_vs_reference(results: pd.DataFrame, reference: dict, name: str, decim
             f"| start | lr | tsk MSE / MAE | {name} MSE / MAE | tsk / {name} MSE | epochs |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     norm_text = {"on": "RevIN", "off": "none"}
-    for (data, horizon, backbone, lookback, d_model, norm, calendar, ridge_init, lr), cell in \
-            results.groupby(["dataset", "horizon", "backbone", "lookback", "d_model",
-                             "instance_norm", "time_features", "ridge_init", "learning_rate"]):
+    for (data, horizon, backbone, lookback, d_model, norm, calendar, ridge_init, lr, kwargs), cell \
+            in results.groupby(["dataset", "horizon", "backbone", "lookback", "d_model",
+                                "instance_norm", "time_features", "ridge_init", "learning_rate",
+                                "backbone_kwargs"]):
+        backbone = backbone_label(backbone, kwargs)
         mse, mae = cell.mse.mean(), cell.mae.mean()
         seeds = f" (±{cell.mse.std():.4f}, {len(cell)} seeds)" if len(cell) > 1 else ""
         ref = reference.get((data, horizon))
@@ -144,9 +153,7 @@ def render(results: pd.DataFrame) -> str:
     grouped = results[results.setting == "M"].groupby(CELL)
     for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, norm, _, kwargs), cell \
             in grouped:
-        if kwargs:  # a non-default backbone config is part of the row's name
-            options = ", ".join(f"{k}={v}" for k, v in json.loads(kwargs).items())
-            backbone = f"{backbone} ({options})"
+        backbone = backbone_label(backbone, kwargs)
         notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar),
                                  ("no RevIN", norm == "off")) if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
