@@ -363,6 +363,7 @@ def test_config_search_space_and_errors():
     space = SpaceTimeConfig.search_space()
     fields = set(SpaceTimeConfig.__dataclass_fields__)
     assert set(space) - fields == {"lookback", "learning_rate"}
+    assert space["lag_loss_weight"].choices == (0.0, 1.0)  # the data decide (README)
     with pytest.raises(ValueError, match="ssm must be one of"):
         create("spacetime", ssm="diagonal")
     with pytest.raises(ValueError, match="kernel_init"):

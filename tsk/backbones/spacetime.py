@@ -67,6 +67,7 @@ class SpaceTimeConfig:
             "n_layers": IntDistribution(1, 3),
             "d_state": CategoricalDistribution([16, 32, 64, 128]),
             "dropout": FloatDistribution(0.0, 0.3),
+            "lag_loss_weight": CategoricalDistribution([0.0, 1.0]),  # off: the authors' code
             "lookback": CategoricalDistribution([96, 192, 336, 720]),
             "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
         }
