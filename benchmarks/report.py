@@ -132,11 +132,23 @@ def render_vs_reference(results: pd.DataFrame, reference: dict, name: str, decim
 
 
 def run_on(row: pd.Series) -> str:
-    """'H100 GPU' or '2-core CPU': where a row's seconds per epoch were measured."""
+    """'H100 GPU' or '2-core CPU': where a row's seconds per epoch were measured ('shared' when
+    other fits ran on that GPU at the same time, so its seconds are not that GPU's speed)."""
     gpu = str(row.machine).rsplit(", ", 1)[-1]
     if gpu == "no GPU":
         return f"{row.cpus}-core CPU"
-    return gpu.replace("NVIDIA ", "").split(" ")[0] + " GPU"
+    return gpu.replace("NVIDIA ", "").split(" ")[0] + " GPU" + (", shared" if "shared" in gpu else "")
+
+
+def timing(cell: pd.DataFrame) -> str:
+    """Seconds per epoch and where, from the runs on the machine of the cell's first run (seeds
+    run elsewhere are named, not averaged in: a CPU's and a GPU's seconds do not mix)."""
+    first = cell.machine == cell.machine.iloc[0]
+    where = run_on(cell.iloc[0])
+    others = cell[~first]
+    if len(others):
+        where += f" ({first.sum()} of {len(cell)} seeds; the others on {run_on(others.iloc[0])})"
+    return f"{cell[first].seconds_per_epoch.mean():.0f} | {where}"
 
 
 # the columns that tell one multivariate cell's runs from another's (seeds are averaged)
@@ -168,7 +180,7 @@ def render(results: pd.DataFrame) -> str:
             f"| {data} | {horizon} | {backbone} | {lookback} | {start} | {lr:g} | "
             f"{mse:.3f} / {mae:.3f}{seeds} | "
             f"{verdict} ({mse - floor:+.3f}) | {cell.epochs.mean():.0f} | "
-            f"{cell.seconds_per_epoch.mean():.0f} | {run_on(cell.iloc[-1])} | "
+            f"{timing(cell)} | "
             f"{' | '.join(published)} |"
         )
     return "\n".join(rows)
