@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import lightning as L
 import numpy as np
 import pandas as pd
@@ -211,6 +213,25 @@ def test_a_resumed_fit_goes_on_after_the_last_epoch_even_when_it_did_not_improve
     tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [resumed]}, **settings).fit(
         long_df, checkpoint_dir=tmp_path)
     assert resumed.epochs == [2, 3]  # not the second again
+
+
+def test_a_moved_checkpoint_folder_resumes_with_its_best_epoch(tmp_path, long_df):
+    settings = dict(TINY, max_epochs=4, patience=10, backbone_kwargs={"d_state": 4})
+    here, there = tmp_path / "here", tmp_path / "there"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [_WorseSecondEpoch(interrupt=True)]},
+                       **settings).fit(long_df, checkpoint_dir=here)
+    state = next(v for k, v in torch.load(here / "last.ckpt", weights_only=False)["callbacks"].items()
+                 if "Checkpoint" in k)
+    # as when copied from the machine that began the fit, whose pandas held times in another unit
+    shutil.copytree(here, there)
+    elsewhere = long_df.assign(ds=long_df.ds.astype("datetime64[us]"))
+    moved = tsk.Forecaster("spacetime", **settings).fit(elsewhere, checkpoint_dir=there)
+    stayed = tsk.Forecaster("spacetime", **settings).fit(long_df, checkpoint_dir=here)
+    # the first epoch stays the best one (the second was scrambled) in both, not the third
+    assert moved.fit_summary_.best_val_loss == float(state["best_model_score"])
+    for name, value in stayed.net_.state_dict().items():
+        assert torch.equal(value, moved.net_.state_dict()[name]), name
 
 
 def test_load_errors(tmp_path):

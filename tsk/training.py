@@ -224,6 +224,19 @@ class _EveryEpochCheckpoint(ModelCheckpoint):
         super().on_validation_end(trainer, pl_module)
         self._save_last_if_missed(trainer, at_epoch_end=False)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A folder moved since it was saved (copied from another machine, say) resumes with its
+        best epoch: Lightning would forget it (its score, and the path it loads at the end)."""
+        saved = state_dict.get("dirpath")
+        if saved is not None and self.dirpath is not None and saved != self.dirpath:
+            def moved(path: Any) -> Any:
+                return (os.path.join(self.dirpath, os.path.relpath(path, saved))
+                        if isinstance(path, str) and path.startswith(saved + os.sep) else path)
+            state_dict = {**{k: moved(v) for k, v in state_dict.items()}, "dirpath": self.dirpath,
+                          "best_k_models": {moved(k): v for k, v in
+                                            state_dict.get("best_k_models", {}).items()}}
+        super().load_state_dict(state_dict)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         self._save_last_if_missed(trainer, at_epoch_end=True)

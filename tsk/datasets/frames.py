@@ -177,7 +177,7 @@ def infer_frequency(index: pd.DatetimeIndex, uid: str = "") -> str:
         freq = pd.infer_freq(index)
         if freq is not None:
             return freq
-    steps = pd.Series(np.diff(index.asi8))
+    steps = pd.Series(np.diff(index.as_unit("ns").asi8))  # pd.Timedelta(int) counts ns
     step = pd.Timedelta(int(steps.mode().iloc[0]))
     if len(index) >= 3:
         warnings.warn(

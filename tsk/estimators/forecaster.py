@@ -462,11 +462,13 @@ def _shared_frequency(series: list[Series]) -> str:
 
 def _data_digest(parts: list[tuple[Series, int]]) -> str:
     """A hash of the training and validation data (each series' id, timestamps, values and
-    where its split falls), so that a resumed fit can tell it is given the same data."""
+    where its split falls), so that a resumed fit can tell it is given the same data. The
+    timestamps count in nanoseconds whatever unit holds them (pandas 3 parses text to
+    microseconds), so that a fit begun with another pandas resumes."""
     digest = hashlib.sha256()
     for series, cut in parts:
         digest.update(repr((series.uid, cut, series.values.shape)).encode())
-        digest.update(series.ds.asi8.tobytes())
+        digest.update(series.ds.as_unit("ns").asi8.tobytes())
         digest.update(np.ascontiguousarray(series.values).tobytes())
     return digest.hexdigest()
 
