@@ -135,8 +135,8 @@ def run_on(row: pd.Series) -> str:
     """'H100 GPU' or '2-core CPU': where a row's seconds per epoch were measured ('shared' when
     other fits ran on that GPU at the same time, so its seconds are not that GPU's speed)."""
     gpu = str(row.machine).rsplit(", ", 1)[-1]
-    if gpu == "no GPU":
-        return f"{row.cpus}-core CPU"
+    if gpu.startswith("no GPU"):  # and what the machine field adds, e.g. where other epochs ran
+        return f"{row.cpus}-core CPU{gpu.removeprefix('no GPU')}"
     return gpu.replace("NVIDIA ", "").split(" ")[0] + " GPU" + (", shared" if "shared" in gpu else "")
 
 
