@@ -239,9 +239,11 @@ def main() -> int:
     parser.add_argument("--readme", action="store_true", help="also update README.md's table")
     args = parser.parse_args()
     results = read_results(args.results)
+    # the machines themselves: a note in brackets (where a row's other epochs ran) is 'run on''s
+    machines = results.assign(machine=results.machine.str.replace(r" \(.*\)$", "", regex=True))
     intro = (
         "Produced by `benchmarks/accuracy.py` on "
-        + " and ".join(f"{m} ({c} CPUs)" for m, c in results[["machine", "cpus"]].drop_duplicates()
+        + " and ".join(f"{m} ({c} CPUs)" for m, c in machines[["machine", "cpus"]].drop_duplicates()
                        .itertuples(index=False))
         + f" ('run on' says which), torch {results.torch.iloc[-1]}, dates {results.date.min()} "
         f"to {results.date.max()}. MSE/MAE on standardized data. 'vs floor' compares MSE with the "
