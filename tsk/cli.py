@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsk._extras import require
+
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
@@ -230,6 +232,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if not args.verbose:  # the progress bar and the final table say what matters
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.plots:  # before a long study, not after it
+        require("matplotlib", "plot", feature="tsk tune --plots")
     model = _forecaster(args)
     space = None
     if args.space:
@@ -259,8 +263,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         best.save(args.out)
         print(f"Saved the best model to {args.out}")
     if args.plots:
-        import matplotlib
-
+        matplotlib = require("matplotlib", "plot", feature="tsk tune --plots")
         matplotlib.use("Agg")
         plots = Path(args.plots)
         result.plot_history(plots / "history.png")

@@ -49,6 +49,7 @@ from optuna.trial import TrialState
 from sklearn.base import clone
 
 from tsk import backbones
+from tsk._extras import require
 from tsk._names import unknown_name_error
 from tsk.datasets.frames import ID, TIME, infer_schema
 from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
@@ -132,6 +133,7 @@ class TuningResult:
     def plot_history(self, path: str | os.PathLike | None = None) -> Any:
         """Objective value per trial and the best so far (matplotlib); saved to `path` if given.
         Returns the matplotlib Figure."""
+        require("matplotlib", "plot", feature="tuning plots")
         from optuna.visualization.matplotlib import plot_optimization_history
 
         with warnings.catch_warnings():
@@ -144,6 +146,7 @@ class TuningResult:
 
         Needs at least two completed trials whose scores differ; raises ValueError otherwise.
         """
+        require("matplotlib", "plot", feature="tuning plots")
         from optuna.visualization.matplotlib import plot_param_importances
 
         complete = [t for t in self.study_.trials if t.state == TrialState.COMPLETE]
@@ -162,7 +165,7 @@ class TuningResult:
 
 
 def _finish_figure(axes: Any, path: str | os.PathLike | None) -> Any:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plot", feature="tuning plots")
 
     axes = axes.flat[0] if isinstance(axes, np.ndarray) else axes
     figure = axes.figure
