@@ -3,6 +3,13 @@
 from pathlib import Path
 
 from tsk._names import unknown_name_error
+from tsk.datasets.classification import (
+    CLASSIFICATION_NAMES,
+    ClassificationData,
+    load_classification,
+    read_ts,
+    read_ucr_tsv,
+)
 from tsk.datasets.custom import ALIASES, KNOWN_FILES, load_csv
 from tsk.datasets.ett import ETT_NAMES, load_ett
 from tsk.datasets.files import data_root
@@ -19,3 +26,4 @@ def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
 
 
 __all__ = ["ETT_NAMES", "ForecastSplit", "data_root", "load_csv", "load_dataset", "load_ett"]
+__all__ += ["CLASSIFICATION_NAMES", "ClassificationData", "load_classification", "read_ts", "read_ucr_tsv"]
