@@ -1,5 +1,6 @@
-"""Saving and loading estimators: a folder with `config.json`, `model.safetensors` and
-`preprocessing.safetensors` (fitted arrays such as scalers and the last context windows)."""
+"""The saved-model folder format: `config.json`, `model.safetensors` and
+`preprocessing.safetensors` (fitted arrays such as scalers and the last context windows).
+Which estimator a folder holds, and loading it, is `tsk.estimators.registry`'s business."""
 
 from __future__ import annotations
 
@@ -20,13 +21,6 @@ from safetensors.torch import save_file as save_tensors
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_ESTIMATORS: dict[str, type] = {}
-
-
-def register_estimator(cls: type) -> type:
-    """Make an estimator class loadable by `tsk.load`."""
-    _ESTIMATORS[cls.__name__] = cls
-    return cls
 
 
 def versions() -> dict[str, str]:
@@ -74,14 +68,3 @@ def read_folder(
     weights = load_tensors(str(folder / "model.safetensors"))
     arrays = load_arrays(str(folder / "preprocessing.safetensors"))
     return config, weights, arrays
-
-
-def load(path: str | os.PathLike) -> Any:
-    """Load any estimator saved with `est.save(path)`; it predicts exactly as the saved one."""
-    import tsk.estimators  # noqa: F401  (registers the estimator classes)
-
-    config, weights, arrays = read_folder(path)
-    name = config.get("estimator")
-    if name not in _ESTIMATORS:
-        raise ValueError(f"{path}: unknown estimator {name!r}; known: {sorted(_ESTIMATORS)}.")
-    return _ESTIMATORS[name]._from_saved(config, weights, arrays)

@@ -1,10 +1,13 @@
-"""Forecast metrics: MSE/MAE (the TSLib benchmark's, on scaled data) and GluonTS's MASE/sMAPE."""
+"""Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, and GluonTS's MASE/sMAPE)
+and classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
+matrix)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from gluonts.evaluation import metrics as gluonts_metrics
-from gluonts.time_feature import get_seasonality
+from sklearn import metrics as sk_metrics
 
 
 def mse(target: np.ndarray, forecast: np.ndarray) -> float:
@@ -23,6 +26,9 @@ def gluonts_scores(
     `history[W, L, C]`, `target[W, H, C]`, `forecast[W, H, C]`, all in the original scale; the
     MASE denominator is the seasonal naive error on each window's history, as in GluonTS.
     """
+    from gluonts.evaluation import metrics as gluonts_metrics
+    from gluonts.time_feature import get_seasonality
+
     season = get_seasonality(freq)
     mases, smapes = [], []
     for w in range(target.shape[0]):
@@ -34,3 +40,19 @@ def gluonts_scores(
             smapes.append(gluonts_metrics.smape(target[w, :, c], forecast[w, :, c]))
     return {"mase": float(np.mean(mases)) if mases else float("nan"),
             "smape": float(np.nanmean(smapes))}
+
+
+def classification_scores(truth: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, macro F1, log-loss and the confusion matrix (rows: true,
+    columns: predicted, in the order of `classes`) of probabilities `proba[n, n_classes]`."""
+    predicted = classes[proba.argmax(1)]
+    labels = list(classes)
+    return {
+        "accuracy": float(sk_metrics.accuracy_score(truth, predicted)),
+        "balanced_accuracy": float(sk_metrics.balanced_accuracy_score(truth, predicted)),
+        "f1_macro": float(sk_metrics.f1_score(truth, predicted, labels=labels, average="macro",
+                                              zero_division=0)),
+        "log_loss": float(sk_metrics.log_loss(truth, proba, labels=labels)),
+        "confusion_matrix": sk_metrics.confusion_matrix(truth, predicted, labels=labels).tolist(),
+        "n": len(truth),
+    }

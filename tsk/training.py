@@ -10,14 +10,15 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sized
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sized
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
@@ -28,9 +29,23 @@ MID_EPOCH_CHECKPOINT_SECONDS = 600.0
 training is lost to an interruption, however long an epoch runs."""
 
 
-class TaskModule(L.LightningModule):
-    """`net(x) -> prediction`, `loss(prediction, y)`; AdamW with per-parameter hints.
+BATCH_INPUTS, BATCH_TARGETS = "inputs", "targets"
 
+
+def run_net(net: nn.Module, batch: Mapping[str, Any]) -> Any:
+    """`net`'s output for a batch mapping: `net(inputs, **rest)`, where `rest` is what the batch
+    holds besides its inputs and targets (e.g. `lengths` of right-padded sequences)."""
+    extras = {key: value for key, value in batch.items() if key not in (BATCH_INPUTS, BATCH_TARGETS)}
+    return net(batch[BATCH_INPUTS], **extras)
+
+
+class TaskModule(L.LightningModule):
+    """A task network in Lightning: `run_net(net, batch)` -> output, `net.loss(output, batch)`;
+    AdamW with per-parameter hints and a cosine schedule.
+
+    Batches are mappings (`inputs`, `targets`, and what the net also reads, e.g. `lengths`).
+    Every epoch logs `train_loss` and `val_loss`, and the net's `metrics(output, batch)` (a dict of
+    scalar tensors, if it has that method) as `val_<name>`: estimators early-stop on one of them.
     A net that sets `auxiliary_loss` (a scalar tensor, or None) in its training forward has it
     added to the training loss (the logged `train_loss` is the task loss alone).
 
@@ -38,24 +53,27 @@ class TaskModule(L.LightningModule):
     parameters carry) gets its own optimizer group.
     """
 
-    def __init__(
-        self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        learning_rate: float, weight_decay: float = 0.0, max_epochs: int = 1,
-    ) -> None:
+    def __init__(self, net: nn.Module, learning_rate: float, weight_decay: float = 0.0,
+                 max_epochs: int = 1) -> None:
         super().__init__()
-        self.net, self.loss = net, loss
+        self.net = net
         self.learning_rate, self.weight_decay, self.max_epochs = (
             learning_rate, weight_decay, max_epochs
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, batch: Mapping[str, Any]) -> Any:
+        return run_net(self.net, batch)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], name: str) -> torch.Tensor:
-        x, y = batch
-        loss = self.loss(self.net(x), y)
+    def _step(self, batch: Mapping[str, Any], name: str) -> torch.Tensor:
+        output = run_net(self.net, batch)
+        loss = self.net.loss(output, batch)
+        size = len(batch[BATCH_INPUTS])
         self.log(f"{name}_loss", loss, prog_bar=True, on_epoch=True, on_step=False,
-                 batch_size=len(x), sync_dist=name == "val")
+                 batch_size=size, sync_dist=name == "val")
+        if name == "val" and hasattr(self.net, "metrics"):
+            for key, value in self.net.metrics(output, batch).items():
+                self.log(f"val_{key}", value, prog_bar=True, on_epoch=True, on_step=False,
+                         batch_size=size, sync_dist=True)
         # a net may leave extra training terms of its paper (e.g. SpaceTime's lag losses) here
         auxiliary = getattr(self.net, "auxiliary_loss", None) if name == "train" else None
         return loss if auxiliary is None else loss + auxiliary
@@ -88,14 +106,19 @@ class TaskModule(L.LightningModule):
 
 @dataclass
 class FitSummary:
-    """What a fit did: epochs run, best validation loss, wall-clock seconds, and whether the
-    starting weights (a closed-form warm start) beat every epoch and were kept."""
+    """What a fit did: epochs run, the validation loss of the weights it kept, wall-clock
+    seconds, whether the starting weights (a closed-form warm start) beat every epoch and were
+    kept, the validation metric it followed (`monitor`) and that metric's kept value
+    (`best_score`), and every epoch's validation metrics (`history`)."""
 
     epochs: int
     best_val_loss: float
     train_seconds: float
     global_rank: int = 0
     start_kept: bool = False
+    monitor: str = "val_loss"
+    best_score: float = float("nan")
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class ReplayableSampler(RandomSampler):
@@ -139,6 +162,7 @@ class ResumableRun(Callback):
         self.generator = self.sampler.generator if self.sampler is not None else loader.generator
         self.batch_size = loader.batch_size  # set whenever the sampler is (no batch_sampler)
         self.seconds = 0.0
+        self.history: list[dict[str, float]] = []  # each validated epoch's val_* metrics
         self._since: float | None = None
         self._restore: dict[str, Any] | None = None
         self._trainer: L.Trainer | None = None
@@ -156,6 +180,14 @@ class ResumableRun(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.seconds, self._since = self.elapsed, None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return  # not an epoch: the sanity check, or the start validated before fitting
+        metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
+                   if key.startswith("val_")}
+        self.history = [h for h in self.history if h["epoch"] != trainer.current_epoch]
+        self.history.append({"epoch": trainer.current_epoch, **metrics})
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -180,7 +212,7 @@ class ResumableRun(Callback):
     def state_dict(self) -> dict[str, Any]:
         done = self._batches_done()
         return {
-            "seconds": self.elapsed, "torch": torch.get_rng_state(),
+            "seconds": self.elapsed, "history": self.history, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
             "generator": self.generator.get_state() if self.generator is not None else None,
             "epoch_state": self.sampler.epoch_state if done else None,
@@ -189,6 +221,7 @@ class ResumableRun(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.seconds = float(state_dict["seconds"])
+        self.history = list(state_dict.get("history", []))  # absent from tsk 0.1.0's checkpoints
         # both before the first shuffle: the loader draws from its generator, then the sampler
         if self.generator is not None and state_dict["generator"] is not None:
             self.generator.set_state(state_dict["generator"])
@@ -292,8 +325,8 @@ def _validated_start(trainer: L.Trainer, module: TaskModule, val_loader: DataLoa
         return torch.load(start_file, map_location="cpu", weights_only=True)
     begun = time.perf_counter()
     scores = trainer.validate(module, val_loader, verbose=False)
-    start = {"val_loss": scores[0]["val_loss"], "seconds": time.perf_counter() - begun,
-             "state_dict": copy.deepcopy(module.state_dict())}
+    start = {**{key: float(value) for key, value in scores[0].items()},
+             "seconds": time.perf_counter() - begun, "state_dict": copy.deepcopy(module.state_dict())}
     if start_file is not None and trainer.is_global_zero:
         start_file.parent.mkdir(parents=True, exist_ok=True)
         torch.save(start, start_file)
@@ -314,8 +347,12 @@ def fit_module(
     keep_start_if_better: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     fingerprint: dict[str, Any] | None = None,
+    monitor: str = "val_loss",
+    mode: str = "min",
 ) -> FitSummary:
-    """Train with Lightning: early stopping on `val_loss`, best checkpoint restored into `module`.
+    """Train with Lightning: early stopping on the validation metric `monitor` (`mode` "min" or
+    "max": which way is better), its best checkpoint restored into `module`. Without validation
+    data every epoch trains and the last weights stay.
 
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
@@ -347,10 +384,10 @@ def fit_module(
         callbacks: list[Any] = [run]
         checkpoint = None
         if val_loader is not None:
-            checkpoint = _EveryEpochCheckpoint(dirpath=directory, monitor="val_loss", mode="min",
+            checkpoint = _EveryEpochCheckpoint(dirpath=directory, monitor=monitor, mode=mode,
                                                save_top_k=1, save_last=persistent,
                                                every_seconds=every)
-            callbacks += [EarlyStopping("val_loss", patience=patience, mode="min"), checkpoint]
+            callbacks += [EarlyStopping(monitor, patience=patience, mode=mode), checkpoint]
         else:
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
             if persistent:  # the latest
@@ -386,30 +423,48 @@ def fit_module(
         finally:  # Lightning switches deterministic algorithms on globally: switch them back
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         seconds = run.elapsed + (initial["seconds"] if initial is not None else 0.0)
-        best, start_kept = float("nan"), False
+        best, best_loss, start_kept = float("nan"), float("nan"), False
         if checkpoint is not None and checkpoint.best_model_path:
             state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
             module.load_state_dict(state["state_dict"])
             best = float(checkpoint.best_model_score)
-        if initial is not None and not initial["val_loss"] > best:  # also when no epoch was scored
-            logger.info("No epoch beat the starting weights on validation (%.4g): kept them.",
-                        initial["val_loss"])
+            best_loss = best if monitor == "val_loss" else next(
+                (h.get("val_loss", best_loss) for h in run.history if h["epoch"] == state["epoch"]),
+                best_loss)
+        # the start wins ties, and also when no epoch was scored (best is NaN)
+        if initial is not None and not (initial[monitor] > best if mode == "min"
+                                        else initial[monitor] < best):
+            logger.info("No epoch beat the starting weights on validation (%s %.4g): kept them.",
+                        monitor, initial[monitor])
             module.load_state_dict(initial["state_dict"])
-            best, start_kept = float(initial["val_loss"]), True
+            best, best_loss, start_kept = float(initial[monitor]), float(initial["val_loss"]), True
         trainer.strategy.barrier()  # under DDP, no rank deletes the checkpoint while others read
         if persistent and trainer.is_global_zero:
             for path in (last, start_file, identity):  # finished: nothing left to resume
                 path.unlink(missing_ok=True)
     module.cpu()
-    return FitSummary(trainer.current_epoch, best, seconds, trainer.global_rank, start_kept)
+    return FitSummary(trainer.current_epoch, best_loss, seconds, trainer.global_rank, start_kept,
+                      monitor, best, run.history)
 
 
-def predict_batches(net: nn.Module, loader: DataLoader, device: torch.device) -> torch.Tensor:
-    """Run `net` over every batch of inputs in eval mode; returns predictions on the CPU."""
+def predict_batches(net: nn.Module, loader: DataLoader, device: torch.device) -> list[Any]:
+    """Run `net` over every batch (mappings, as in training) in eval mode; returns each batch's
+    output on the CPU, in order (the caller joins them: outputs need not be one tensor)."""
     net.eval().to(device)
     outputs = []
     with torch.inference_mode():
         for batch in loader:
-            x = batch[0] if isinstance(batch, list | tuple) else batch
-            outputs.append(net(x.to(device)).cpu())
-    return torch.cat(outputs)
+            batch = {key: value.to(device) if isinstance(value, torch.Tensor) else value
+                     for key, value in batch.items()}
+            outputs.append(_to_cpu(run_net(net, batch)))
+    return outputs
+
+
+def _to_cpu(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.cpu()
+    if isinstance(output, Mapping):
+        return {key: _to_cpu(value) for key, value in output.items()}
+    if isinstance(output, list | tuple):
+        return type(output)(_to_cpu(value) for value in output)
+    return output

@@ -1,26 +1,77 @@
-"""Every registered backbone keeps the contract: shapes, causality, `step()` == forward."""
+"""Every registered backbone keeps the contract of its kind: shapes, gradients, causality where it
+claims it, `step()` == forward."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from torch import nn
 
 from tsk import backbones
-from tsk.backbones import create
+from tsk.backbones import BACKBONE_KINDS, create, is_causal, registry
 
 SMALL = {"d_model": 16, "n_layers": 2, "dropout": 0.0}
 CAUSAL = ["lstm", "mamba", "pgn", "s4", "s4d", "spacetime"]
+# an example input of each kind, for d_model 16: sequence [B, L, d], grid [B, V, T, d],
+# frames [B, T, d, H, W] (odd sizes, so a mixed-up axis shows)
+EXAMPLES = {"sequence": (3, 37, 16), "grid": (2, 5, 37, 16), "frames": (2, 7, 16, 9, 11)}
+
+
+def test_every_kind_has_an_example_input():
+    assert set(EXAMPLES) == set(BACKBONE_KINDS)
 
 
 @pytest.mark.parametrize("name", backbones.available())
 def test_shapes_and_gradients(name):
     torch.manual_seed(0)
     model = create(name, **SMALL)
-    x = torch.randn(3, 37, 16, requires_grad=True)
+    x = torch.randn(*EXAMPLES[backbones.get_spec(name).kind], requires_grad=True)
     y = model(x)
-    assert y.shape == (3, 37, 16) and torch.isfinite(y).all()
+    assert y.shape == x.shape and torch.isfinite(y).all()
     y.square().mean().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_the_backbones_that_say_they_are_causal():
+    """Heads batch sequences of different lengths on this claim: it must be right (the test below
+    checks each claim) and present where it holds."""
+    claims = sorted(name for name in backbones.available("sequence")
+                    if is_causal(create(name, **SMALL)))
+    assert claims == CAUSAL
+    assert not is_causal(create("s4", **SMALL, bidirectional=True))
+    assert not is_causal(create("mamba", **SMALL, bidirectional=True))
+
+
+@dataclasses.dataclass
+class _GridConfig:
+    d_model: int = 16
+    n_layers: int = 1
+    dropout: float = 0.0
+
+
+class _PerCellGrid(nn.Module):
+    """A stand-in grid backbone: one linear map per cell."""
+
+    def __init__(self, config: _GridConfig) -> None:
+        super().__init__()
+        self.config, self.mix = config, nn.Linear(config.d_model, config.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mix(x)
+
+
+def test_kinds_are_registered_and_listed(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register_backbone("toy_grid", _GridConfig, "per-cell linear", kind="grid")(_PerCellGrid)
+    assert backbones.available("grid") == ["toy_grid"]
+    assert "toy_grid" not in backbones.available("sequence")
+    assert "toy_grid" in backbones.available()
+    with pytest.raises(ValueError, match="Did you mean 'grid'"):
+        registry.register_backbone("bad", _GridConfig, "x", kind="gird")
+    with pytest.raises(ValueError, match="Unknown backbone kind"):
+        backbones.available("video")
 
 
 @pytest.mark.parametrize("name", CAUSAL)

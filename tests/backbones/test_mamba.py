@@ -58,7 +58,7 @@ def test_dt_floor_and_rank_option():
 
 def test_no_weight_decay_on_A_log_D_and_dt_bias():
     model = create("mamba", **SMALL)
-    module = TaskModule(model, torch.nn.functional.mse_loss, learning_rate=1e-3, weight_decay=0.1)
+    module = TaskModule(model, learning_rate=1e-3, weight_decay=0.1)
     groups = module.configure_optimizers()["optimizer"].param_groups
     no_decay = {id(p) for g in groups if g["weight_decay"] == 0.0 for p in g["params"]}
     for mixer in mixers(model):

@@ -12,6 +12,7 @@ from tests.conftest import TINY, make_long
 from tsk.backbones import create
 from tsk.backbones.pgn import HistoricalInformationExtraction, PGNLayer, TPGNConfig, TPGNCore
 from tsk.heads.forecast import RidgeStartNet
+from tsk.heads.registry import get_task_net
 from tsk.heads.tpgn import TPGNForecastNet
 
 
@@ -202,10 +203,10 @@ def test_tpgn_lookback_off_the_period_is_front_zero_padding():
                          [(48, 24, 1, 1), (50, 30, 3, 1), (30, 7, 2, 2)])
 def test_tpgn_forecast_net_shapes_and_gradients(lookback, horizon, n_in, n_out):
     torch.manual_seed(11)
-    spec = tsk.backbones.get_spec("tpgn")
+    spec = get_task_net("forecast", "tpgn")
     backbone = create("tpgn", d_model=8, n_layers=2, period=12)
-    net = spec.forecast_net(backbone, lookback=lookback, horizon=horizon, n_in=n_in, n_out=n_out,
-                            instance_norm=True)
+    net = spec.build(backbone, lookback=lookback, horizon=horizon, n_in=n_in, n_out=n_out,
+                     instance_norm=True)
     assert isinstance(net, TPGNForecastNet)
     x = torch.randn(4, lookback, n_in, requires_grad=True)
     y = net(x)

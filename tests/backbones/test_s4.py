@@ -175,7 +175,7 @@ def test_ssm_parameters_get_their_optimizer_hints():
     for name in ("log_dt", "log_A_real", "A_imag", "P", "B"):
         assert getattr(kernel, name)._optim == {"weight_decay": 0.0, "lr": 2e-3}, name
     assert not hasattr(kernel.C, "_optim")
-    module = TaskModule(model, torch.nn.functional.mse_loss, learning_rate=1e-2, weight_decay=0.1)
+    module = TaskModule(model, learning_rate=1e-2, weight_decay=0.1)
     groups = module.configure_optimizers()["optimizer"].param_groups
     assert any(g["lr"] == 2e-3 and g["weight_decay"] == 0.0 and len(g["params"]) == 5 for g in groups)
 

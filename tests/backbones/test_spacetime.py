@@ -11,7 +11,7 @@ from torch import nn
 
 import tsk
 from tests.conftest import TINY
-from tsk.backbones import create, get_spec
+from tsk.backbones import create
 from tsk.backbones.spacetime import (
     ClosedLoopSSM,
     CompanionSSM,
@@ -19,6 +19,7 @@ from tsk.backbones.spacetime import (
     SpaceTimeConfig,
     state_impulse_response,
 )
+from tsk.heads.registry import get_task_net
 from tsk.heads.spacetime import SpaceTimeForecastNet
 from tsk.kernels.companion_kernel.reference import companion_matrix
 
@@ -210,7 +211,7 @@ def test_closed_loop_forecaster_learns_ar4_horizons():
     optimal = float(torch.cumsum(impulse_response(horizon) ** 2, 0).mean())
     torch.manual_seed(0)
     backbone = create("spacetime", d_model=8, n_layers=1, d_state=8, dropout=0.0)
-    net = get_spec("spacetime").forecast_net(backbone, lookback=lookback, horizon=horizon, n_in=1,
+    net = get_task_net("forecast", "spacetime").build(backbone, lookback=lookback, horizon=horizon, n_in=1,
                                              n_out=1, instance_norm=True)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -295,7 +296,7 @@ def test_step_matches_forward_for_both_ssms(ssm):
 def _forecast_net(lag_loss_weight: float) -> SpaceTimeForecastNet:
     torch.manual_seed(0)
     backbone = create("spacetime", d_model=8, d_state=4, dropout=0.0, lag_loss_weight=lag_loss_weight)
-    return get_spec("spacetime").forecast_net(backbone, lookback=24, horizon=6, n_in=1, n_out=1,
+    return get_task_net("forecast", "spacetime").build(backbone, lookback=24, horizon=6, n_in=1, n_out=1,
                                               instance_norm=True)
 
 
@@ -310,7 +311,7 @@ def test_lag_losses_are_added_to_the_training_loss():
     with_lag, without = _forecast_net(0.5).train(), _forecast_net(0.0).train()
     torch.testing.assert_close(with_lag(x), without(x))
     assert without.auxiliary_loss is None
-    loss = TaskModule(with_lag, torch.nn.functional.mse_loss, 1e-3).training_step((x, target), 0)
+    loss = TaskModule(with_lag, 1e-3).training_step({"inputs": x, "targets": target}, 0)
     loss.backward()
 
     # the same objective written out with the network's parts
@@ -335,16 +336,16 @@ def test_lag_losses_are_added_to_the_training_loss():
 
 def test_forecast_net_shapes_and_exogenous_inputs():
     backbone = create("spacetime", d_model=12, d_state=4)
-    net = get_spec("spacetime").forecast_net(backbone, lookback=20, horizon=7, n_in=3, n_out=2,
+    net = get_task_net("forecast", "spacetime").build(backbone, lookback=20, horizon=7, n_in=3, n_out=2,
                                              instance_norm=False)
     assert isinstance(net, SpaceTimeForecastNet)
     assert net(torch.randn(4, 20, 3)).shape == (4, 7, 2)
     assert net.embed.source.tolist() == [0, 1, 2] * 4  # every input embedded
     with pytest.raises(ValueError, match="d_model >= the number of inputs"):
-        get_spec("spacetime").forecast_net(create("spacetime", d_model=2), lookback=20, horizon=7,
+        get_task_net("forecast", "spacetime").build(create("spacetime", d_model=2), lookback=20, horizon=7,
                                            n_in=3, n_out=3)
     with pytest.raises(TypeError, match="SpaceTime backbone"):
-        get_spec("spacetime").forecast_net(create("lstm"), lookback=20, horizon=7, n_in=1, n_out=1)
+        get_task_net("forecast", "spacetime").build(create("lstm"), lookback=20, horizon=7, n_in=1, n_out=1)
 
 
 def test_forecaster_fit_predict_save_load(tmp_path, long_df):

@@ -37,7 +37,8 @@ def test_every_test_window_is_kept(data_dir, name, expected):
             assert split.n_windows("test", lookback, horizon) == n
             windows = WindowDataset([test.iloc[:, 1:].to_numpy()], lookback, horizon, 7, False)
             assert len(windows) == n
-            x, y = windows[n - 1]
+            window = windows[n - 1]
+            x, y = window["inputs"], window["targets"]
             assert x.shape == (lookback, 7) and y.shape == (horizon, 7)
             np.testing.assert_allclose(y[-1].numpy(), test.iloc[-1, 1:].to_numpy(np.float32))
 

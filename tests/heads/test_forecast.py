@@ -28,6 +28,11 @@ def make_batches(seed: int, n: int = 64, channels: int = 2) -> list[tuple[torch.
     return [(x[i : i + 16], y[i : i + 16]) for i in range(0, n, 16)]
 
 
+def as_mappings(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """The batches as the training loop hands them over."""
+    return [{"inputs": x, "targets": y} for x, y in batches]
+
+
 def weighted_rows(batches, instance_norm: bool, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
     """One row per (window, channel): ([x_n, 1] * std, y_n * std), x_n, y_n normalized by the
     window's mean and std (RevIN) so the squares are those of the de-normalized forecast."""
@@ -55,7 +60,7 @@ def ridge_numpy(batches, strength: float, instance_norm: bool) -> np.ndarray:
 def test_ridge_skip_is_the_weighted_ridge_solution(instance_norm):
     net = make_net(instance_norm)
     train = make_batches(0)
-    strength = net.init_skip_ridge(train)
+    strength = net.init_skip_ridge(as_mappings(train))
     expected = ridge_numpy(train, strength, instance_norm)
     np.testing.assert_allclose(net.head.skip.weight.detach().numpy(), expected[:-1].T, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(net.head.skip.bias.detach().numpy(), expected[-1], rtol=1e-4, atol=1e-5)
@@ -72,7 +77,7 @@ def test_ridge_skip_is_the_weighted_ridge_solution(instance_norm):
 def test_ridge_strength_is_the_best_on_validation():
     net = make_net(True)
     train, validation = make_batches(0, n=32), make_batches(1)
-    chosen = net.init_skip_ridge(train, validation)
+    chosen = net.init_skip_ridge(as_mappings(train), as_mappings(validation))
     a, _ = weighted_rows(train, True)
     scale = np.mean(np.sum(a[:, :-1] ** 2, axis=0))  # mean diagonal of X^T X without the intercept
 
@@ -119,7 +124,7 @@ def test_patch_tokens_keep_the_ridge_start_exact():
     net = ForecastNet(backbone, LOOKBACK, HORIZON, 2, 2, d_model=8, patch_len=4).eval()
     assert net.head.flatten_proj.in_features == net.embed.n_tokens * 8
     batches = make_batches(0)
-    net.init_skip_ridge(batches)
+    net.init_skip_ridge(as_mappings(batches))
     x = batches[0][0]
     with torch.no_grad():
         normalized, mean, std = net.norm(x)
@@ -151,12 +156,12 @@ def test_paper_networks_leave_calendar_features_out_of_window_normalization(name
     """A paper's own network (`forecast_net`) gets `n_calendar` too: with RevIN on (TPGN's ETTh1
     setting), the calendar channels reach the network unchanged while the data channels are
     standardized."""
-    from tsk.backbones import get_spec
+    from tsk.heads.registry import get_task_net
 
     x = torch.randn(3, 24, 4) * 5 + 2
     x[..., 2:] = torch.rand(3, 24, 2) - 0.5
     backbone = create(name, d_model=4, **({"period": 6} if name == "tpgn" else {}))
-    net = get_spec(name).forecast_net(backbone, lookback=24, horizon=5, n_in=4, n_out=2,
+    net = get_task_net("forecast", name).build(backbone, lookback=24, horizon=5, n_in=4, n_out=2,
                                       n_calendar=2, instance_norm=True)
     seen = []
     net.norm.register_forward_hook(lambda module, args, out: seen.append(out[0]))
@@ -170,15 +175,15 @@ def test_paper_networks_leave_calendar_features_out_of_window_normalization(name
 def test_paper_network_starts_from_the_ridge_forecast_and_then_trains(name, instance_norm):
     """`RidgeStartNet` predicts exactly the closed-form ridge forecast at first (the gate on the
     paper's network is zero), and two Adam steps later the paper's network has moved and counts."""
-    from tsk.backbones import get_spec
+    from tsk.heads.registry import get_task_net
 
     torch.manual_seed(0)
     backbone = create(name, d_model=4, **({"period": 4} if name == "tpgn" else {"d_state": 4}))
-    paper = get_spec(name).forecast_net(backbone, lookback=LOOKBACK, horizon=HORIZON, n_in=2,
+    paper = get_task_net("forecast", name).build(backbone, lookback=LOOKBACK, horizon=HORIZON, n_in=2,
                                         n_out=2, instance_norm=instance_norm)
     net = RidgeStartNet(paper, LOOKBACK, HORIZON, n_out=2, instance_norm=instance_norm)
     batches = make_batches(0)
-    strength = net.init_skip_ridge(batches)
+    strength = net.init_skip_ridge(as_mappings(batches))
     expected = ridge_numpy(batches, strength, instance_norm)
     x, y = batches[0]
     window = x[0, :, 1].double().numpy()
@@ -201,10 +206,10 @@ def test_paper_network_starts_from_the_ridge_forecast_and_then_trains(name, inst
 
 def test_ridge_start_net_passes_on_the_paper_networks_own_loss():
     """SpaceTime's lag losses still train its network under the ridge start."""
-    from tsk.backbones import get_spec
+    from tsk.heads.registry import get_task_net
 
     backbone = create("spacetime", d_model=4, d_state=4)
-    paper = get_spec("spacetime").forecast_net(backbone, lookback=24, horizon=6, n_in=1, n_out=1)
+    paper = get_task_net("forecast", "spacetime").build(backbone, lookback=24, horizon=6, n_in=1, n_out=1)
     net = RidgeStartNet(paper, 24, 6, n_out=1).train()
     net(torch.randn(2, 24, 1))
     assert net.auxiliary_loss is paper.auxiliary_loss and net.auxiliary_loss is not None

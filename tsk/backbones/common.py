@@ -67,8 +67,13 @@ class StackedBackbone(nn.Module):
         """`x[B, L, d_model]` -> `[B, L, d_model]`."""
         return self.stack(x)
 
+    @property
+    def causal(self) -> bool:
+        """Causal unless the config makes it bidirectional."""
+        return not getattr(self.config, "bidirectional", False)
+
     def _check_causal(self) -> None:
-        if getattr(self.config, "bidirectional", False):
+        if not self.causal:
             name = type(self).__name__
             raise ValueError(
                 f"step() runs a causal recurrence, but this {name} is bidirectional (it reads the "

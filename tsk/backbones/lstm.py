@@ -88,6 +88,7 @@ class LSTM(nn.Module):
         if config.backend not in BACKENDS:
             raise unknown_name_error("LSTM backend", config.backend, BACKENDS)
         self.config = config
+        self.causal = True
         if config.heads == 1:
             self.lstm = nn.LSTM(
                 config.d_model, config.d_model, num_layers=config.n_layers, batch_first=True,

@@ -276,18 +276,9 @@ class TPGNConfig:
         }
 
 
-def _tpgn_forecast_net(backbone: nn.Module, **shape: Any) -> nn.Module:
-    """`Forecaster`'s hook to the paper's TPGN forecasting network; imported when called because
-    `tsk.heads` imports the backbones, not the other way round."""
-    from tsk.heads.tpgn import tpgn_forecast_net
-
-    return tpgn_forecast_net(backbone, **shape)
-
-
 @register_backbone(
     "tpgn", TPGNConfig, "Temporal PGN: period grid, PGN across periods + period patches, fused",
     paper="Jia et al. 2024 (NeurIPS), PGN: The RNN's New Successor is Effective for Long-Range TSF",
-    forecast_net=_tpgn_forecast_net, time_features=True,
 )
 class TPGN(nn.Module):
     """TPGN as a `[B, L, d_model] -> [B, L, d_model]` backbone (not causal).
@@ -297,6 +288,8 @@ class TPGN(nn.Module):
     every row, the paper's per-column output layer with the input grid as its horizon. With
     `Forecaster` the paper's own network (`tsk.heads.tpgn.TPGNForecastNet`) is used instead.
     """
+
+    causal = False
 
     def __init__(self, config: TPGNConfig) -> None:
         super().__init__()

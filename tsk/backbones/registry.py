@@ -1,8 +1,17 @@
 """The backbone registry: `@register_backbone` on a module class, `create(name, **config)` to build.
 
-A backbone is an `nn.Module` built from a config dataclass; `forward(x[B, L, d_model])` returns
-`[B, L, d_model]`. Recurrent families also offer `initial_state(batch)` and
-`step(x_t[B, d_model], state) -> (y_t[B, d_model], state)`.
+A backbone is an `nn.Module` built from a config dataclass. Its `kind` says what it maps:
+
+- `"sequence"`: `x[B, L, d_model] -> [B, L, d_model]` (S4, S4D, Mamba, LSTM, PGN, ...);
+- `"grid"`: `x[B, V, T, d_model] -> [B, V, T, d_model]`, variates x time (a 2-D SSM);
+- `"frames"`: `x[B, T, d_model, H, W] -> [B, T, d_model, H, W]`, a video's frames.
+
+Recurrent families also offer `initial_state(batch)` and `step(x_t, state) -> (y_t, state)`.
+A backbone whose output at step t reads no input after t sets `causal = True` (`is_causal`); a
+task head relies on it to run right-padded sequences of different lengths in one batch.
+A backbone that must know the longest input it will see declares a `max_length` config field;
+estimators set it to the longest input they feed unless the user did.
+Backbones know nothing of tasks: a paper's own task network registers with `tsk.heads`.
 """
 
 from __future__ import annotations
@@ -16,6 +25,12 @@ from torch import nn
 
 from tsk._names import unknown_name_error
 
+BACKBONE_KINDS = {
+    "sequence": "[B, L, d_model] -> [B, L, d_model]",
+    "grid": "[B, V, T, d_model] -> [B, V, T, d_model] (variates x time)",
+    "frames": "[B, T, d_model, H, W] -> [B, T, d_model, H, W] (video frames)",
+}
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -27,12 +42,8 @@ class BackboneSpec:
     summary: str
     paper: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
-    # the paper's own forecasting network around this backbone (e.g. SpaceTime's closed-loop
-    # decoder), used by `Forecaster` instead of the generic flatten head; see `register_backbone`
-    forecast_net: Callable[..., nn.Module] | None = None
-    # whether the paper's network reads calendar features of the timestamps (TPGN's does);
-    # `Forecaster(time_features=None)` follows it
-    time_features: bool = False
+    # what it maps: a key of BACKBONE_KINDS
+    kind: str = "sequence"
     # a config field that bounds how many past tokens the backbone reads (PGN's `history`):
     # `Forecaster` sizes it to the tokens it feeds, unless the user set it, so no weights idle
     length_option: str | None = None
@@ -54,30 +65,24 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 
 def register_backbone(
     name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = (),
-    forecast_net: Callable[..., nn.Module] | None = None, time_features: bool = False,
-    length_option: str | None = None,
+    kind: str = "sequence", length_option: str | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers a backbone under `name` with its config dataclass.
 
-    `forecast_net`, when the paper forecasts with its own output layout, builds that network:
-    `forecast_net(backbone, lookback=, horizon=, n_in=, n_out=, n_calendar=, instance_norm=)`
-    -> a module mapping `[B, lookback, n_in]` to `[B, horizon, n_out]` (the `ForecastNet`
-    contract; the last `n_calendar` inputs are calendar features, which window normalization
-    must leave alone; `instance_norm` switches window normalization, RevIN).
-    `time_features`: the paper feeds calendar features of the timestamps as inputs.
+    `kind`: what the backbone maps (`BACKBONE_KINDS`); task heads say which kinds they take.
     `length_option`: the config field the estimator sets to the past its tokens have (the
     token count minus one) when the user leaves it unset.
     """
     if not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config_cls for backbone {name!r} must be a dataclass")
+    if kind not in BACKBONE_KINDS:
+        raise unknown_name_error("backbone kind", kind, BACKBONE_KINDS)
 
     def decorate(model_cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
             raise ValueError(f"A backbone named {name!r} is already registered")
-        _REGISTRY[name] = BackboneSpec(
-            name, model_cls, config_cls, summary, paper, tuple(tags), forecast_net, time_features,
-            length_option,
-        )
+        _REGISTRY[name] = BackboneSpec(name, model_cls, config_cls, summary, paper, tuple(tags),
+                                       kind, length_option)
         return model_cls
 
     return decorate
@@ -91,9 +96,11 @@ def get_spec(name: str) -> BackboneSpec:
         raise unknown_name_error("backbone", name, _REGISTRY) from None
 
 
-def available() -> list[str]:
-    """Names of all registered backbones, sorted."""
-    return sorted(_REGISTRY)
+def available(kind: str | None = None) -> list[str]:
+    """Names of the registered backbones (of one `kind`, if given), sorted."""
+    if kind is not None and kind not in BACKBONE_KINDS:
+        raise unknown_name_error("backbone kind", kind, BACKBONE_KINDS)
+    return sorted(name for name, spec in _REGISTRY.items() if kind in (None, spec.kind))
 
 
 def make_config(name: str, **config: Any) -> Any:
@@ -109,3 +116,9 @@ def make_config(name: str, **config: Any) -> Any:
 def create(name: str, **config: Any) -> nn.Module:
     """Build backbone `name` from keyword config, e.g. `create("s4d", d_model=64, n_layers=2)`."""
     return get_spec(name).model_cls(make_config(name, **config))
+
+
+def is_causal(backbone: nn.Module) -> bool:
+    """Whether `backbone`'s output at step t depends on no input after t (its `causal`
+    attribute; False when it does not say)."""
+    return bool(getattr(backbone, "causal", False))

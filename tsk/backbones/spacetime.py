@@ -13,7 +13,7 @@ Also here, the paper's other SSMs: the shift SSM (`ssm="shift"`), the fixed prep
 companion SSM that generates its own future inputs (`u_{t+1} = k^T x_t`, i.e. the state follows
 `A + b k^T` past the lookback) to roll a whole horizon out (`ClosedLoopSSM`). The forecasting
 network that assembles them around this backbone is `tsk.heads.spacetime.SpaceTimeForecastNet`,
-registered as the backbone's `forecast_net`.
+which registers itself with the heads as the forecasting network of "spacetime".
 """
 
 from __future__ import annotations
@@ -334,20 +334,12 @@ class ClosedLoopSSM(nn.Module):
         return forecast, outputs[:, 0].transpose(1, 2), outputs[:, 1].transpose(1, 2)
 
 
-def _spacetime_forecast_net(backbone: nn.Module, **shape: Any) -> nn.Module:
-    """`Forecaster`'s hook to the paper's forecasting network; imported when called because
-    `tsk.heads` imports the backbones, not the other way round."""
-    from tsk.heads.spacetime import spacetime_forecast_net
-
-    return spacetime_forecast_net(backbone, **shape)
-
 
 @register_backbone(
     "spacetime", SpaceTimeConfig,
     "companion-matrix SSM layers (AR-expressive), closed-loop decoder for long horizons",
     paper="Zhang et al. 2023, Effectively Modeling Time Series with Simple Discrete State Spaces",
     tags=("ssm", "forecasting"),
-    forecast_net=_spacetime_forecast_net,
 )
 class SpaceTime(nn.Module):
     """The encoder: `n_layers` SpaceTime layers; causal, and `step()` runs it as a recurrence.
@@ -360,6 +352,7 @@ class SpaceTime(nn.Module):
         super().__init__()
         _validate(config)
         self.config = config
+        self.causal = True
         self.layers = nn.ModuleList(
             SpaceTimeLayer(config, config.n_heads if i == 0 else 1) for i in range(config.n_layers)
         )

@@ -10,7 +10,8 @@ from torch.utils.data import Dataset
 
 
 class WindowDataset(Dataset):
-    """Every window `(x[lookback, F], y[horizon, C'])` of every series, stride 1, none dropped.
+    """Every window of every series, stride 1, none dropped: items are batch mappings,
+    `{"inputs": x[lookback, F], "targets": y[horizon, C']}`.
 
     `arrays` are `[T, C + E]` (targets first). With `channel_independent=True` each target
     channel is its own sample: `x` holds that channel and the `n_exog` exogenous columns, `y` that
@@ -44,7 +45,7 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index) * self.channels
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         window, channel = divmod(item, self.channels)
         series, start = self.index[window]
         values = self.data[series]
@@ -53,7 +54,7 @@ class WindowDataset(Dataset):
         if self.channel_independent:
             x = torch.cat([x[:, channel : channel + 1], x[:, self.n_targets :]], dim=1)
             y = y[:, channel : channel + 1]
-        return x, y
+        return {"inputs": x, "targets": y}
 
     def window_of(self, item: int) -> tuple[int, int, int]:
         """`(series, start, channel)` of sample `item`."""

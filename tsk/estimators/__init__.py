@@ -1,6 +1,8 @@
-"""Estimators with the scikit-learn contract."""
+"""Estimators with the scikit-learn contract, on one shared base; `load` restores any saved one."""
 
-from tsk.estimators.base import SequenceEstimator
+from tsk.estimators.base import TRAINING_PARAMS, SequenceEstimator
 from tsk.estimators.forecaster import Forecaster
+from tsk.estimators.registry import estimators, load, register_estimator
 
-__all__ = ["Forecaster", "SequenceEstimator"]
+__all__ = ["TRAINING_PARAMS", "Forecaster", "SequenceEstimator", "estimators", "load",
+           "register_estimator"]

@@ -1,15 +1,24 @@
-"""What every tsk estimator shares: scikit-learn parameter rules, seeding, the Lightning fit,
-device choice and save/load."""
+"""What every tsk estimator shares: the training parameters, scikit-learn's parameter rules, the
+fit template (prepare data -> build the network -> train -> keep the fitted state), seeding,
+device choice, checkpoint/resume and save/load.
+
+A new estimator writes only its data preparation (`_prepare_fit`, returning `FitData`), its
+network (`_build_net`, a module with `loss(output, batch)`) and its fitted state for saving
+(`_fitted_state` / `_restore_state`); its `__init__` stores its own parameters and passes the
+shared training ones on (`**training`), which are declared once, in `TRAINING_PARAMS`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -25,18 +34,105 @@ logger = logging.getLogger(__name__)
 
 LEARNING_RATE = 1e-3  # Adam's step from random weights
 WARM_START_LEARNING_RATE = 1e-4  # fine-tuning a closed-form start takes smaller steps
-# where and how visibly a fit runs, not what it trains: a resumed fit may change these
-_RUN_ONLY_PARAMS = {"accelerator", "devices", "trainer_kwargs", "enable_progress_bar", "num_workers"}
+
+
+@dataclass(frozen=True)
+class TrainingParam:
+    """One training parameter every estimator takes: its name, default and what it does."""
+
+    name: str
+    default: Any
+    doc: str
+    run_only: bool = False  # where and how visibly a fit runs, not what it trains
+
+
+TRAINING_PARAMS = (
+    TrainingParam("max_epochs", 20, "Most passes over the training data."),
+    TrainingParam("patience", 3, "Epochs without a better validation score before stopping."),
+    TrainingParam("batch_size", 64, "Samples per training step."),
+    TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 from random weights, 1e-4 from a "
+                  "closed-form start (`learning_rate_` says which)."),
+    TrainingParam("weight_decay", 0.0, "AdamW's decoupled weight decay (SSM parameters that ask for "
+                  "none get none)."),
+    TrainingParam("random_state", None, "Seed for weights, shuffling and dropout; a fit with the same "
+                  "seed, data and machine repeats exactly."),
+    TrainingParam("accelerator", "auto", "Lightning's accelerator: 'auto', 'cpu', 'gpu'.", True),
+    TrainingParam("devices", "auto", "Lightning's devices (e.g. 2 for two GPUs).", True),
+    TrainingParam("trainer_kwargs", None, "Any other `lightning.Trainer` option, e.g. "
+                  "`{'strategy': 'ddp', 'precision': 'bf16-mixed'}`.", True),
+    TrainingParam("enable_progress_bar", True, "Lightning's progress bar while fitting.", True),
+    TrainingParam("num_workers", 0, "DataLoader worker processes.", True),
+)
+_RUN_ONLY_PARAMS = {param.name for param in TRAINING_PARAMS if param.run_only}
+
+
+def training_params_doc(defaults: dict[str, Any] | None = None) -> str:
+    """The docstring block of the shared training parameters (with a class's own defaults)."""
+    defaults = defaults or {}
+    lines = ["Training parameters (every tsk estimator takes these, keyword only):"]
+    for param in TRAINING_PARAMS:
+        lines.append(f"    `{param.name}={defaults.get(param.name, param.default)!r}`: {param.doc}")
+    return "\n".join(lines)
+
+
+@dataclass
+class FitData:
+    """What an estimator's data preparation hands the shared training loop.
+
+    `train`/`validation`: datasets of batch mappings (`inputs`, `targets`, ...); `validation`
+    None trains every epoch and keeps the last weights. `collate` joins samples into a batch
+    (None: torch's default, for equal shapes). `digest` names the data for a resumable fit.
+    `warm_start(net, train_loader, val_loader)` sets some weights in closed form before training;
+    those weights then compete with every epoch's on validation.
+    """
+
+    train: Dataset
+    validation: Dataset | None = None
+    collate: Callable[[list[Any]], Any] | None = None
+    digest: str | None = None
+    warm_start: Callable[[nn.Module, DataLoader, DataLoader | None], Any] | None = None
 
 
 class SequenceEstimator(BaseEstimator):
-    """Base class. Subclasses define `__init__` (storing arguments only), `_build_net()`,
-    `_fitted_state()`/`_restore_state()` for persistence, and their task's fit/predict.
+    """Base class of every tsk estimator (see the module docstring for what a subclass writes).
 
-    Subclasses' `__init__` must accept the training parameters used here: `max_epochs`,
-    `patience`, `batch_size`, `learning_rate`, `weight_decay`, `random_state`, `accelerator`,
-    `devices`, `trainer_kwargs`, `enable_progress_bar`, `num_workers`.
+    `_training_defaults` overrides the defaults of `TRAINING_PARAMS` for a subclass;
+    `_monitor` is the validation metric early stopping and the best checkpoint follow, with its
+    direction ("min" or "max").
     """
+
+    _training_defaults: dict[str, Any] = {}
+    _monitor: tuple[str, str] = ("val_loss", "min")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Declare the shared training parameters in the subclass's signature (so scikit-learn's
+        get_params/set_params/clone see them) and in its docstring."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+        own = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+        if len(own) == len(signature.parameters):
+            raise TypeError(f"{cls.__name__}.__init__ must take **training and pass it to "
+                            "self._set_training_params.")
+        shared = [inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY,
+                                    default=cls._training_defaults.get(p.name, p.default))
+                  for p in TRAINING_PARAMS]
+        init.__signature__ = signature.replace(parameters=[*own, *shared])
+        shared_doc = training_params_doc(cls._training_defaults)
+        cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{shared_doc}\n"
+
+    def _set_training_params(self, training: dict[str, Any]) -> None:
+        """Store the shared training parameters given to `__init__` (the rest take defaults)."""
+        names = [param.name for param in TRAINING_PARAMS]
+        unknown = sorted(set(training) - set(names))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s) "
+                            f"{', '.join(map(repr, unknown))}.")
+        for param in TRAINING_PARAMS:
+            default = self._training_defaults.get(param.name, param.default)
+            setattr(self, param.name, training.get(param.name, default))
 
     # ---- fitted-state helpers -------------------------------------------------------------
     def __sklearn_is_fitted__(self) -> bool:
@@ -63,7 +159,7 @@ class SequenceEstimator(BaseEstimator):
     def _check_positive_ints(self, *names: str) -> None:
         for name in names:
             value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value <= 0:
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
     def _validate_training_params(self) -> None:
@@ -82,39 +178,51 @@ class SequenceEstimator(BaseEstimator):
         use_gpu = self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         return torch.device("cuda" if use_gpu else "cpu")
 
-    # ---- training -------------------------------------------------------------------------
-    def _fit_net(
-        self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        train: Dataset, validation: Dataset | None, generator: torch.Generator | None,
-        warm_start: Callable[[DataLoader, DataLoader | None], Any] | None = None,
-        checkpoint_dir: str | os.PathLike | None = None, data_digest: str | None = None,
-    ) -> FitSummary:
+    # ---- the fit template -----------------------------------------------------------------
+    def _fit(self, *data: Any, checkpoint_dir: str | os.PathLike | None = None,
+             **options: Any) -> Self:
+        """Validate the parameters, prepare the data (`_prepare_fit(*data, **options)`, which
+        also sets the fitted preprocessing state), build the network, train it, keep it."""
+        self._validate_training_params()
+        self._validate_params()
+        prepared = self._prepare_fit(*data, **options)
+        with self._seeded() as generator:
+            net = self._build_net()
+            self.fit_summary_ = self._fit_net(net, prepared, generator, checkpoint_dir)
+        self.net_ = net.eval()
+        return self
+
+    def _fit_net(self, net: nn.Module, data: FitData, generator: torch.Generator | None,
+                 checkpoint_dir: str | os.PathLike | None = None) -> FitSummary:
         """Train `net` in place with the shared Lightning loop; returns what the fit did.
 
-        `warm_start(train_loader, val_loader)`, if given, sets some weights in closed form first;
-        the warm-started weights then compete with every epoch's on validation. `learning_rate`
-        None steps with 1e-3 from random weights, 1e-4 from a warm start: on ETTm1-96 (s4d,
-        patches) 1e-3 never beat the ridge start on validation and 1e-4 did, also on test.
-        `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
-        (`tsk.training.fit_module`) of the same parameters and data (`data_digest` names it).
+        `learning_rate` None steps with 1e-3 from random weights, 1e-4 from a warm start: on
+        ETTm1-96 (s4d, patches) 1e-3 never beat the ridge start on validation and 1e-4 did, also
+        on test. `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
+        (`tsk.training.fit_module`) of the same parameters and data (`data.digest` names it).
         """
         loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
-                         "persistent_workers": self.num_workers > 0}
-        val_loader = DataLoader(validation, **loader_kwargs) if validation is not None else None
-        if warm_start is not None:
-            warm_start(DataLoader(train, batch_size=max(self.batch_size, 1024)), val_loader)
-        train_loader = DataLoader(train, sampler=ReplayableSampler(train, generator),
+                         "persistent_workers": self.num_workers > 0, "collate_fn": data.collate}
+        val_loader = None
+        if data.validation is not None:
+            val_loader = DataLoader(data.validation, **loader_kwargs)
+        if data.warm_start is not None:
+            big = {**loader_kwargs, "batch_size": max(self.batch_size, 1024)}
+            data.warm_start(net, DataLoader(data.train, **big), val_loader)
+        train_loader = DataLoader(data.train, sampler=ReplayableSampler(data.train, generator),
                                   generator=generator, **loader_kwargs)
-        self.learning_rate_ = self._learning_rate(warm_start is not None)
-        module = TaskModule(net, loss, self.learning_rate_, self.weight_decay, self.max_epochs)
+        self.learning_rate_ = self._learning_rate(data.warm_start is not None)
+        module = TaskModule(net, self.learning_rate_, self.weight_decay, self.max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
         kwargs.setdefault("deterministic", self.random_state is not None and "warn")
+        monitor, mode = self._monitor
         return fit_module(
             module, train_loader, val_loader, max_epochs=self.max_epochs, patience=self.patience,
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
-            keep_start_if_better=warm_start is not None, checkpoint_dir=checkpoint_dir,
-            fingerprint=self._fingerprint(data_digest) if checkpoint_dir is not None else None,
+            keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,
+            fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
+            monitor=monitor, mode=mode,
         )
 
     def _fingerprint(self, data_digest: str | None) -> dict[str, Any]:
@@ -125,10 +233,12 @@ class SequenceEstimator(BaseEstimator):
         return {"estimator": type(self).__name__,
                 "params": json.loads(json.dumps(params, default=repr)), "data": data_digest}
 
-    def _predict_dataset(self, dataset: Dataset, batch_size: int | None = None) -> torch.Tensor:
+    def _predict_outputs(self, dataset: Dataset, batch_size: int | None = None,
+                         collate: Callable[[list[Any]], Any] | None = None) -> list[Any]:
+        """The fitted network's output for every batch of `dataset`, in order, on the CPU."""
         # its own generator: iterating a DataLoader would otherwise draw from the global RNG
         loader = DataLoader(dataset, batch_size=batch_size or max(self.batch_size, 256),
-                            generator=torch.Generator())
+                            generator=torch.Generator(), collate_fn=collate)
         return predict_batches(self.net_, loader, self._device())
 
     # ---- persistence ----------------------------------------------------------------------
@@ -151,7 +261,7 @@ class SequenceEstimator(BaseEstimator):
     @classmethod
     def _from_saved(
         cls, config: dict[str, Any], weights: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]
-    ) -> SequenceEstimator:
+    ) -> Self:
         estimator = cls(**config["params"])
         estimator._restore_state(config["state"], arrays)
         net = estimator._build_net()
@@ -160,12 +270,19 @@ class SequenceEstimator(BaseEstimator):
         return estimator
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SequenceEstimator:
+    def load(cls, path: str | os.PathLike) -> Self:
         """Load a saved estimator of this class."""
         config, weights, arrays = read_folder(path)
         if config.get("estimator") != cls.__name__:
             raise ValueError(f"{path} holds a {config.get('estimator')}, not a {cls.__name__}.")
         return cls._from_saved(config, weights, arrays)
+
+    # ---- what a subclass writes -----------------------------------------------------------
+    def _validate_params(self) -> None:
+        """Check the task's own parameters (the shared ones are checked already)."""
+
+    def _prepare_fit(self, *data: Any, **options: Any) -> FitData:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _build_net(self) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -177,4 +294,10 @@ class SequenceEstimator(BaseEstimator):
         raise NotImplementedError  # pragma: no cover
 
 
-__all__ = ["SequenceEstimator", "TaskModule"]
+def join_outputs(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Batch outputs of equal trailing shape as one tensor."""
+    return torch.cat(list(outputs)) if outputs else torch.empty(0)
+
+
+__all__ = ["TRAINING_PARAMS", "FitData", "SequenceEstimator", "TaskModule", "TrainingParam",
+           "training_params_doc"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 
 from tsk import backbones
 from tsk._names import unknown_name_error
@@ -28,9 +28,16 @@ from tsk.datasets.frames import (
 from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
-from tsk.estimators.base import SequenceEstimator
-from tsk.heads.forecast import ForecastNet, RidgeStartNet, VariateForecastNet, token_count
-from tsk.io import register_estimator
+from tsk.estimators.base import FitData, SequenceEstimator, join_outputs
+from tsk.estimators.registry import register_estimator
+from tsk.heads.forecast import (
+    SEQUENCE_KINDS,
+    ForecastNet,
+    RidgeStartNet,
+    VariateForecastNet,
+    token_count,
+)
+from tsk.heads.registry import TaskNetSpec, check_backbone_kind, get_task_net
 from tsk.metrics import gluonts_scores, mae, mse
 
 logger = logging.getLogger(__name__)
@@ -96,17 +103,7 @@ class Forecaster(SequenceEstimator):
         instance_norm: bool = True,
         ridge_init: bool | None = None,
         validation_size: float = 0.2,
-        max_epochs: int = 20,
-        patience: int = 3,
-        batch_size: int = 64,
-        learning_rate: float | None = None,
-        weight_decay: float = 0.0,
-        random_state: int | None = None,
-        accelerator: str = "auto",
-        devices: Any = "auto",
-        trainer_kwargs: dict[str, Any] | None = None,
-        enable_progress_bar: bool = True,
-        num_workers: int = 0,
+        **training: Any,
     ) -> None:
         self.backbone = backbone
         self.horizon = horizon
@@ -124,17 +121,7 @@ class Forecaster(SequenceEstimator):
         self.instance_norm = instance_norm
         self.ridge_init = ridge_init
         self.validation_size = validation_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.random_state = random_state
-        self.accelerator = accelerator
-        self.devices = devices
-        self.trainer_kwargs = trainer_kwargs
-        self.enable_progress_bar = enable_progress_bar
-        self.num_workers = num_workers
+        self._set_training_params(training)
 
     # ---- fit ------------------------------------------------------------------------------
     def fit(self, df: Any, val_df: Any = None, *,
@@ -144,7 +131,10 @@ class Forecaster(SequenceEstimator):
         checkpoints are kept there, and a fit interrupted earlier (same model, same data, same
         folder) resumes from its last checkpoint (each epoch's end, and every 10 minutes within
         one) and ends as the uninterrupted fit would."""
-        self._validate_params()
+        return self._fit(df, val_df, checkpoint_dir=checkpoint_dir)
+
+    def _prepare_fit(self, df: Any, val_df: Any = None) -> FitData:
+        """Split, scale and window the data; keeps the fitted preprocessing state."""
         df = _as_frame(df)
         self.lookback_ = lookback = self.resolve_lookback(df)
         self.tokens_ = self._resolve_tokens(lookback)
@@ -188,16 +178,12 @@ class Forecaster(SequenceEstimator):
                           + len(self.time_feature_names_))
         self.n_outputs_ = 1 if self.channel_independent else n_targets
         self.scalers_ = scalers
-        with self._seeded() as generator:
-            net = self._build_net()
-            warm_start = net.init_skip_ridge if self._ridge_start(self.tokens_) else None
-            self.fit_summary_ = self._fit_net(
-                net, F.mse_loss, train_set, val_set, generator, warm_start, checkpoint_dir,
-                _data_digest([*zip(series, cuts, strict=True), *validation])
-                if checkpoint_dir else None)
-        self.net_ = net.eval()
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
-        return self
+        return FitData(
+            train_set, val_set,
+            digest=_data_digest([*zip(series, cuts, strict=True), *validation]),
+            warm_start=_ridge_start if self._ridge_start(self.tokens_) else None,
+        )
 
     def _validate_params(self) -> None:
         self._check_positive_ints("horizon", "patch_len")
@@ -213,7 +199,8 @@ class Forecaster(SequenceEstimator):
         if self.tokens == "patches" and not self._generic_head():
             raise ValueError(f"Backbone {self.backbone!r} forecasts with its paper's own "
                              "network, which takes time steps: use tokens='time'.")
-        self._validate_training_params()
+        if self._generic_head():
+            check_backbone_kind(self.backbone, SEQUENCE_KINDS, "forecasting head")
 
     def resolve_lookback(self, df: Any) -> int:
         """The lookback a fit on `df` uses: `lookback` when set, else 336 steps (the lookback of
@@ -233,15 +220,20 @@ class Forecaster(SequenceEstimator):
             return self.tokens
         return "patches" if self._generic_head() and lookback >= 4 * self.patch_len else "time"
 
+    def _paper_net(self) -> TaskNetSpec | None:
+        """The paper's own forecasting network around the backbone (SpaceTime, TPGN), if any."""
+        return get_task_net("forecast", self.backbone)
+
     def _generic_head(self) -> bool:
         """False where the backbone forecasts with its paper's own network (SpaceTime, TPGN)."""
-        return backbones.get_spec(self.backbone).forecast_net is None
+        return self._paper_net() is None
 
     def _resolve_time_features(self) -> bool:
         """`time_features` when set, else whether the backbone's paper feeds them."""
         if self.time_features is not None:
             return bool(self.time_features)
-        return backbones.get_spec(self.backbone).time_features
+        paper_net = self._paper_net()
+        return paper_net is not None and paper_net.time_features
 
     @property
     def time_features_(self) -> bool:
@@ -301,8 +293,9 @@ class Forecaster(SequenceEstimator):
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
                 n_calendar=n_calendar,
             )
-        if spec.forecast_net is not None:
-            net = spec.forecast_net(
+        paper_net = self._paper_net()
+        if paper_net is not None:
+            net = paper_net.build(
                 backbone, lookback=self.lookback_, horizon=self.horizon, n_in=self.n_inputs_,
                 n_out=self.n_outputs_, n_calendar=n_calendar, instance_norm=self.instance_norm,
             )
@@ -333,7 +326,7 @@ class Forecaster(SequenceEstimator):
             [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
             self.lookback_, 0, len(self.schema_.targets), self.channel_independent,
         )
-        raw = self._predict_dataset(dataset).numpy()  # [S * channels, H, outputs]
+        raw = join_outputs(self._predict_outputs(dataset)).numpy()  # [S * channels, H, outputs]
         forecasts = raw.reshape(len(contexts), -1, self.horizon, self.n_outputs_)
         forecasts = forecasts.transpose(0, 2, 1, 3).reshape(len(contexts), self.horizon, -1)
         n_targets = len(self.schema_.targets)
@@ -383,7 +376,7 @@ class Forecaster(SequenceEstimator):
             scaled = scaler.transform(s.values)
             dataset = WindowDataset([scaled], self.lookback_, self.horizon, n_targets,
                                     self.channel_independent)
-            raw = self._predict_dataset(dataset).numpy()
+            raw = join_outputs(self._predict_outputs(dataset)).numpy()
             n_windows = len(dataset.index)
             pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
             pred = pred.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, n_targets)
@@ -449,6 +442,11 @@ class Forecaster(SequenceEstimator):
         for i, c in enumerate(state["contexts"]):
             ds = pd.DatetimeIndex(pd.to_datetime(c["ds"]))
             self.contexts_[c["uid"]] = Series(c["uid"], ds, arrays["context_values"][i], c["freq"])
+
+
+def _ridge_start(net: nn.Module, train: DataLoader, validation: DataLoader | None) -> None:
+    """Start from the closed-form ridge forecast (`ForecastNet.init_skip_ridge`)."""
+    net.init_skip_ridge(train, validation)
 
 
 def _shared_frequency(series: list[Series]) -> str:

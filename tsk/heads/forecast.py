@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting heads take
+
+
+class ForecastLoss:
+    """Mixin for forecasting networks: the training loss is the MSE of the forecast against the
+    batch's `targets` (the TSLib metric, on standardized data)."""
+
+    def loss(self, output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return F.mse_loss(output, batch["targets"])
 
 
 class InstanceNorm(nn.Module):
@@ -65,7 +76,7 @@ def fit_skip_ridge(
 ) -> float:
     """Set `skip` (lookback -> horizon, shared by the `n_out` target channels, on windows
     normalized by `norm`) to the ridge regression that minimizes the training loss, with the ridge
-    strength that scores best on `validation` (batches of `(x, y)` windows).
+    strength that scores best on `validation` (batches of windows: `inputs`, `targets`).
 
     This closed-form linear forecast is the "linear floor" every deep model must beat; a network
     whose deep part starts at zero starts from it instead of from noise. Rows are weighted by the
@@ -101,8 +112,9 @@ def _skip_normal_equations(
     X is the normalized lookback with a 1 appended and Y the normalized future, both times
     the window's scale (the training loss compares de-normalized values). None if empty."""
     sums: dict[str, torch.Tensor] | None = None
-    for x, y in batches:
-        targets, future = x[..., :n_out].double(), y.double()  # [B, L, n], [B, H, n]
+    for batch in batches:
+        targets = batch["inputs"][..., :n_out].double()  # [B, L, n]
+        future = batch["targets"].double()  # [B, H, n]
         scale = torch.ones_like(targets[:, :1])
         if norm is not None:
             targets, mean, scale = norm(targets)
@@ -153,7 +165,7 @@ class PatchEmbedding(nn.Module):
         return self.project(patches.flatten(2))
 
 
-class ForecastNet(nn.Module):
+class ForecastNet(ForecastLoss, nn.Module):
     """Input `[B, L, n_in]` (targets first, then exogenous, the last `n_calendar` of them calendar
     features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`.
 
@@ -192,7 +204,7 @@ class ForecastNet(nn.Module):
         return y
 
 
-class VariateForecastNet(nn.Module):
+class VariateForecastNet(ForecastLoss, nn.Module):
     """Variates as tokens (iTransformer; S-Mamba, "Is Mamba Effective for Time Series
     Forecasting?"): each channel's whole window is embedded as one token, the backbone mixes the
     channel tokens, and a linear map turns each token into its horizon.
@@ -224,7 +236,7 @@ class VariateForecastNet(nn.Module):
         return y
 
 
-class RidgeStartNet(nn.Module):
+class RidgeStartNet(ForecastLoss, nn.Module):
     """A paper's own forecasting network (SpaceTime, TPGN) started from the closed-form ridge
     forecast, as the generic head is: forecast = linear skip + `gate` * network, with the gate
     zero at first, so the fit starts from the linear floor and the paper's network, initialized

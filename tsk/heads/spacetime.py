@@ -14,10 +14,11 @@ from tsk.backbones.spacetime import (
     PreprocessingEmbedding,
     SpaceTime,
 )
-from tsk.heads.forecast import InstanceNorm
+from tsk.heads.forecast import ForecastLoss, InstanceNorm
+from tsk.heads.registry import register_task_net
 
 
-class SpaceTimeForecastNet(nn.Module):
+class SpaceTimeForecastNet(ForecastLoss, nn.Module):
     """The paper's forecaster: `[B, lookback, n_in]` (targets first) -> `[B, horizon, n_out]`.
 
     Optional RevIN (the paper subtracts each window's mean; RevIN also divides by its std) ->
@@ -68,10 +69,11 @@ class SpaceTimeForecastNet(nn.Module):
         return y if stats is None else y * stats[1] + stats[0]
 
 
+@register_task_net("forecast", "spacetime")
 def spacetime_forecast_net(backbone: nn.Module, *, lookback: int, horizon: int, n_in: int,
                            n_out: int, n_calendar: int = 0,
                            instance_norm: bool = True) -> SpaceTimeForecastNet:
-    """`forecast_net` factory for the registry (the `Forecaster` calls it)."""
+    """The forecasting network of backbone "spacetime" (the `Forecaster` builds it)."""
     if not isinstance(backbone, SpaceTime):
         raise TypeError(f"expected a SpaceTime backbone, got {type(backbone).__name__}.")
     return SpaceTimeForecastNet(backbone, lookback, horizon, n_in, n_out, instance_norm, n_calendar)

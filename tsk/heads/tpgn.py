@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from tsk.backbones.pgn import TPGN, TPGNConfig, TPGNCore, fold_periods
-from tsk.heads.forecast import InstanceNorm
+from tsk.heads.forecast import ForecastLoss, InstanceNorm
+from tsk.heads.registry import register_task_net
 
 
-class TPGNForecastNet(nn.Module):
+class TPGNForecastNet(ForecastLoss, nn.Module):
     """Input `[B, lookback, n_in]` (targets first, then exogenous) -> forecast `[B, horizon, n_out]`.
 
     Each target is one variate with its own weights (the authors' `groups=c_in`); its per-step
@@ -63,11 +64,12 @@ class TPGNForecastNet(nn.Module):
         return y
 
 
+@register_task_net("forecast", "tpgn", time_features=True)
 def tpgn_forecast_net(
     backbone: nn.Module, *, lookback: int, horizon: int, n_in: int, n_out: int, n_calendar: int = 0,
     instance_norm: bool = True,
 ) -> TPGNForecastNet:
-    """The `forecast_net` factory of backbone "tpgn": the paper's network built from the
+    """The forecasting network of backbone "tpgn" (its paper reads calendar features): built from the
     backbone's config (the backbone module itself, sized for `[B, L, d_model]` input, is unused).
 
     Window normalization (RevIN) is `Forecaster`'s choice: the authors use it on ETTh1 but not on
