@@ -267,3 +267,44 @@ def test_cli_tune_resumes_prints_a_table_and_saves(tmp_path, capsys):
     assert (tmp_path / "plots" / "history.png").is_file()
     assert main(["tune", "--data", str(data), "--backbone", "lstm", "--trials", "1",
                  "--space", str(tmp_path / "missing.json")]) == 1
+
+
+# ---- supervised estimators: tune(classifier, X, y) ------------------------------------------
+def test_tune_a_classifier_on_stratified_folds_and_refit():
+    from tests.estimators.test_classifier import waves
+
+    X, y = waves(30)
+    y = np.where(y == 0, "slow", "fast")
+    clf = tsk.Classifier("s4d", d_model=8, n_layers=1, max_epochs=3, learning_rate=1e-2,
+                         enable_progress_bar=False, random_state=0)
+    result = tsk.tune(clf, X, y, space={"pooling": CategoricalDistribution(["mean", "last"])},
+                      n_trials=2, n_folds=3, random_state=0)
+    assert result.study_.direction.name == "MAXIMIZE"  # accuracy, the default metric, goes up
+    assert result.metric == "accuracy" and 0 <= result.best_score_ <= 1
+    best = result.study_.best_trial
+    assert len(best.user_attrs["fold_scores"]) == 3
+    assert result.best_estimator_.pooling == best.params["pooling"]
+    assert result.best_estimator_.validation_size == 0.0  # refit on every series
+    assert set(result.best_estimator_.predict(X)) <= {"slow", "fast"}
+    loss = tsk.tune(clf, X, y, space={"d_model": IntDistribution(4, 8)}, metric="log_loss",
+                    n_trials=1, refit=False)
+    assert loss.study_.direction.name == "MINIMIZE" and loss.best_estimator_ is None
+
+
+def test_tune_checks_what_a_classifier_needs():
+    from tests.estimators.test_classifier import waves
+
+    X, y = waves(12)
+    clf = tsk.Classifier("s4d", max_epochs=1, enable_progress_bar=False)
+    with pytest.raises(TypeError, match="takes X and y"):
+        tsk.tune(clf, X, n_trials=1)
+    with pytest.raises(TypeError, match="one data argument, no y"):
+        tsk.tune(tsk.Forecaster("s4d", **TINY), make_long(), y, n_trials=1)
+    with pytest.raises(ValueError, match="Unknown metric 'mse'"):
+        tsk.tune(clf, X, y, metric="mse", n_trials=1)
+    with pytest.raises(ValueError, match="too few for 7 stratified folds"):
+        tsk.tune(clf, X, y, n_folds=7, n_trials=1)
+    # the s4d default space names forecasting's `lookback`, which a classifier does not have
+    assert "lookback" in default_space("s4d")
+    space = tsk.tuning.search._tunable(clf)
+    assert "lookback" not in space and "pooling" in space and "d_state" in space

@@ -1,8 +1,9 @@
 """Estimators with the scikit-learn contract, on one shared base; `load` restores any saved one."""
 
 from tsk.estimators.base import TRAINING_PARAMS, SequenceEstimator
+from tsk.estimators.classifier import Classifier
 from tsk.estimators.forecaster import Forecaster
 from tsk.estimators.registry import estimators, load, register_estimator
 
-__all__ = ["TRAINING_PARAMS", "Forecaster", "SequenceEstimator", "estimators", "load",
+__all__ = ["TRAINING_PARAMS", "Classifier", "Forecaster", "SequenceEstimator", "estimators", "load",
            "register_estimator"]

@@ -98,11 +98,15 @@ class SequenceEstimator(BaseEstimator):
 
     `_training_defaults` overrides the defaults of `TRAINING_PARAMS` for a subclass;
     `_monitor` is the validation metric early stopping and the best checkpoint follow, with its
-    direction ("min" or "max").
+    direction ("min" or "max"); `_scores` and `_epoch_scores` tell `tsk.tune` what to optimize.
     """
 
     _training_defaults: dict[str, Any] = {}
     _monitor: tuple[str, str] = ("val_loss", "min")
+    # what `evaluate` returns that a search may optimize, and which way is better (the first is
+    # `tsk.tune`'s default), and the per-epoch validation metric that improves in each direction
+    _scores: dict[str, str] = {}
+    _epoch_scores: dict[str, str] = {"minimize": "val_loss"}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Declare the shared training parameters in the subclass's signature (so scikit-learn's

@@ -84,6 +84,8 @@ class Forecaster(SequenceEstimator):
     `learning_rate=None` is 1e-4 from that start and 1e-3 from random weights (`learning_rate_`).
     """
 
+    _scores = {"mse": "minimize", "mae": "minimize", "mase": "minimize", "smape": "minimize"}
+
     def __init__(
         self,
         backbone: str = "s4d",

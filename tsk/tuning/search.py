@@ -46,18 +46,15 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 
 from tsk import backbones
 from tsk._extras import require
 from tsk._names import unknown_name_error
-from tsk.datasets.frames import ID, TIME, infer_schema
-from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
-from tsk.datasets.split import ForecastSplit
+from tsk.tuning.folds import LabelledData, SeriesData, tuning_data
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("mse", "mae", "mase", "smape")
 # Estimator parameters a search space may not set: they define the task or the machinery.
 _FIXED = {"backbone", "horizon", "backbone_kwargs", "exogenous", "trainer_kwargs", "accelerator",
           "devices", "enable_progress_bar", "num_workers", "random_state", "validation_size"}
@@ -179,16 +176,18 @@ def _finish_figure(axes: Any, path: str | os.PathLike | None) -> Any:
 
 # ---- pruning ------------------------------------------------------------------------------
 class PruningCallback(Callback):
-    """Report `val_loss` to the Optuna trial after each validation epoch; when the pruner says
-    so, stop training (the tuner then raises `optuna.TrialPruned`).
+    """Report the validation metric `monitor` (`val_loss` by default; `mode` says which way is
+    better) to the Optuna trial after each validation epoch; when the pruner says so, stop
+    training (the tuner then raises `optuna.TrialPruned`).
 
     `step_offset` shifts the reported step so that the folds of a rolling-origin search report
     distinct steps. Stopping instead of raising inside the loop lets Lightning finish cleanly.
     """
 
-    def __init__(self, trial: optuna.Trial, monitor: str = "val_loss", step_offset: int = 0) -> None:
+    def __init__(self, trial: optuna.Trial, monitor: str = "val_loss", step_offset: int = 0,
+                 mode: str = "min") -> None:
         super().__init__()
-        self.trial, self.monitor, self.step_offset = trial, monitor, step_offset
+        self.trial, self.monitor, self.step_offset, self.mode = trial, monitor, step_offset, mode
         self.history: list[float] = []
         self.pruned_at: int | None = None
 
@@ -211,108 +210,10 @@ class PruningCallback(Callback):
 
     @property
     def best_epoch(self) -> int | None:
-        """1-based epoch with the lowest finite validation loss."""
-        finite = [(v, i) for i, v in enumerate(self.history) if math.isfinite(v)]
+        """1-based epoch with the best finite validation score."""
+        sign = 1.0 if self.mode == "min" else -1.0
+        finite = [(sign * v, i) for i, v in enumerate(self.history) if math.isfinite(v)]
         return min(finite)[1] + 1 if finite else None
-
-
-# ---- data ---------------------------------------------------------------------------------
-@dataclass
-class _Data:
-    """The user's data in one of three forms: a frame (split per trial like `fit`), an explicit
-    (train, val) pair, or a benchmark `ForecastSplit` (validation follows the lookback)."""
-
-    frame: pd.DataFrame | None = None
-    pair: tuple[pd.DataFrame, pd.DataFrame] | None = None
-    split: ForecastSplit | None = None
-
-    @classmethod
-    def of(cls, data: Any) -> _Data:
-        if isinstance(data, ForecastSplit):
-            return cls(split=data)
-        if isinstance(data, tuple | list):
-            if len(data) != 2:
-                raise ValueError(f"data as a sequence must be a (train_df, val_df) pair, got "
-                                 f"{len(data)} items.")
-            return cls(pair=(_as_frame(data[0]), _as_frame(data[1])))
-        return cls(frame=_as_frame(data))
-
-    def folds(self, estimator: Any, n_folds: int) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-        """(train, val) frames for a configured estimator; val's first `lookback` rows are context."""
-        if self.split is not None:
-            train = self.split.train()
-            return [(train, self.split.validation(estimator.resolve_lookback(train)))]
-        if self.pair is not None:
-            return [self.pair]
-        return time_folds(self.frame, estimator, n_folds)
-
-    def refit_frame(self) -> pd.DataFrame:
-        """Train and validation rows together, for the final refit."""
-        if self.split is not None:
-            return self.split.frame.iloc[: self.split.val_end].reset_index(drop=True)
-        if self.pair is not None:
-            train, val = self.pair
-            keys = [ID, TIME] if ID in train.columns else [TIME]
-            both = pd.concat([train, val], ignore_index=True)
-            return both.drop_duplicates(subset=keys, keep="first").reset_index(drop=True)
-        return self.frame
-
-
-def _as_frame(data: Any) -> pd.DataFrame:
-    if is_gluonts_dataset(data):
-        return gluonts_to_frame(data)
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(
-            f"data must be a DataFrame, a GluonTS dataset, a (train_df, val_df) pair or a "
-            f"tsk.datasets.ForecastSplit, got {type(data).__name__}."
-        )
-    return data
-
-
-def time_folds(
-    df: pd.DataFrame, estimator: Any, n_folds: int = 1
-) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Split `df` by time into `(train, val)` frames as `estimator.fit(df)` would, or into
-    `n_folds` rolling-origin folds.
-
-    Each series holds out its last `n_val` rows (the estimator's validation size, at least
-    `horizon`); fold `k` of `n_folds` validates the k-th of the last `n_folds` such blocks and
-    trains on everything before it, so the last fold is exactly `fit`'s split. Each val frame
-    starts `lookback` rows early (context), as `fit(train, val_df=val)` expects. A series too
-    short to validate in a fold only trains; one too short to train is left out of that fold.
-    """
-    if n_folds < 1:
-        raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
-    schema = infer_schema(df, estimator.exogenous)
-    if schema.layout == "long":
-        df = df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
-        groups = df.groupby(ID, sort=False)
-        position = groups.cumcount().to_numpy()
-        length = groups[TIME].transform("size").to_numpy()
-    else:
-        df = df.sort_values(TIME, kind="stable").reset_index(drop=True)
-        position, length = np.arange(len(df)), np.full(len(df), len(df))
-    lookback, horizon = estimator.resolve_lookback(df), estimator.horizon
-    cut = {n: estimator._train_rows(n, lookback) for n in np.unique(length)}  # fit's own rule
-    n_val = np.array([n - cut[n] for n in length])
-    folds = []
-    for k in range(n_folds):
-        end = length - (n_folds - 1 - k) * n_val
-        start_val = end - n_val
-        has_val = (n_val > 0) & (start_val >= lookback + horizon)
-        train_end = np.where(has_val, start_val, end)
-        usable = train_end >= lookback + horizon
-        train = df[usable & (position < train_end)]
-        val = df[has_val & (position >= start_val - lookback) & (position < end)]
-        if val.empty:
-            raise ValueError(
-                f"No series is long enough for fold {k + 1} of {n_folds}: each needs at least "
-                f"lookback + horizon = {lookback + horizon} training rows before "
-                f"{n_folds} validation block(s) of {int(n_val.max())} rows. Use fewer folds, a "
-                "shorter lookback or longer series."
-            )
-        folds.append((train.reset_index(drop=True), val.reset_index(drop=True)))
-    return folds
 
 
 # ---- search spaces ------------------------------------------------------------------------
@@ -324,11 +225,18 @@ class _Param:
     target: str  # "estimator" or "backbone"
 
 
+def _tunable(estimator: Any) -> set[str]:
+    """The names a search space may set: the estimator's parameters (less the fixed ones) and
+    its backbone's options."""
+    estimator_params = set(estimator.get_params(deep=False)) - _FIXED
+    return estimator_params | set(backbones.get_spec(estimator.backbone).config_fields)
+
+
 def _parse_space(space: Mapping[str, Any], estimator: Any) -> list[_Param]:
     """Check every name and distribution up front, so a typo fails before any trial runs."""
     estimator_params = set(estimator.get_params(deep=False)) - _FIXED
     config_fields = set(backbones.get_spec(estimator.backbone).config_fields)
-    known = estimator_params | config_fields
+    known = _tunable(estimator)
     params = []
     for name, entry in space.items():
         when: dict[str, tuple[Any, ...]] = {}
@@ -409,7 +317,8 @@ def configure(estimator: Any, values: Mapping[str, Any], **overrides: Any) -> An
     return clone(estimator).set_params(**{**direct, **overrides})
 
 
-def _fit_to_data(params: list[_Param], estimator: Any, data: _Data, user_space: bool) -> list[_Param]:
+def _fit_to_data(params: list[_Param], estimator: Any, data: SeriesData | LabelledData,
+                 user_space: bool) -> list[_Param]:
     """Adapt the default space's `lookback` to the data: keep the choices every trial can use."""
     if user_space:
         return params
@@ -430,7 +339,7 @@ def _fit_to_data(params: list[_Param], estimator: Any, data: _Data, user_space: 
     return out
 
 
-def _lookback_fits(lookback: int, estimator: Any, data: _Data) -> bool:
+def _lookback_fits(lookback: int, estimator: Any, data: SeriesData) -> bool:
     candidate = clone(estimator).set_params(lookback=lookback)
     try:
         data.folds(candidate, 1)
@@ -464,10 +373,13 @@ def _make_storage(storage: Any) -> Any:
 
 
 class _Objective:
-    def __init__(self, estimator: Any, data: _Data, params: list[_Param], metric: str,
-                 n_folds: int) -> None:
+    def __init__(self, estimator: Any, data: SeriesData | LabelledData, params: list[_Param],
+                 metric: str, direction: str, n_folds: int) -> None:
         self.estimator, self.data, self.params = estimator, data, params
         self.metric, self.n_folds = metric, n_folds
+        # the per-epoch score the pruner sees, which must improve in the study's direction
+        self.monitor = estimator._epoch_scores[direction]
+        self.mode = "min" if direction == "minimize" else "max"
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = _sample(trial, self.params, self.estimator)
@@ -492,23 +404,24 @@ class _Objective:
         max_epochs = self.estimator.max_epochs
         base = configure(self.estimator, values)
         scores, best_epochs = [], []
-        for k, (train, val) in enumerate(self.data.folds(base, self.n_folds)):
-            callback = PruningCallback(trial, "val_loss", step_offset=k * max_epochs)
+        for k, fold in enumerate(self.data.folds(base, self.n_folds)):
+            callback = PruningCallback(trial, self.monitor, k * max_epochs, self.mode)
             kwargs = dict(base.trainer_kwargs or {})
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), callback]
             model = configure(self.estimator, values, trainer_kwargs=kwargs,
                               enable_progress_bar=False)
-            model.fit(train, val_df=val)
+            model.fit(*fold.fit_args, **fold.fit_kwargs)
             if callback.pruned_at is not None:
                 trial.set_user_attr("pruned_at_step", callback.pruned_at)
                 raise optuna.TrialPruned(f"pruned at step {callback.pruned_at} (fold {k + 1})")
             if callback.history and callback.best_epoch is None:
-                raise FloatingPointError(f"the fit diverged: validation loss per epoch {callback.history}")
-            score = float(model.evaluate(val)[self.metric])
+                raise FloatingPointError(f"the fit diverged: {self.monitor} per epoch "
+                                         f"{callback.history}")
+            score = float(model.evaluate(*fold.score_args)[self.metric])
             if not math.isfinite(score):
                 raise FloatingPointError(
-                    f"validation {self.metric} is {score} (the fit diverged; last val_loss per "
-                    f"epoch: {callback.history[-3:]})"
+                    f"validation {self.metric} is {score} (the fit diverged; last {self.monitor} "
+                    f"per epoch: {callback.history[-3:]})"
                 )
             scores.append(score)
             best_epochs.append(callback.best_epoch or model.fit_summary_.epochs)
@@ -524,31 +437,38 @@ class TrialFailed(RuntimeError):
 def tune(
     estimator: Any,
     data: Any,
+    y: Any = None,
     *,
     space: Mapping[str, Any] | None = None,
     n_trials: int | None = 50,
     timeout: float | None = None,
-    metric: str = "mse",
-    direction: str = "minimize",
+    metric: str | None = None,
+    direction: str | None = None,
     storage: Any = None,
     study_name: str | None = None,
     n_jobs: int = 1,
     pruner: Any = "median",
     random_state: int | None = None,
-    n_folds: int = 1,
+    n_folds: int | None = None,
     refit: bool = True,
     enqueue: Sequence[Mapping[str, Any]] = (),
     show_progress_bar: bool = False,
 ) -> TuningResult:
     """Search `estimator`'s hyperparameters with Optuna; returns a `TuningResult`.
 
-    `data`: a frame (long or wide; each trial validates on the last part of each series, as
-    `fit` does, or on `n_folds` rolling-origin folds, averaging the scores), a `(train_df,
-    val_df)` pair (val's first `lookback` rows are context, as in `fit`), or a
-    `tsk.datasets.ForecastSplit` (its train rows, and validation rows with each trial's lookback).
+    Forecasting (`tune(forecaster, data)`): `data` is a frame (long or wide; each trial
+    validates on the last part of each series, as `fit` does, or on `n_folds` rolling-origin
+    folds, averaging the scores), a `(train_df, val_df)` pair (val's first `lookback` rows are
+    context, as in `fit`), or a `tsk.datasets.ForecastSplit` (its train rows, and validation rows
+    with each trial's lookback); `metric` one of `mse` (default), `mae`, `mase`, `smape`.
+    Classification (`tune(classifier, X, y)`): each trial trains on stratified folds of the
+    labelled series and early-stops on the held-out part (`n_folds` None or 1: one 20% holdout;
+    k: k-fold cross-validation, averaging the scores); `metric` one of `accuracy` (default),
+    `balanced_accuracy`, `f1_macro`, `log_loss`.
+    `direction`: None follows the metric (accuracy up, errors down).
     `space`: name -> Optuna distribution (see the module docstring); None takes the backbone's
-    default, with `lookback` limited to the choices the data allows. `metric`: a key of
-    `estimator.evaluate` (`mse`, `mae`, `mase`, `smape`) on the validation windows.
+    default (names the estimator does not have are left out), with `lookback` limited to the
+    choices the data allows.
     `storage`: None (in memory), an Optuna RDB URL or storage; with `study_name` an existing study
     is resumed, and several processes may share it. `pruner`: "median" (default), "hyperband",
     None, or any Optuna pruner; it sees the validation loss of every epoch. `random_state` seeds
@@ -557,29 +477,38 @@ def tune(
     with the best parameters for the best trial's number of epochs (no held-out data left).
     `n_jobs > 1` runs trials in threads; prefer several processes on one storage.
     """
-    if metric not in METRICS:
-        raise unknown_name_error("metric", metric, METRICS)
-    if direction not in ("minimize", "maximize"):
-        raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}.")
+    if not hasattr(estimator, "_scores") or not hasattr(estimator, "backbone"):
+        raise TypeError(f"tune needs a tsk estimator (e.g. tsk.Forecaster), got {type(estimator).__name__}.")
+    scores = estimator._scores
+    metric = next(iter(scores)) if metric is None else metric
+    if metric not in scores:
+        raise unknown_name_error("metric", metric, scores)
+    direction = scores[metric] if direction is None else direction
+    if direction not in estimator._epoch_scores:
+        raise ValueError(f"direction must be one of {sorted(estimator._epoch_scores)} for a "
+                         f"{type(estimator).__name__}, got {direction!r}.")
     if n_trials is None and timeout is None:
         raise ValueError("Give n_trials or timeout (or both): otherwise the search never ends.")
+    n_folds = 1 if n_folds is None else n_folds
     if not isinstance(n_folds, int) or n_folds < 1:
         raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
-    if not hasattr(estimator, "backbone") or not hasattr(estimator, "evaluate"):
-        raise TypeError(f"tune needs a tsk estimator (e.g. tsk.Forecaster), got {type(estimator).__name__}.")
-    tuning_data = _Data.of(data)
+    if is_classifier(estimator) != (y is not None):
+        raise TypeError(f"tune({type(estimator).__name__}, ...) takes " + (
+            "X and y (labelled series)." if is_classifier(estimator) else "one data argument, no y."))
+    data = tuning_data(data, y)
+    data.check_folds(n_folds)
     if getattr(estimator, "lookback", 0) is None:  # every fold and trial shares the lookback a fit would pick
         estimator = clone(estimator).set_params(
-            lookback=estimator.resolve_lookback(tuning_data.folds(estimator, 1)[0][0]))
-    if n_folds > 1 and tuning_data.frame is None:
-        raise ValueError("n_folds > 1 needs data as one frame: rolling-origin folds are cut from it.")
+            lookback=estimator.resolve_lookback(data.folds(estimator, 1)[0].fit_args[0]))
     user_space = space is not None
     space = default_space(estimator.backbone) if space is None else space
     if not space:
         raise ValueError(f"The search space is empty: backbone {estimator.backbone!r} declares "
                          "none; pass space={name: optuna distribution}.")
-    params = _fit_to_data(_parse_space(space, estimator), estimator, tuning_data, user_space)
-    if tuning_data.pair is not None and any(p.name == "lookback" for p in params):
+    if not user_space:  # a backbone's default space may name another task's parameters
+        space = {name: entry for name, entry in space.items() if name in _tunable(estimator)}
+    params = _fit_to_data(_parse_space(space, estimator), estimator, data, user_space)
+    if getattr(data, "pair", None) is not None and any(p.name == "lookback" for p in params):
         raise ValueError("Tuning lookback needs validation context that follows it: pass one frame "
                          "or a tsk.datasets.ForecastSplit instead of a (train_df, val_df) pair.")
 
@@ -596,7 +525,7 @@ def tune(
     else:
         for values in enqueue:
             study.enqueue_trial(dict(values), skip_if_exists=True)
-    objective = _Objective(estimator, tuning_data, params, metric, n_folds)
+    objective = _Objective(estimator, data, params, metric, direction, n_folds)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
@@ -614,9 +543,5 @@ def tune(
         best_estimator = configure(estimator, best.params, validation_size=0.0, max_epochs=epochs)
         logger.info("Refitting trial %d's parameters on train + validation for %d epochs.",
                     best.number, epochs)
-        best_estimator.fit(tuning_data.refit_frame())
+        best_estimator.fit(*data.refit_args())
     return TuningResult(dict(best.params), float(best.value), best_estimator, study, metric)
-
-
-__all__ = ["PruningCallback", "TrialFailed", "TuningResult", "configure", "default_space",
-           "space_from_json", "time_folds", "tune"]

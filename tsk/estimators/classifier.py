@@ -1,0 +1,295 @@
+"""`Classifier`: time-series classification with any registered sequence backbone, scikit-learn
+style."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_class_weight
+from torch import nn
+
+from tsk import backbones
+from tsk.datasets.sequences import (
+    SequenceDataset,
+    Sequences,
+    align_labels,
+    as_sequences,
+    pad_collate,
+)
+from tsk.estimators.base import FitData, SequenceEstimator
+from tsk.estimators.registry import register_estimator
+from tsk.heads.classify import CLASSIFY_KINDS, POOLINGS, ClassifyNet, patch_count
+from tsk.heads.registry import check_backbone_kind
+from tsk.metrics import classification_scores
+
+logger = logging.getLogger(__name__)
+
+AUTO_VALIDATION_MIN_SERIES = 200
+"""`validation_size=None` holds out a stratified validation split (20%) only from training sets of
+at least this many series; smaller ones train a fixed number of epochs on all their series."""
+AUTO_VALIDATION_SIZE = 0.2
+
+
+@register_estimator
+class Classifier(ClassifierMixin, SequenceEstimator):
+    """Classify whole series (univariate or multivariate, equal or different lengths) with any
+    registered sequence backbone.
+
+    X: an array `[n, L]` or `[n, C, L]`, a list of `[L_i]` / `[C_i, L_i]` arrays of different
+    lengths, or a long frame (`unique_id`, optional `ds`/`position`, one column per channel);
+    y: one label per series (strings, integers or booleans; for a frame, a Series indexed by
+    `unique_id`, a dict, or labels in order of first appearance). Series of different lengths are
+    batched with masks (`tsk.heads.classify`): a series' prediction does not depend on its
+    batch-mates. Each series and channel is z-normalized over its own steps (`normalize`, as the
+    UCR archive is).
+
+    Network: embed each step to `d_model`, run the backbone (`d_model`, `n_layers`, `dropout`
+    left as None take the backbone's defaults; `backbone_kwargs` sets any other option), pool over
+    valid steps (`pooling`: "mean", "last" or "attention") and classify; `bidirectional=True` adds
+    a second backbone reading each series backwards (for data that has no arrow of time).
+    `class_weight`: None, "balanced" or {label: weight}, as in scikit-learn, weights the loss.
+
+    Validation: the archives' training sets are small (ArrowHead 36 series, BasicMotions 40), where a
+    20% split leaves too few series to early-stop on and costs a fifth of the data.
+    `validation_size=None` (default) therefore holds out a stratified 20% only when the training
+    set has at least 200 series (early stopping on the validation loss, best epoch kept) and
+    otherwise trains `max_epochs` epochs on every series and keeps the last weights; a float
+    in (0, 1) always holds out that fraction, 0 never does (benchmarks/results/classification*).
+    """
+
+    _training_defaults = {"max_epochs": 100, "patience": 10, "batch_size": 16}
+    _scores = {"accuracy": "maximize", "balanced_accuracy": "maximize", "f1_macro": "maximize",
+               "log_loss": "minimize"}
+    _epoch_scores = {"minimize": "val_loss", "maximize": "val_accuracy"}
+
+    def __init__(
+        self,
+        backbone: str = "s4d",
+        *,
+        d_model: int | None = None,
+        n_layers: int | None = None,
+        dropout: float | None = None,
+        backbone_kwargs: dict[str, Any] | None = None,
+        pooling: str = "mean",
+        patch_len: int | None = None,
+        bidirectional: bool = False,
+        normalize: bool = True,
+        class_weight: str | dict | None = None,
+        validation_size: float | None = None,
+        **training: Any,
+    ) -> None:
+        self.backbone = backbone
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.backbone_kwargs = backbone_kwargs
+        self.pooling = pooling
+        self.patch_len = patch_len
+        self.bidirectional = bidirectional
+        self.normalize = normalize
+        self.class_weight = class_weight
+        self.validation_size = validation_size
+        self._set_training_params(training)
+
+    # ---- fit ------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
+            checkpoint_dir: str | os.PathLike | None = None) -> Classifier:
+        """Train on series X with labels y.
+
+        `validation_data=(X_val, y_val)` early-stops on those series instead of a split of X
+        (`validation_size` is then not used). With `checkpoint_dir`, the training checkpoints
+        are kept there, and a fit interrupted earlier (same model, same data, same folder)
+        resumes from its last checkpoint and ends as the uninterrupted fit would."""
+        return self._fit(X, y, validation_data, checkpoint_dir=checkpoint_dir)
+
+    def _validate_params(self) -> None:
+        check_backbone_kind(self.backbone, CLASSIFY_KINDS, "classification head")
+        if self.patch_len is not None:
+            self._check_positive_ints("patch_len")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}.")
+        if self.validation_size is not None and not 0 <= self.validation_size < 1:
+            raise ValueError(f"validation_size must be None or in [0, 1), got "
+                             f"{self.validation_size!r}.")
+        if not (self.class_weight is None or self.class_weight == "balanced"
+                or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict {{label: weight}}, "
+                             f"got {self.class_weight!r}.")
+
+    def _prepare_fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None) -> FitData:
+        """Read and check the series and labels; encode the labels; split off validation."""
+        sequences = as_sequences(X)
+        labels = align_labels(y, sequences)
+        self.classes_, targets = _encode_classes(labels)
+        self.n_channels_ = sequences.n_channels
+        self.max_length_ = int(sequences.lengths.max())
+        self.class_weights_ = self._class_weights(targets)
+        rows = np.arange(len(sequences))
+        fraction = 0.0 if validation_data is not None else self._validation_fraction(len(sequences))
+        validation = None
+        if validation_data is not None:
+            val_sequences = as_sequences(validation_data[0])
+            self.max_length_ = max(self.max_length_, int(val_sequences.lengths.max()))
+            self._check_sequences(val_sequences)
+            val_targets = np.searchsorted(self.classes_, self._known_labels(*validation_data))
+            validation = SequenceDataset(val_sequences.values, val_targets)
+        elif fraction > 0:
+            counts = np.bincount(targets, minlength=len(self.classes_))
+            stratify = targets if counts.min() >= 2 else None
+            if stratify is None:
+                logger.warning("A class has fewer than 2 series: the validation split is not "
+                               "stratified.")
+            rows, held = train_test_split(rows, test_size=fraction, stratify=stratify,
+                                          random_state=self.random_state)
+            rows, held = np.sort(rows), np.sort(held)
+            validation = SequenceDataset([sequences.values[i] for i in held], targets[held])
+        train = SequenceDataset([sequences.values[i] for i in rows], targets[rows])
+        digest = _digest(sequences, targets, fraction)
+        if validation_data is not None:
+            digest = _digest(val_sequences, validation.targets.numpy(), fraction, digest)
+        return FitData(train, validation, collate=pad_collate, digest=digest)
+
+    def _validation_fraction(self, n_series: int) -> float:
+        if self.validation_size is not None:
+            return float(self.validation_size)
+        return AUTO_VALIDATION_SIZE if n_series >= AUTO_VALIDATION_MIN_SERIES else 0.0
+
+    def _class_weights(self, targets: np.ndarray) -> np.ndarray:
+        if self.class_weight is None:
+            return np.ones(len(self.classes_), dtype=np.float32)
+        weight = self.class_weight
+        if isinstance(weight, dict):
+            unknown = [label for label in weight if label not in set(self.classes_.tolist())]
+            if unknown:
+                raise ValueError(f"class_weight names labels not in y: {unknown}; the labels are "
+                                 f"{self.classes_.tolist()}.")
+            weight = {int(np.flatnonzero(self.classes_ == label)[0]): w for label, w in weight.items()}
+        return compute_class_weight(weight, classes=np.arange(len(self.classes_)),
+                                    y=targets).astype(np.float32)
+
+    def _backbone_config(self) -> dict[str, Any]:
+        config = dict(self.backbone_kwargs or {})
+        for name in ("d_model", "n_layers", "dropout"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        spec = backbones.get_spec(self.backbone)
+        tokens = self._tokens(self.max_length_)
+        if spec.length_option is not None:  # PGN: all of the past of the longest series
+            config.setdefault(spec.length_option, max(tokens - 1, 1))
+        if "max_length" in spec.config_fields:  # TPGN: a grid that holds the longest series
+            config.setdefault("max_length", tokens)
+        return config
+
+    def _tokens(self, length: int) -> int:
+        """How many tokens the backbone reads for a series of `length` steps."""
+        if self.patch_len is None:
+            return length
+        return patch_count(length, self.patch_len, max(self.patch_len // 2, 1))
+
+    def _build_net(self) -> nn.Module:
+        config = self._backbone_config()
+        backbone = backbones.create(self.backbone, **config)
+        backward = backbones.create(self.backbone, **config) if self.bidirectional else None
+        return ClassifyNet(
+            backbone, self.n_channels_, len(self.classes_), backbone.config.d_model,
+            pooling=self.pooling, backward=backward, dropout=backbone.config.dropout,
+            normalize=self.normalize, class_weights=torch.as_tensor(self.class_weights_),
+            patch_len=self.patch_len,
+        )
+
+    # ---- predict --------------------------------------------------------------------------
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities `[n, n_classes]` (columns in the order of `classes_`)."""
+        self._check_fitted()
+        sequences = self._sequences(X)
+        order = np.argsort(sequences.lengths, kind="stable")  # similar lengths share batches
+        dataset = SequenceDataset([sequences.values[i] for i in order])
+        logits = torch.cat(self._predict_outputs(dataset, collate=pad_collate))
+        proba = np.empty((len(sequences), len(self.classes_)), dtype=np.float64)
+        proba[order] = logits.double().softmax(-1).numpy()
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable label of each series."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def _sequences(self, X: Any) -> Sequences:
+        """X read and checked against the fit."""
+        return self._check_sequences(as_sequences(X))
+
+    def _check_sequences(self, sequences: Sequences) -> Sequences:
+        if sequences.n_channels != self.n_channels_:
+            raise ValueError(f"X has {sequences.n_channels} channel(s); the model was fit on "
+                             f"{self.n_channels_}.")
+        too_long = sequences.lengths.max()
+        if "max_length" in backbones.get_spec(self.backbone).config_fields and too_long > self.max_length_:
+            raise ValueError(f"Backbone {self.backbone!r} was built for series of at most "
+                             f"{self.max_length_} steps (the longest in fit); got {too_long}.")
+        return sequences
+
+    # ---- evaluate -------------------------------------------------------------------------
+    def evaluate(self, X: Any, y: Any) -> dict[str, Any]:
+        """Accuracy, balanced accuracy, macro F1, log-loss and the confusion matrix (rows: true
+        labels, columns: predicted, both in the order of `classes_`) on labelled series."""
+        self._check_fitted()
+        truth = self._known_labels(X, y)
+        proba = self.predict_proba(X)
+        return classification_scores(truth, proba, self.classes_)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on labelled series (scikit-learn's classifier score)."""
+        self._check_fitted()
+        truth = self._known_labels(X, y)
+        return float(np.average(self.predict(X) == truth, weights=sample_weight))
+
+    def _known_labels(self, X: Any, y: Any) -> np.ndarray:
+        labels = align_labels(y, as_sequences(X))
+        unseen = sorted(set(labels.tolist()) - set(self.classes_.tolist()), key=str)
+        if unseen:
+            raise ValueError(f"y has labels the model never saw in fit: {unseen[:10]}; it knows "
+                             f"{self.classes_.tolist()}.")
+        return labels
+
+    # ---- persistence ----------------------------------------------------------------------
+    def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state = {
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+            "n_channels": self.n_channels_,
+            "max_length": self.max_length_,
+            "fit_summary": vars(self.fit_summary_) if hasattr(self, "fit_summary_") else None,
+        }
+        return state, {"class_weights": self.class_weights_}
+
+    def _restore_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+        self.n_channels_ = state["n_channels"]
+        self.max_length_ = state["max_length"]
+        self.class_weights_ = arrays["class_weights"]
+
+
+def _encode_classes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct labels and each series' index into them; needs two classes."""
+    classes, targets = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"y has a single class ({classes.tolist()}): a classifier needs at least "
+                         "two.")
+    return classes, targets.astype(np.int64)
+
+
+def _digest(sequences: Sequences, targets: np.ndarray, fraction: float, prefix: str = "") -> str:
+    """A hash of the training data (series, labels, validation fraction; after `prefix`, the
+    digest of other data), naming it for a resumable fit."""
+    digest = hashlib.sha256(repr((prefix, len(sequences), fraction)).encode())
+    for values in sequences.values:
+        digest.update(repr(values.shape).encode())
+        digest.update(values.tobytes())
+    digest.update(targets.tobytes())
+    return digest.hexdigest()
