@@ -115,3 +115,50 @@ def test_switches_reach_the_model():
     assert model().instance_norm is True and model("--no-instance-norm").instance_norm is False
     assert model().ridge_init is None
     assert model("--ridge-init").ridge_init is True and model("--no-ridge-init").ridge_init is False
+
+
+CLASSIFY_ARGS = ["--d-model", "8", "--n-layers", "1", "--max-epochs", "2", "--no-progress"]
+
+
+def test_classify_an_archive_set_then_predict_with_the_saved_model(tmp_path, capsys, data_dir):
+    out, model = tmp_path / "predictions.csv", tmp_path / "model"
+    assert main(["classify", "--dataset", "ItalyPowerDemand", "--data-dir", str(data_dir),
+                 "--out", str(out), "--save-model", str(model), *CLASSIFY_ARGS]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nWrote")[0])
+    assert report["n"] == 1029 and report["n_train"] == 67 and report["epochs"] == 2
+    assert 0 <= report["accuracy"] <= 1 and len(report["confusion_matrix"]) == 2
+    predictions = pd.read_csv(out)
+    assert list(predictions.columns) == ["unique_id", "true_label", "label", "proba_1", "proba_2"]
+    accuracy = (predictions.label == predictions.true_label).mean()
+    assert accuracy == pytest.approx(report["accuracy"])
+    again = tmp_path / "again.parquet"
+    test_file = data_dir / "classification" / "ItalyPowerDemand" / "ItalyPowerDemand_TEST.ts.gz"
+    assert main(["predict", "--model", str(model), "--data", str(test_file), "--out", str(again)]) == 0
+    labelled = pd.read_parquet(again)
+    assert labelled.label.tolist() == predictions.label.astype(str).tolist()  # CSV read "1" as 1
+    pd.testing.assert_frame_equal(labelled.drop(columns="label"),
+                                  predictions.drop(columns=["true_label", "label"]))
+
+
+def test_classify_long_tables_with_a_label_column(tmp_path, capsys):
+    from tests.estimators.test_classifier import waves
+
+    def table(n: int, seed: int) -> pd.DataFrame:
+        X, y = waves(n, channels=2, seed=seed, lengths=(12, 20))
+        return pd.concat([pd.DataFrame({"unique_id": f"s{seed}-{i}", "position": range(x.shape[1]),
+                                        "a": x[0], "b": x[1], "label": ["slow", "fast"][label]})
+                          for i, (x, label) in enumerate(zip(X, y, strict=True))])
+
+    train, test, out = tmp_path / "train.csv", tmp_path / "test.parquet", tmp_path / "p.csv"
+    table(16, 0).to_csv(train, index=False)
+    table(6, 1).to_parquet(test)
+    assert main(["classify", "--train", str(train), "--test", str(test), "--out", str(out),
+                 "--backbone", "lstm", *CLASSIFY_ARGS]) == 0
+    predictions = pd.read_csv(out)
+    assert predictions.unique_id.tolist() == [f"s1-{i}" for i in range(6)]
+    assert set(predictions.true_label) <= {"slow", "fast"} and set(predictions.label) <= {"slow", "fast"}
+    mixed = table(4, 2)
+    mixed.loc[mixed.index[0], "label"] = "fast" if mixed.label.iloc[1] == "slow" else "slow"
+    mixed.to_csv(train, index=False)
+    assert main(["classify", "--train", str(train), "--test", str(test), *CLASSIFY_ARGS]) == 1
+    assert "has several labels" in capsys.readouterr().err

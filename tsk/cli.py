@@ -1,4 +1,4 @@
-"""The `tsk` command: forecast, fit, predict (batch, streaming), tune and backbones.
+"""The `tsk` command: forecast, fit, predict (batch, streaming), tune, classify and backbones.
 
 Errors print one line and exit non-zero; `--debug` shows the traceback.
 """
@@ -8,113 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tsk._extras import require
+from tsk.datasets.tables import TableWriter, check_grouped, iter_table, read_table, write_table
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
-
-
-# ---- reading and writing frames ----------------------------------------------------------
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A whole CSV (`.csv`, `.csv.gz`) or Parquet file, with `ds` parsed as datetimes."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path}")
-    frame = pd.read_parquet(path) if _is_parquet(path) else pd.read_csv(path)
-    return _parse_time(frame)
-
-
-def iter_table(path: str | os.PathLike, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Stream a CSV or Parquet file in chunks of about `chunk_rows` rows."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {path}")
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield _parse_time(batch.to_pandas())
-    else:
-        for chunk in pd.read_csv(path, chunksize=chunk_rows):
-            yield _parse_time(chunk)
-
-
-def check_grouped(path: str | os.PathLike, chunk_rows: int) -> int:
-    """First pass over the `unique_id` column: each series' rows must be contiguous (so streaming
-    sees whole series). Returns the number of rows."""
-    path, rows, done, current = Path(path), 0, set(), None
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
-
-        file = pq.ParquetFile(path)
-        if "unique_id" not in file.schema_arrow.names:
-            raise ValueError("The model was fit on long data: the file needs a 'unique_id' column.")
-        batches = file.iter_batches(chunk_rows, columns=["unique_id"])
-        chunks = (batch.column(0).to_pandas() for batch in batches)
-    else:
-        if "unique_id" not in pd.read_csv(path, nrows=0).columns:
-            raise ValueError("The model was fit on long data: the file needs a 'unique_id' column.")
-        chunks = (c["unique_id"] for c in pd.read_csv(path, usecols=["unique_id"],
-                                                      chunksize=chunk_rows))
-    for ids in chunks:
-        ids = ids.astype(str).to_numpy()
-        runs = ids[np.r_[ids[0] != current, ids[1:] != ids[:-1]]]  # ids where a new run starts
-        for uid in runs:
-            if uid in done:
-                raise ValueError(f"Series {uid!r} appears in several places: group the file's "
-                                 "rows by unique_id (e.g. sort by unique_id, ds) first.")
-            done.add(uid)
-        current, rows = ids[-1], rows + len(ids)
-    return rows
-
-
-class TableWriter:
-    """Append frames to a CSV or Parquet file, chosen by the file name."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path, self._parquet, self._started = Path(path), _is_parquet(Path(path)), False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self._parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if not self._started:
-                self._writer = pq.ParquetWriter(self.path, table.schema)
-            self._writer.write_table(table)
-        else:
-            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started,
-                         index=False)
-        self._started = True
-
-    def close(self) -> None:
-        if self._parquet and self._started:
-            self._writer.close()
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.suffix in (".parquet", ".pq")
-
-
-def _parse_time(frame: pd.DataFrame) -> pd.DataFrame:
-    if "ds" not in frame.columns and "date" in frame.columns:
-        frame = frame.rename(columns={"date": "ds"})
-    if "ds" in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame["ds"]):
-        try:
-            frame["ds"] = pd.to_datetime(frame["ds"])
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"Column 'ds' could not be read as datetimes: {err}") from None
-    return frame
 
 
 # ---- commands ----------------------------------------------------------------------------
@@ -197,13 +101,81 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classifier(args: argparse.Namespace) -> Any:
+    from tsk import Classifier
+
+    training = {name: getattr(args, name) for name in ("max_epochs", "batch_size", "learning_rate")
+                if getattr(args, name) is not None}  # unset: the Classifier's own defaults
+    return Classifier(
+        backbone=args.backbone, d_model=args.d_model, n_layers=args.n_layers,
+        pooling=args.pooling, bidirectional=args.bidirectional, patch_len=args.patch_len,
+        random_state=args.seed, accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
+        **training,
+    )
+
+
+def _class_predictions(model: Any, X: Any) -> pd.DataFrame:
+    """One row per series: its id, the predicted label and each class's probability."""
+    proba = model.predict_proba(X)
+    frame = pd.DataFrame({"unique_id": _series_ids(X), "label": model.classes_[proba.argmax(1)]})
+    for i, label in enumerate(model.classes_):
+        frame[f"proba_{label}"] = proba[:, i]
+    return frame
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Fit a classifier, print its test metrics as JSON, write the test predictions."""
+    from tsk.datasets import load_classification, read_labelled
+
+    if args.dataset:
+        data = load_classification(args.dataset, args.data_dir)
+        (X, y), (X_test, y_test), name = (data.X_train, data.y_train), (data.X_test, data.y_test), data.name
+    else:
+        (X, y), (X_test, y_test) = read_labelled(args.train), read_labelled(args.test)
+        if y is None:
+            raise ValueError(f"{args.train} has no labels (a .ts/.tsv label, or a 'label' column).")
+        name = Path(args.train).name
+    model = _classifier(args).fit(X, y, checkpoint_dir=args.checkpoint_dir)
+    summary = model.fit_summary_
+    report = {"data": name, "backbone": args.backbone, "n_train": len(_series_ids(X)),
+              "epochs": summary.epochs, "train_seconds": round(summary.train_seconds, 2)}
+    if y_test is not None:
+        report = {**report, **model.evaluate(X_test, y_test)}
+    print(json.dumps(report, indent=2))
+    predictions = _class_predictions(model, X_test)
+    if y_test is not None:
+        predictions.insert(1, "true_label", y_test.reindex(predictions["unique_id"]).to_numpy()
+                           if isinstance(y_test, pd.Series) else y_test)
+    write_table(predictions, args.out)
+    print(f"Wrote {len(predictions)} predictions to {args.out}")
+    if args.save_model:
+        model.save(args.save_model)
+        print(f"Saved the model to {args.save_model}")
+    return 0
+
+
+def _series_ids(X: Any) -> list:
+    """The series of X (arrays, lists or a long frame), one entry each."""
+    return list(pd.unique(X["unique_id"])) if isinstance(X, pd.DataFrame) else list(range(len(X)))
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Forecast every series of a (possibly large) file, streaming it in chunks."""
+    """Forecast every series of a (possibly large) file, streaming it in chunks; or, with a saved
+    classifier, label every series of a file (labels and class probabilities out)."""
+    from sklearn.base import is_classifier
     from tqdm.auto import tqdm
 
     import tsk
 
     model = tsk.load(args.model)
+    if is_classifier(model):
+        from tsk.datasets import read_labelled
+
+        X, _ = read_labelled(args.data)
+        predictions = _class_predictions(model, X)
+        write_table(predictions, args.out)
+        print(f"Wrote labels for {len(predictions)} series to {args.out}")
+        return 0
     writer = TableWriter(args.out)
     n_series = 0
     try:
@@ -356,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="batch-forecast many series with a saved model",
                        description=cmd_predict.__doc__)
     p.add_argument("--model", required=True, help="folder written by `tsk fit` / est.save")
-    p.add_argument("--data", required=True, help="CSV or Parquet history, grouped by unique_id")
+    p.add_argument("--data", required=True, help="CSV or Parquet history, grouped by unique_id "
+                   "(a classifier also reads .ts/.tsv series)")
     p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="rows read per chunk")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -381,6 +354,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder to save the best (refit) model in")
     p.add_argument("--plots", default=None, help="folder for history.png and importances.png")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("classify", help="fit a classifier, print test metrics, write predictions",
+                       description=cmd_classify.__doc__)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a UCR/UEA archive set under --data-dir/classification "
+                        "(e.g. GunPoint, BasicMotions, JapaneseVowels), with its own train/test split")
+    source.add_argument("--train", help="training series: .ts/.tsv (optionally .gz), or a long "
+                        "CSV/Parquet (unique_id, ds or position, channels, label)")
+    p.add_argument("--test", help="test series, in the same forms as --train (labels optional)")
+    p.add_argument("--data-dir", default=None,
+                   help="where datasets live (default: $TSK_DATA_DIR, else ./data)")
+    p.add_argument("--backbone", default="s4d", help="see `tsk backbones` (default s4d)")
+    p.add_argument("--d-model", type=int, default=None)
+    p.add_argument("--n-layers", type=int, default=None)
+    p.add_argument("--pooling", default="mean", choices=["mean", "last", "attention"])
+    p.add_argument("--bidirectional", action="store_true", help="also read each series backwards")
+    p.add_argument("--patch-len", type=int, default=None, help="tokens of this many steps "
+                   "(default: one token per step)")
+    p.add_argument("--max-epochs", type=int, default=None, help="default: the Classifier's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the Classifier's")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the Classifier's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--out", default="predictions.csv", help="test predictions (.csv or .parquet)")
+    p.add_argument("--save-model", default=None, help="also save the fitted model to this folder")
+    _add_checkpoint_arg(p)
+    p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("backbones", help="list the available backbones")
     p.set_defaults(func=cmd_backbones)

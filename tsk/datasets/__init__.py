@@ -7,6 +7,7 @@ from tsk.datasets.classification import (
     CLASSIFICATION_NAMES,
     ClassificationData,
     load_classification,
+    read_labelled,
     read_ts,
     read_ucr_tsv,
 )
@@ -25,5 +26,6 @@ def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
     raise unknown_name_error("dataset", name, [*ETT_NAMES, *KNOWN_FILES])
 
 
-__all__ = ["ETT_NAMES", "ForecastSplit", "data_root", "load_csv", "load_dataset", "load_ett"]
-__all__ += ["CLASSIFICATION_NAMES", "ClassificationData", "load_classification", "read_ts", "read_ucr_tsv"]
+__all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "ClassificationData", "ForecastSplit", "data_root",
+           "load_classification", "load_csv", "load_dataset", "load_ett", "read_labelled", "read_ts",
+           "read_ucr_tsv"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tsk._names import unknown_name_error
 from tsk.datasets.files import data_root, find_file
@@ -293,3 +294,35 @@ def load_classification(name: str, root: str | os.PathLike | None = None) -> Cla
     return ClassificationData(
         name, X["TRAIN"], y["TRAIN"], X["TEST"], y["TEST"], n_channels=channels.pop(), equal_length=equal
     )
+
+
+LABEL = "label"
+
+
+def read_labelled(path: str | os.PathLike, label_column: str = LABEL
+                  ) -> tuple[XData | pd.DataFrame, np.ndarray | pd.Series | None]:
+    """Series and their labels from one file, for `Classifier` and the command line: an archive
+    file (`.ts`, `.tsv`, optionally gzipped) or a long table (CSV/Parquet: `unique_id`, an
+    optional `ds`/`position` column, one column per channel, and `label_column`, the same in
+    every row of a series). Returns `(X, y)`; y is None when the file has no labels (X, as the
+    frame's series, in order of first appearance)."""
+    from tsk.datasets.tables import read_table
+
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".ts", ".ts.gz")):
+        return read_ts(path)
+    if name.endswith((".tsv", ".tsv.gz")):
+        return read_ucr_tsv(path)
+    frame = read_table(path)
+    if label_column not in frame.columns:
+        return frame, None
+    ids = frame["unique_id"] if "unique_id" in frame.columns else None
+    if ids is None:
+        raise ValueError(f"{path}: a table of series needs a 'unique_id' column (one id per series).")
+    per_series = frame.groupby("unique_id", sort=False)[label_column]
+    mixed = per_series.nunique(dropna=False)
+    if (mixed > 1).any():
+        raise ValueError(f"{path}: series {mixed[mixed > 1].index[0]!r} has several labels in "
+                         f"column {label_column!r}; a series has one label.")
+    return frame.drop(columns=[label_column]), per_series.first()
