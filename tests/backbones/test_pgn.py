@@ -67,6 +67,28 @@ def test_hie_matches_literal_loop(length, groups):
     torch.testing.assert_close(out.double(), literal_hie(hie, x, 3), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("length", "history", "groups"), [(70, 80, 1), (131, 100, 2), (67, 66, 1)])
+def test_hie_through_ffts_matches_the_literal_loop_and_the_direct_convolution(length, history, groups):
+    """From FFT_MIN_LAGS lags on HIE convolves through FFTs: the same values and gradients as
+    the direct convolution (checked in float64), and as the literal sum."""
+    torch.manual_seed(0)
+    hie = HistoricalInformationExtraction(3, 5, history=history, groups=groups).double()
+    assert min(history, length - 1) >= hie.FFT_MIN_LAGS
+    x = torch.randn(2, length, groups * 3, dtype=torch.float64, requires_grad=True)
+    fast = hie(x.transpose(1, 2))
+    lags = min(history, length - 1)
+    weight = hie.conv.weight[..., history - lags :]
+    direct = torch.nn.functional.conv1d(torch.nn.functional.pad(x.transpose(1, 2)[..., :-1], (lags, 0)),
+                                        weight, hie.conv.bias, groups=groups)
+    torch.testing.assert_close(fast, direct, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(fast.transpose(1, 2), literal_hie(hie, x.detach(), 3), rtol=1e-9, atol=1e-9)
+    grad = torch.randn_like(fast)
+    got = torch.autograd.grad(fast, [x, hie.conv.weight, hie.conv.bias], grad)
+    want = torch.autograd.grad(direct, [x, hie.conv.weight, hie.conv.bias], grad)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("groups", [1, 3])
 def test_pgn_layer_follows_the_gate_equations(groups):
     torch.manual_seed(1)

@@ -34,6 +34,7 @@ from torch import nn
 
 from tsk.backbones.common import ResidualStack, StackedBackbone
 from tsk.backbones.registry import register_backbone
+from tsk.kernels._dispatch import fft_size
 
 
 class HistoricalInformationExtraction(nn.Module):
@@ -43,8 +44,13 @@ class HistoricalInformationExtraction(nn.Module):
     `groups=c_in`): `conv.weight[:, :, history - k]` is `A_k`, the map of the input k steps back.
     Plain-PyTorch equivalent of `forward`: left-pad `x` with `history` zeros, drop its last step,
     convolve with `conv` (kernel `history`). Lags past the start of a shorter sequence only see
-    zeros, so the kernel is trimmed to `L - 1` lags there (same result, less work).
+    zeros, so the kernel is trimmed to `L - 1` lags there (same result, less work). From
+    `FFT_MIN_LAGS` lags on, the same convolution runs through FFTs (one [d_out, d_in] product per
+    frequency instead of one per lag and step): O(L log L) instead of O(L^2) per channel pair,
+    2.6x faster forward+backward at 149 lags and 7x at 314 (B=16, d=64, 2 CPU threads).
     """
+
+    FFT_MIN_LAGS = 64
 
     def __init__(self, d_in: int, d_out: int, history: int, groups: int = 1) -> None:
         super().__init__()
@@ -59,8 +65,23 @@ class HistoricalInformationExtraction(nn.Module):
         if lags == 0:  # a single step has no past: H is the bias
             return self.conv.bias[None, :, None].expand(x.shape[0], -1, x.shape[-1])
         weight = self.conv.weight[..., self.history - lags :]  # [G * d_out, d_in, lags]
+        if lags >= self.FFT_MIN_LAGS:
+            return self._fft_conv(x, weight)
         padded = F.pad(x[..., :-1], (lags, 0))  # [B, G * d_in, lags + L - 1]
         return F.conv1d(padded, weight, self.conv.bias, groups=self.groups)
+
+    def _fft_conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The causal convolution of `forward` through FFTs: taps `h_k = A_k` at lags k >= 1
+        (none at lag 0), so `H_t = b + sum_k h_k x_{t-k}`."""
+        batch, channels, length = x.shape
+        groups, lags = self.groups, weight.shape[-1]
+        d_out, d_in = weight.shape[0] // groups, weight.shape[1]
+        n = fft_size(length + lags)  # no wrap-around reaches the first `length` outputs
+        taps = F.pad(weight.flip(-1), (1, 0)).view(groups, d_out, d_in, lags + 1)
+        spectrum = torch.einsum("goif,bgif->bgof", torch.fft.rfft(taps, n=n),
+                                torch.fft.rfft(x.view(batch, groups, d_in, length), n=n))
+        hidden = torch.fft.irfft(spectrum, n=n)[..., :length].reshape(batch, groups * d_out, length)
+        return hidden + self.conv.bias[None, :, None]
 
     def from_history(self, past: torch.Tensor) -> torch.Tensor:
         """`past[B, G * d_in, history]`, the last inputs oldest first -> `H[B, G * d_out]`."""

@@ -47,7 +47,8 @@ class TrainingParam:
 
 
 TRAINING_PARAMS = (
-    TrainingParam("max_epochs", 20, "Most passes over the training data."),
+    TrainingParam("max_epochs", 20, "Most passes over the training data (a `Classifier`'s None: "
+                  "as many as its training-set size calls for)."),
     TrainingParam("patience", 3, "Epochs without a better validation score before stopping."),
     TrainingParam("batch_size", 64, "Samples per training step."),
     TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 from random weights, 1e-4 from a "
@@ -83,7 +84,8 @@ class FitData:
     None trains every epoch and keeps the last weights. `collate` joins samples into a batch
     (None: torch's default, for equal shapes). `digest` names the data for a resumable fit.
     `warm_start(net, train_loader, val_loader)` sets some weights in closed form before training;
-    those weights then compete with every epoch's on validation.
+    those weights then compete with every epoch's on validation. `max_epochs`: the number of
+    epochs the data calls for, where the estimator's `max_epochs` is None.
     """
 
     train: Dataset
@@ -91,6 +93,7 @@ class FitData:
     collate: Callable[[list[Any]], Any] | None = None
     digest: str | None = None
     warm_start: Callable[[nn.Module, DataLoader, DataLoader | None], Any] | None = None
+    max_epochs: int | None = None  # the epochs this fit trains at most (None: `max_epochs`)
 
 
 class SequenceEstimator(BaseEstimator):
@@ -167,7 +170,9 @@ class SequenceEstimator(BaseEstimator):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
     def _validate_training_params(self) -> None:
-        self._check_positive_ints("max_epochs", "batch_size")
+        self._check_positive_ints("batch_size")
+        if self.max_epochs is not None or self._training_defaults.get("max_epochs", 1) is not None:
+            self._check_positive_ints("max_epochs")  # None only where the class picks it
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
 
@@ -216,18 +221,23 @@ class SequenceEstimator(BaseEstimator):
         train_loader = DataLoader(data.train, sampler=ReplayableSampler(data.train, generator),
                                   generator=generator, **loader_kwargs)
         self.learning_rate_ = self._learning_rate(data.warm_start is not None)
-        module = TaskModule(net, self.learning_rate_, self.weight_decay, self.max_epochs)
+        self.max_epochs_ = max_epochs = data.max_epochs or self.max_epochs
+        module = TaskModule(net, self.learning_rate_, self.weight_decay, max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
         kwargs.setdefault("deterministic", self.random_state is not None and "warn")
         monitor, mode = self._monitor
         return fit_module(
-            module, train_loader, val_loader, max_epochs=self.max_epochs, patience=self.patience,
+            module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
             keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,
             fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
             monitor=monitor, mode=mode,
         )
+
+    def _epochs_when_validated(self) -> int:
+        """The most epochs a fit with validation data trains (`tsk.tune`'s folds)."""
+        return self.max_epochs
 
     def _fingerprint(self, data_digest: str | None) -> dict[str, Any]:
         """What a resumable fit must share with the interrupted one: the estimator, every

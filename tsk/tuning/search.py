@@ -401,7 +401,7 @@ class _Objective:
                 torch.cuda.empty_cache()
 
     def _evaluate(self, trial: optuna.Trial, values: dict[str, Any]) -> float:
-        max_epochs = self.estimator.max_epochs
+        max_epochs = self.estimator._epochs_when_validated()
         base = configure(self.estimator, values)
         scores, best_epochs = [], []
         for k, fold in enumerate(self.data.folds(base, self.n_folds)):
@@ -514,7 +514,7 @@ def tune(
 
     study = optuna.create_study(
         storage=_make_storage(storage), sampler=optuna.samplers.TPESampler(seed=random_state),
-        pruner=_make_pruner(pruner, estimator.max_epochs), study_name=study_name,
+        pruner=_make_pruner(pruner, estimator._epochs_when_validated()), study_name=study_name,
         direction=direction, load_if_exists=True,
     )
     if study.direction.name.lower() != direction:
@@ -539,7 +539,7 @@ def tune(
     best = study.best_trial
     best_estimator = None
     if refit:
-        epochs = int(best.user_attrs.get("best_epoch") or estimator.max_epochs)
+        epochs = int(best.user_attrs.get("best_epoch") or estimator._epochs_when_validated())
         best_estimator = configure(estimator, best.params, validation_size=0.0, max_epochs=epochs)
         logger.info("Refitting trial %d's parameters on train + validation for %d epochs.",
                     best.number, epochs)
