@@ -35,7 +35,7 @@ AUTO_VALIDATION_MIN_SERIES = 200
 """`validation_size=None` holds out a stratified validation split (20%) only from training sets of
 at least this many series; smaller ones train a fixed budget of steps on all their series."""
 AUTO_VALIDATION_SIZE = 0.2
-STEP_BUDGET = 600
+STEP_BUDGET = 400
 """`max_epochs=None` without validation data: enough epochs for about this many optimizer steps."""
 VALIDATED_EPOCHS = 100
 """`max_epochs=None` with validation data: at most this many epochs (early stopping ends most fits
@@ -67,10 +67,11 @@ class Classifier(ClassifierMixin, SequenceEstimator):
     set has at least 200 series (early stopping on the validation loss, best epoch kept) and
     otherwise trains on every series and keeps the last weights; a float in (0, 1) always holds
     out that fraction, 0 never does. `max_epochs=None` (default) trains at most 100 epochs with
-    validation data, and without it the epochs that make about 600 optimizer steps (200 epochs
-    of ArrowHead's 36 series, 86 of ECG200's 100): fixed in steps, not epochs, because the sets
-    differ 10-fold in size. AdamW's step is 1e-2 (1e-3 left most of these small sets underfit in
-    that budget), cosine-annealed to zero (benchmarks/results/classification.md).
+    validation data, and without it the epochs that make about 400 optimizer steps (133 epochs
+    of ArrowHead's 36 series, 57 of ECG200's 100): fixed in steps, not epochs, because the sets
+    differ 10-fold in size. AdamW's step is 1e-2 (1e-3 left these small sets underfit in that
+    budget: ArrowHead 51% against 75% with s4d), cosine-annealed to zero
+    (benchmarks/results/classification.md).
     """
 
     _training_defaults = {"max_epochs": None, "patience": 10, "batch_size": 16, "learning_rate": 1e-2}
