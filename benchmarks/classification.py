@@ -20,8 +20,6 @@ import csv
 import datetime as dt
 import logging
 import multiprocessing
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from results_io import append_row, machine
 
 import tsk
 from tsk.datasets import CLASSIFICATION_NAMES, load_classification
@@ -45,11 +44,6 @@ COLUMNS = ["dataset", "model", "seed", "accuracy", "balanced_accuracy", "f1_macr
            "threads", "torch", "tsk", "date"]
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.system()} {cpu}, {gpu}, {os.cpu_count()} CPUs"
-
 
 def done(path: Path) -> set[tuple[str, str, str]]:
     if not path.is_file():
@@ -57,16 +51,6 @@ def done(path: Path) -> set[tuple[str, str, str]]:
     with path.open() as handle:
         return {(r["dataset"], r["model"], r["seed"]) for r in csv.DictReader(handle)}
 
-
-def record(path: Path, row: dict) -> None:
-    """Append one row (the header first in a new file), flushed at once."""
-    new = not path.is_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def equal_length(X: np.ndarray | list[np.ndarray], length: int) -> np.ndarray:
@@ -139,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, initializer=_worker_setup, initargs=(args.threads,)) as pool:
         for row in pool.imap_unordered(run_cell, cells):
-            record(args.out, row)
+            append_row(args.out, COLUMNS, row)
             print(f"{row['dataset']:20s} {row['model']:10s} seed {row['seed']}: accuracy "
                   f"{row['accuracy']:.3f} ({row['train_seconds']:.0f} s)", flush=True)
     minutes = (time.perf_counter() - begun) / 60

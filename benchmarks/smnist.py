@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import datetime as dt
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +27,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from results_io import append_row, machine
 
 import tsk
 from tsk.datasets.files import data_root
@@ -88,11 +86,6 @@ def epochs_for(backbone: str, X: np.ndarray, y: np.ndarray, minutes: float, seed
     return max(1, int(minutes * 60 / (per_step * steps_per_epoch)))
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.system()} {cpu}, {gpu}, {os.cpu_count()} CPUs"
-
 
 def run(task: str, backbone: str, seed: int, minutes: float, root: str | None, out: Path) -> None:
     X, y, X_test, y_test = load_digits(root, task)
@@ -112,19 +105,10 @@ def run(task: str, backbone: str, seed: int, minutes: float, root: str | None, o
                "max_epochs": max_epochs, "params": params, "machine": machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "tsk": tsk.__version__, "date": dt.date.today().isoformat()}
-        _append(out, row)
+        append_row(out, COLUMNS, row)
         print(f"{task:10s} {backbone:6s} epoch {epoch:3d} {seconds:7.0f} s  test accuracy "
               f"{accuracy:.4f}", flush=True)
 
-
-def _append(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def write_report(results_path: Path, report_path: Path) -> None:

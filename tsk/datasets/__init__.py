@@ -1,4 +1,5 @@
-"""Data: loaders for benchmark sets, frame validation, scaling and windowing."""
+"""Data: loaders for benchmark sets (forecasting CSVs, UCR/UEA classification archives), validation,
+scaling, windowing and batching of variable-length series."""
 
 from pathlib import Path
 

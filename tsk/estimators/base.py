@@ -27,6 +27,7 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tsk import backbones
 from tsk.io import read_folder, write_folder
 from tsk.training import FitSummary, ReplayableSampler, TaskModule, fit_module, predict_batches
 
@@ -238,6 +239,22 @@ class SequenceEstimator(BaseEstimator):
     def _epochs_when_validated(self) -> int:
         """The most epochs a fit with validation data trains (`tsk.tune`'s folds)."""
         return self.max_epochs
+
+    def _backbone_config(self, tokens: int) -> dict[str, Any]:
+        """The backbone's options: `backbone_kwargs`, with `d_model`, `n_layers` and `dropout`
+        where set, and the lengths a backbone sizes itself to unless the user set them: its
+        `length_option` (PGN's history) to the past `tokens` have, its `max_length` (TPGN) to
+        `tokens`, the most tokens it will read."""
+        config = dict(self.backbone_kwargs or {})
+        for name in ("d_model", "n_layers", "dropout"):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        spec = backbones.get_spec(self.backbone)
+        if spec.length_option is not None:
+            config.setdefault(spec.length_option, max(tokens - 1, 1))
+        if "max_length" in spec.config_fields:
+            config.setdefault("max_length", tokens)
+        return config
 
     def _fingerprint(self, data_digest: str | None) -> dict[str, Any]:
         """What a resumable fit must share with the interrupted one: the estimator, every

@@ -198,19 +198,6 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         return compute_class_weight(weight, classes=np.arange(len(self.classes_)),
                                     y=targets).astype(np.float32)
 
-    def _backbone_config(self) -> dict[str, Any]:
-        config = dict(self.backbone_kwargs or {})
-        for name in ("d_model", "n_layers", "dropout"):
-            if getattr(self, name) is not None:
-                config[name] = getattr(self, name)
-        spec = backbones.get_spec(self.backbone)
-        tokens = self._tokens(self.max_length_)
-        if spec.length_option is not None:  # PGN: all of the past of the longest series
-            config.setdefault(spec.length_option, max(tokens - 1, 1))
-        if "max_length" in spec.config_fields:  # TPGN: a grid that holds the longest series
-            config.setdefault("max_length", tokens)
-        return config
-
     def _tokens(self, length: int) -> int:
         """How many tokens the backbone reads for a series of `length` steps."""
         if self.patch_len is None:
@@ -218,7 +205,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         return patch_count(length, self.patch_len, max(self.patch_len // 2, 1))
 
     def _build_net(self) -> nn.Module:
-        config = self._backbone_config()
+        config = self._backbone_config(self._tokens(self.max_length_))
         backbone = backbones.create(self.backbone, **config)
         backward = backbones.create(self.backbone, **config) if self.bidirectional else None
         return ClassifyNet(

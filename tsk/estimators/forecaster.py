@@ -272,21 +272,11 @@ class Forecaster(SequenceEstimator):
         n_val = max(self.horizon, round(self.validation_size * length))
         return length - n_val if length - n_val >= lookback + self.horizon else length
 
-    def _backbone_config(self) -> dict[str, Any]:
-        config = dict(self.backbone_kwargs or {})
-        for name in ("d_model", "n_layers", "dropout"):
-            if getattr(self, name) is not None:
-                config[name] = getattr(self, name)
-        return config
-
     def _build_net(self) -> nn.Module:
-        spec = backbones.get_spec(self.backbone)
         patch_len = self.patch_len if self.tokens_ == "patches" else None
-        config = self._backbone_config()
-        if spec.length_option is not None and spec.length_option not in config:
-            # the tokens it reads: one per channel, or the window's time steps or patches
-            tokens = self.n_inputs_ if self.tokens_ == "variates" else token_count(self.lookback_, patch_len)
-            config[spec.length_option] = max(tokens - 1, 1)
+        # the tokens it reads: one per channel, or the window's time steps or patches
+        tokens = self.n_inputs_ if self.tokens_ == "variates" else token_count(self.lookback_, patch_len)
+        config = self._backbone_config(tokens)
         backbone = backbones.create(self.backbone, **config)
         n_calendar = len(self.time_feature_names_)
         if self.tokens_ == "variates":
