@@ -7,9 +7,10 @@ standard 60k/10k: the published figures, trained on 60,000 digits on GPUs, are n
 one to one). Each digit is a sequence of 784 pixels (row by row; "permuted": one fixed random
 permutation of the pixels, seed 0). The classifiers are `tsk.Classifier` at its defaults except
 the budget: the epochs that fit `--minutes` of training on this machine (measured on the first
-steps), trained on all 8,000 digits; after every epoch the weights are kept, and afterwards each
-epoch's weights are scored on the 2,000 test digits (the fit never sees them). Results go to
-benchmarks/results/smnist.csv (one row per epoch) and smnist.md.
+steps), trained on all 8,000 digits, two runs side by side on one core each (`--workers`);
+after every epoch the weights are kept, and afterwards each epoch's weights are scored on the
+2,000 test digits (the fit never sees them). Results go to benchmarks/results/smnist.csv (one
+row per epoch) and smnist.md.
 
     uv run python benchmarks/smnist.py --tasks sequential permuted --backbones s4d lstm --minutes 20
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -121,8 +123,8 @@ def write_report(results_path: Path, report_path: Path) -> None:
         "(a fixed split of the test digits, the only ones stored here: not the standard 60k/10k). "
         "784 pixel steps, one token per pixel; `tsk.Classifier` defaults (d_model 64, 2 layers, "
         "mean pooling, AdamW 1e-2 cosine), epochs sized to the same wall-clock budget for both "
-        "backbones. Test accuracy (%) of each epoch's weights against the training seconds "
-        "so far.", "",
+        "backbones, which train side by side, one core and one torch thread each. Test accuracy "
+        "(%) of each epoch's weights against the training seconds so far.", "",
     ]
     for task, part in results.groupby("task", sort=False):
         published = ", ".join(f"{k} {v}" for k, v in PUBLISHED[task].items())
@@ -149,16 +151,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="runs at once (default 2: S4D and the LSTM side by side, one core each)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--report", action="store_true", help="only render the markdown report")
     args = parser.parse_args(argv)
     if not args.report:
         recorded = set()
         if args.out.is_file():
             recorded = {(r.task, r.backbone, r.seed) for r in pd.read_csv(args.out).itertuples()}
-        for task in args.tasks:
-            for backbone in args.backbones:
-                if (task, backbone, args.seed) not in recorded:
-                    run(task, backbone, args.seed, args.minutes, args.data_dir, args.out)
+        runs = [(task, backbone, args.seed, args.minutes, args.data_dir, args.out)
+                for task in args.tasks for backbone in args.backbones
+                if (task, backbone, args.seed) not in recorded]
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(args.workers, initializer=torch.set_num_threads, initargs=(args.threads,),
+                          maxtasksperchild=1) as pool:
+            pool.starmap(run, runs, chunksize=1)
     write_report(args.out, REPORT if args.out == RESULTS else args.out.with_suffix(".md"))
     return 0
 

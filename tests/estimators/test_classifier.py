@@ -179,3 +179,25 @@ def test_validation_data_is_what_early_stopping_follows():
     assert clf.evaluate(X_val, y_val)["log_loss"] == pytest.approx(best, rel=1e-4)
     with pytest.raises(ValueError, match="never saw in fit"):
         clf.fit(X, y, validation_data=(X_val, np.full(10, 9)))
+
+
+def test_normalization_is_per_series_for_one_channel_and_per_channel_across_the_set(tmp_path):
+    X, y = waves(20, channels=3)
+    X[:, 1] += 10.0  # channel levels a per-series normalization would erase
+    multi = tsk.Classifier("s4d", **{**FAST, "max_epochs": 1}).fit(X, y)
+    assert multi.normalize_ == "global"
+    steps = X.transpose(0, 2, 1).reshape(-1, 3)
+    np.testing.assert_allclose(multi.channel_mean_, steps.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(multi.net_.input_std.numpy(), steps.std(0), rtol=1e-5)
+    shifted = X + np.array([0.0, 5.0, 0.0])[None, :, None]  # a level shift changes the input
+    assert not np.allclose(multi.predict_proba(shifted), multi.predict_proba(X))
+    multi.save(tmp_path / "multi")
+    np.testing.assert_array_equal(tsk.load(tmp_path / "multi").predict_proba(X), multi.predict_proba(X))
+    uni = tsk.Classifier("s4d", **{**FAST, "max_epochs": 1}).fit(X[:, :1], y)
+    assert uni.normalize_ == "series"  # a level shift of a series changes nothing
+    np.testing.assert_allclose(uni.predict_proba(X[:, :1] * 3 + 7), uni.predict_proba(X[:, :1]),
+                               rtol=1e-4, atol=1e-6)
+    raw = tsk.Classifier("s4d", normalize=None, **{**FAST, "max_epochs": 1}).fit(X, y)
+    assert raw.normalize_ == "none"
+    with pytest.raises(ValueError, match="normalize must be 'auto', 'series', 'global' or None"):
+        tsk.Classifier("s4d", normalize=True, **FAST).fit(X, y)

@@ -4,6 +4,7 @@ Importing this package registers the papers' own task networks (`tsk.heads.regis
 """
 
 from tsk.heads import spacetime, tpgn  # noqa: F401  (register their forecasting networks)
+from tsk.heads.classify import ClassifyNet
 from tsk.heads.forecast import (
     ForecastHead,
     ForecastNet,
@@ -13,5 +14,5 @@ from tsk.heads.forecast import (
 )
 from tsk.heads.registry import check_backbone_kind, get_task_net, register_task_net
 
-__all__ = ["ForecastHead", "ForecastNet", "InstanceNorm", "RidgeStartNet", "VariateForecastNet",
-           "check_backbone_kind", "get_task_net", "register_task_net"]
+__all__ = ["ClassifyNet", "ForecastHead", "ForecastNet", "InstanceNorm", "RidgeStartNet",
+           "VariateForecastNet", "check_backbone_kind", "get_task_net", "register_task_net"]

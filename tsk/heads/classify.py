@@ -1,5 +1,5 @@
-"""The classification network: z-normalize each series, embed each step, run a backbone, pool
-over the valid steps, classify.
+"""The classification network: normalize the inputs, embed each step, run a backbone, pool over
+the valid steps, classify.
 
 Batches carry right-padded sequences and their `lengths`; nothing a sample's output depends on
 reads the padding: normalization and pooling are masked, a causal backbone never looks ahead (its
@@ -20,6 +20,7 @@ from tsk.backbones import is_causal
 
 CLASSIFY_KINDS = ("sequence",)  # the backbone kinds the classification head takes
 POOLINGS = ("mean", "last", "attention")
+NORMALIZATIONS = ("series", "global", "none")
 
 
 def valid_mask(lengths: torch.Tensor | None, batch: int, length: int, device: torch.device
@@ -126,6 +127,10 @@ class Pooling(nn.Module):
 class ClassifyNet(nn.Module):
     """Series `[B, L, n_in]` (right-padded, with `lengths[B]`) -> class logits `[B, n_classes]`.
 
+    `normalize`: "series" z-normalizes each series and channel over its own steps (the UCR
+    archive's convention), "global" standardizes each channel with `input_mean`/`input_std`
+    (buffers: the training data's), "none" leaves the inputs as they are.
+
     `backward` (a second backbone of the same kind) reads each sequence reversed within its
     length; the two directions are pooled apart and concatenated. The loss is cross-entropy,
     weighted per class by `class_weights` when given; `metrics` reports the batch accuracy.
@@ -135,11 +140,16 @@ class ClassifyNet(nn.Module):
 
     def __init__(
         self, backbone: nn.Module, n_in: int, n_classes: int, d_model: int, pooling: str = "mean",
-        backward: nn.Module | None = None, dropout: float = 0.0, normalize: bool = True,
+        backward: nn.Module | None = None, dropout: float = 0.0, normalize: str = "series",
         class_weights: torch.Tensor | None = None, patch_len: int | None = None,
     ) -> None:
         super().__init__()
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")
         self.normalize = normalize
+        # "global": each channel's mean and std over the training data (set by the estimator)
+        self.register_buffer("input_mean", torch.zeros(n_in))
+        self.register_buffer("input_std", torch.ones(n_in))
         self.embed = (nn.Linear(n_in, d_model) if patch_len is None
                       else PatchTokens(n_in, d_model, patch_len, max(patch_len // 2, 1)))
         self.backbone = backbone
@@ -154,7 +164,12 @@ class ClassifyNet(nn.Module):
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         mask = valid_mask(lengths, inputs.shape[0], inputs.shape[1], inputs.device)
-        x = normalize_series(inputs, mask) if self.normalize else inputs * mask[..., None]
+        if self.normalize == "series":
+            x = normalize_series(inputs, mask)
+        elif self.normalize == "global":
+            x = (inputs - self.input_mean) / self.input_std * mask[..., None]
+        else:
+            x = inputs * mask[..., None]
         if isinstance(self.embed, PatchTokens):
             tokens, lengths = self.embed(x, lengths)
             mask = valid_mask(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
