@@ -174,6 +174,24 @@ def render(results: pd.DataFrame, anchors: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def other_metrics(results: pd.DataFrame) -> str:
+    """Balanced accuracy, macro F1 (%) and log-loss, mean over seeds, of every model."""
+    means = results.groupby(["dataset", "model"])[["balanced_accuracy", "f1_macro", "log_loss"]].mean()
+    models = [m for m in ["minirocket", *BACKBONES] if m in set(results.model)]
+    lines = ["| dataset | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    for name in [d for d in CLASSIFICATION_NAMES if d in set(results.dataset)]:
+        cells = []
+        for model in models:
+            if (name, model) not in means.index:
+                cells.append("")
+                continue
+            row = means.loc[(name, model)]
+            cells.append(f"{100 * row.balanced_accuracy:.1f} / {100 * row.f1_macro:.1f} / "
+                         f"{row.log_loss:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _pub(row: pd.Series, model: str) -> str:
     value = row.get(model, float("nan"))
     return "" if pd.isna(value) else f"{value:.1f}"
@@ -209,7 +227,8 @@ def write_report(results_path: Path, report_path: Path) -> None:
         "~400 steps on all training series below 200 series, else early stopping on a stratified "
         "20%); MiniRocket is aeon's, run in the same script. Test accuracy (%), mean ± std over "
         "seeds (count in brackets); published figures from benchmarks/anchors.csv.\n\n"
-        f"{render(results, anchors)}\n\n## Fit seconds (mean over seeds)\n\n{timing(results)}\n"
+        f"{render(results, anchors)}\n\n## Balanced accuracy (%) / macro F1 (%) / log-loss, mean over "
+        f"seeds\n\n{other_metrics(results)}\n\n## Fit seconds (mean over seeds)\n\n{timing(results)}\n"
     )
     report_path.write_text(text)
 
