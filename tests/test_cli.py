@@ -162,3 +162,32 @@ def test_classify_long_tables_with_a_label_column(tmp_path, capsys):
     mixed.to_csv(train, index=False)
     assert main(["classify", "--train", str(train), "--test", str(test), *CLASSIFY_ARGS]) == 1
     assert "has several labels" in capsys.readouterr().err
+
+
+def test_predict_labels_a_folder_of_audio_files_with_a_saved_speech_classifier(tmp_path, capsys):
+    import soundfile
+
+    from tests.speech_fixtures import RATE, tones
+
+    clips, labels = tones(12)
+    model = tsk.SpeechClassifier(frontend="mfcc", d_model=8, n_layers=1, max_epochs=1,
+                                 enable_progress_bar=False, random_state=0)
+    model.fit(clips, labels, sample_rate=RATE).save(tmp_path / "model")
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, clip in enumerate(clips[:5]):
+        soundfile.write(folder / f"{i}.wav", clip, RATE, subtype="FLOAT")
+    (folder / "notes.txt").write_text("not audio: skipped")
+    out = tmp_path / "labels.csv"
+    assert main(["predict", "--model", str(tmp_path / "model"), "--data", str(folder),
+                 "--out", str(out)]) == 0
+    assert "Wrote labels for 5 clips" in capsys.readouterr().out
+    predictions = pd.read_csv(out)
+    assert [name.rsplit("/", 1)[-1] for name in predictions.file] == [f"{i}.wav" for i in range(5)]
+    assert predictions.label.tolist() == model.predict(clips[:5]).tolist()
+    assert list(predictions.columns[2:]) == [f"proba_{label}" for label in model.classes_]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", "--model", str(tmp_path / "model"), "--data", str(empty),
+                 "--out", str(out)]) == 1
+    assert "holds no audio files" in capsys.readouterr().err

@@ -291,6 +291,21 @@ def test_tune_a_classifier_on_stratified_folds_and_refit():
     assert loss.study_.direction.name == "MINIMIZE" and loss.best_estimator_ is None
 
 
+def test_tune_a_speech_classifier_passes_the_rate_to_every_fit():
+    from tests.speech_fixtures import RATE, tones
+
+    clips, labels = tones(18)
+    clf = tsk.SpeechClassifier("s4d", frontend="mfcc", d_model=8, n_layers=1, max_epochs=2,
+                               enable_progress_bar=False, random_state=0)
+    result = tsk.tune(clf, clips, labels, space={"n_mfcc": CategoricalDistribution([10, 13])},
+                      n_trials=2, n_folds=2, random_state=0, fit_params={"sample_rate": RATE})
+    assert len(result.study_.best_trial.user_attrs["fold_scores"]) == 2
+    assert result.best_estimator_.sample_rate_ == RATE
+    assert result.best_estimator_.n_mfcc == result.best_params_["n_mfcc"]
+    with pytest.raises(RuntimeError, match="sample_rate is required"):
+        tsk.tune(clf, clips, labels, space={"n_mfcc": CategoricalDistribution([10])}, n_trials=1)
+
+
 def test_tune_checks_what_a_classifier_needs():
     from tests.estimators.test_classifier import waves
 

@@ -15,6 +15,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _PUBLIC = {
     "Forecaster": "tsk.estimators",
     "Classifier": "tsk.estimators",
+    "SpeechClassifier": "tsk.estimators",
     "load": "tsk.estimators",
     "tune": "tsk.tuning",
     "TuningResult": "tsk.tuning",

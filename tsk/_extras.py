@@ -14,7 +14,7 @@ import importlib
 from types import ModuleType
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "speech": ("torchaudio", "soundfile"),
+    "speech": ("torchaudio", "soundfile", "pesq", "pystoi"),
     "vision": ("timm", "torchvision"),
     "plot": ("matplotlib",),
 }

@@ -161,13 +161,23 @@ def _series_ids(X: Any) -> list:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Forecast every series of a (possibly large) file, streaming it in chunks; or, with a saved
-    classifier, label every series of a file (labels and class probabilities out)."""
+    classifier, label every series of a file (labels and class probabilities out), or with a
+    speech classifier every audio file of a folder."""
     from sklearn.base import is_classifier
     from tqdm.auto import tqdm
 
     import tsk
 
     model = tsk.load(args.model)
+    if isinstance(model, tsk.SpeechClassifier):
+        from tsk.datasets.audio import audio_files
+
+        files = audio_files(args.data)
+        predictions = _class_predictions(model, files)
+        predictions["unique_id"] = [str(f) for f in files]
+        write_table(predictions.rename(columns={"unique_id": "file"}), args.out)
+        print(f"Wrote labels for {len(predictions)} clips to {args.out}")
+        return 0
     if is_classifier(model):
         from tsk.datasets import read_labelled
 
@@ -329,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_predict.__doc__)
     p.add_argument("--model", required=True, help="folder written by `tsk fit` / est.save")
     p.add_argument("--data", required=True, help="CSV or Parquet history, grouped by unique_id "
-                   "(a classifier also reads .ts/.tsv series)")
+                   "(a classifier also reads .ts/.tsv series; a speech classifier, an audio file "
+                   "or a folder of them)")
     p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="rows read per chunk")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -17,21 +17,29 @@ from sklearn.exceptions import NotFittedError
 import tsk
 from tests.conftest import make_long
 from tests.estimators.test_classifier import waves
+from tests.speech_fixtures import RATE, tones
 from tsk.estimators import TRAINING_PARAMS, estimators
 
-# per estimator: (a small instance, its fit arguments, a prediction of the fitted model)
-EXAMPLES: dict[str, tuple[Callable[[], Any], Callable[[], tuple], Callable[[Any], Any]]] = {
+# per estimator: (a small instance, its fit arguments and keyword arguments, a prediction of the
+# fitted model)
+EXAMPLES: dict[str, tuple[Callable[[], Any], Callable[[], tuple[tuple, dict]], Callable[[Any], Any]]] = {
     "Forecaster": (
         lambda: tsk.Forecaster("s4d", horizon=4, lookback=16, d_model=8, n_layers=1, max_epochs=1,
                                enable_progress_bar=False, random_state=0),
-        lambda: (make_long(),),
+        lambda: ((make_long(),), {}),
         lambda model: model.predict(),
     ),
     "Classifier": (
         lambda: tsk.Classifier("s4d", d_model=8, n_layers=1, max_epochs=1,
                                enable_progress_bar=False, random_state=0),
-        lambda: waves(12),
+        lambda: (waves(12), {}),
         lambda model: model.predict_proba(waves(6, seed=3)[0]),
+    ),
+    "SpeechClassifier": (
+        lambda: tsk.SpeechClassifier("s4d", d_model=8, n_layers=1, max_epochs=1,
+                                     enable_progress_bar=False, random_state=0),
+        lambda: (tones(9), {"sample_rate": RATE}),
+        lambda model: model.predict_proba(tones(4, seed=3)[0]),
     ),
 }
 
@@ -73,7 +81,8 @@ def test_methods_before_fit_raise_not_fitted(example, tmp_path):
 def test_fit_returns_self_and_a_saved_model_predicts_identically(example, tmp_path):
     make, data, predict = example
     model = make()
-    assert model.fit(*data()) is model
+    args, kwargs = data()
+    assert model.fit(*args, **kwargs) is model
     assert model.fit_summary_.epochs == 1
     model.save(tmp_path / "model")
     loaded = tsk.load(tmp_path / "model")

@@ -60,9 +60,12 @@ class S4DKernel(nn.Module):
         """`[H, N/2]` complex, real part kept negative (stable) through its log."""
         return torch.complex(-torch.exp(self.log_A_real), self.A_imag)
 
-    def forward(self, length: int) -> torch.Tensor:
+    def forward(self, length: int, step_scale: float = 1.0) -> torch.Tensor:
+        """`K[H, length]`; `step_scale` multiplies every step size Delta: the same continuous-time
+        system read at `1 / step_scale` times the rate it was trained at (S4's rate change)."""
         B, C = torch.view_as_complex(self.B), torch.view_as_complex(self.C)
-        return s4d_kernel(self.A(), B, C, self.log_dt, length, discretization=self.discretization)
+        log_dt = self.log_dt if step_scale == 1.0 else self.log_dt + math.log(step_scale)
+        return s4d_kernel(self.A(), B, C, log_dt, length, discretization=self.discretization)
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`(dA, dB, C)`, each `[H, N/2]` complex, for the recurrence."""

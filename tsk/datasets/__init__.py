@@ -1,9 +1,10 @@
-"""Data: loaders for benchmark sets (forecasting CSVs, UCR/UEA classification archives), validation,
-scaling, windowing and batching of variable-length series."""
+"""Data: loaders for benchmark sets (forecasting CSVs, UCR/UEA classification archives, spoken
+digits), audio reading, validation, scaling, windowing and batching of variable-length series."""
 
 from pathlib import Path
 
 from tsk._names import unknown_name_error
+from tsk.datasets.audio import SpokenDigits, as_waveforms, load_fsdd, read_audio
 from tsk.datasets.classification import (
     CLASSIFICATION_NAMES,
     ClassificationData,
@@ -27,6 +28,6 @@ def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
     raise unknown_name_error("dataset", name, [*ETT_NAMES, *KNOWN_FILES])
 
 
-__all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "ClassificationData", "ForecastSplit", "data_root",
-           "load_classification", "load_csv", "load_dataset", "load_ett", "read_labelled", "read_ts",
-           "read_ucr_tsv"]
+__all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "ClassificationData", "ForecastSplit", "SpokenDigits",
+           "as_waveforms", "data_root", "load_classification", "load_csv", "load_dataset", "load_ett",
+           "load_fsdd", "read_audio", "read_labelled", "read_ts", "read_ucr_tsv"]

@@ -4,6 +4,7 @@ from tsk.estimators.base import TRAINING_PARAMS, SequenceEstimator
 from tsk.estimators.classifier import Classifier
 from tsk.estimators.forecaster import Forecaster
 from tsk.estimators.registry import estimators, load, register_estimator
+from tsk.estimators.speech import SpeechClassifier
 
-__all__ = ["TRAINING_PARAMS", "Classifier", "Forecaster", "SequenceEstimator", "estimators", "load",
-           "register_estimator"]
+__all__ = ["TRAINING_PARAMS", "Classifier", "Forecaster", "SequenceEstimator", "SpeechClassifier",
+           "estimators", "load", "register_estimator"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -228,24 +229,35 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         config = self._backbone_config(self._tokens(self.max_length_))
         backbone = backbones.create(self.backbone, **config)
         backward = backbones.create(self.backbone, **config) if self.bidirectional else None
+        d_model = backbone.config.d_model
         net = ClassifyNet(
-            backbone, self.n_channels_, len(self.classes_), backbone.config.d_model,
+            backbone, self.n_channels_, len(self.classes_), d_model,
             pooling=self.pooling, backward=backward, dropout=backbone.config.dropout,
             normalize=self.normalize_, class_weights=torch.as_tensor(self.class_weights_),
-            patch_len=self.patch_len,
+            patch_len=self.patch_len, frontend=self._frontend(d_model),
         )
         net.input_mean.copy_(torch.as_tensor(self.channel_mean_))
         net.input_std.copy_(torch.as_tensor(self.channel_std_))
         return net
 
+    def _frontend(self, d_model: int) -> nn.Module | None:
+        """What turns a series into the backbone's tokens when a step or a patch does not (a
+        subclass's front end, e.g. speech's); None here."""
+        return None
+
     # ---- predict --------------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities `[n, n_classes]` (columns in the order of `classes_`)."""
         self._check_fitted()
-        sequences = self._sequences(X)
+        return self._proba(self._sequences(X))
+
+    def _proba(self, sequences: Sequences, **options: Any) -> np.ndarray:
+        """The fitted network's probabilities for checked sequences; `options` go to the network
+        with every batch (e.g. a front end's `step_scale`)."""
         order = np.argsort(sequences.lengths, kind="stable")  # similar lengths share batches
         dataset = SequenceDataset([sequences.values[i] for i in order])
-        logits = torch.cat(self._predict_outputs(dataset, collate=pad_collate))
+        collate = partial(pad_collate, **options) if options else pad_collate
+        logits = torch.cat(self._predict_outputs(dataset, collate=collate))
         proba = np.empty((len(sequences), len(self.classes_)), dtype=np.float64)
         proba[order] = logits.double().softmax(-1).numpy()
         return proba
@@ -273,9 +285,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         """Accuracy, balanced accuracy, macro F1, log-loss and the confusion matrix (rows: true
         labels, columns: predicted, both in the order of `classes_`) on labelled series."""
         self._check_fitted()
-        truth = self._known_labels(X, y)
-        proba = self.predict_proba(X)
-        return classification_scores(truth, proba, self.classes_)
+        return classification_scores(self._known_labels(X, y), self.predict_proba(X), self.classes_)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy on labelled series (scikit-learn's classifier score)."""
@@ -284,7 +294,10 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         return float(np.average(self.predict(X) == truth, weights=sample_weight))
 
     def _known_labels(self, X: Any, y: Any) -> np.ndarray:
-        labels = align_labels(y, as_sequences(X))
+        return self._check_known(align_labels(y, as_sequences(X)))
+
+    def _check_known(self, labels: np.ndarray) -> np.ndarray:
+        """`labels`, checked to be among the fitted classes."""
         unseen = sorted(set(labels.tolist()) - set(self.classes_.tolist()), key=str)
         if unseen:
             raise ValueError(f"y has labels the model never saw in fit: {unseen[:10]}; it knows "

@@ -11,6 +11,7 @@ own length. So a series' prediction does not change with its batch-mates.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -135,13 +136,16 @@ class ClassifyNet(nn.Module):
     length; the two directions are pooled apart and concatenated. The loss is cross-entropy,
     weighted per class by `class_weights` when given; `metrics` reports the batch accuracy.
     The backbone reads one token per step, or per patch (`patch_len` steps every `patch_len // 2`,
-    `PatchTokens`), which cuts its sequence length about `patch_len / 2`-fold.
+    `PatchTokens`), which cuts its sequence length about `patch_len / 2`-fold, or what `frontend`
+    makes of the series: a module `(x, lengths, **options) -> (tokens, token_lengths)` (speech's
+    front ends, `tsk.heads.speech`), given the options `forward` receives besides the lengths.
     """
 
     def __init__(
         self, backbone: nn.Module, n_in: int, n_classes: int, d_model: int, pooling: str = "mean",
         backward: nn.Module | None = None, dropout: float = 0.0, normalize: str = "series",
         class_weights: torch.Tensor | None = None, patch_len: int | None = None,
+        frontend: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZATIONS:
@@ -150,8 +154,12 @@ class ClassifyNet(nn.Module):
         # "global": each channel's mean and std over the training data (set by the estimator)
         self.register_buffer("input_mean", torch.zeros(n_in))
         self.register_buffer("input_std", torch.ones(n_in))
-        self.embed = (nn.Linear(n_in, d_model) if patch_len is None
-                      else PatchTokens(n_in, d_model, patch_len, max(patch_len // 2, 1)))
+        if frontend is not None:
+            self.embed = frontend
+        elif patch_len is not None:
+            self.embed = PatchTokens(n_in, d_model, patch_len, max(patch_len // 2, 1))
+        else:
+            self.embed = nn.Linear(n_in, d_model)
         self.backbone = backbone
         self.backward_backbone = backward
         directions = 1 if backward is None else 2
@@ -162,7 +170,8 @@ class ClassifyNet(nn.Module):
             class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights)
 
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor | None = None, **options: Any
+                ) -> torch.Tensor:
         mask = valid_mask(lengths, inputs.shape[0], inputs.shape[1], inputs.device)
         if self.normalize == "series":
             x = normalize_series(inputs, mask)
@@ -170,11 +179,13 @@ class ClassifyNet(nn.Module):
             x = (inputs - self.input_mean) / self.input_std * mask[..., None]
         else:
             x = inputs * mask[..., None]
-        if isinstance(self.embed, PatchTokens):
-            tokens, lengths = self.embed(x, lengths)
-            mask = valid_mask(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
-        else:
+        if isinstance(self.embed, nn.Linear):
+            if options:
+                raise TypeError(f"ClassifyNet without a front end takes no options {sorted(options)}.")
             tokens = self.embed(x)
+        else:
+            tokens, lengths = self.embed(x, lengths, **options)
+            mask = valid_mask(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
         pooled = [self.pools[0](run_masked(self.backbone, tokens, lengths), mask)]
         if self.backward_backbone is not None:
             reversed_tokens = reverse_within_lengths(tokens, lengths)
