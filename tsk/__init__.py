@@ -16,6 +16,7 @@ _PUBLIC = {
     "Forecaster": "tsk.estimators",
     "Classifier": "tsk.estimators",
     "SpeechClassifier": "tsk.estimators",
+    "SpeechEnhancer": "tsk.estimators",
     "load": "tsk.estimators",
     "tune": "tsk.tuning",
     "TuningResult": "tsk.tuning",

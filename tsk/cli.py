@@ -205,6 +205,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enhance(args: argparse.Namespace) -> int:
+    """Enhance an audio file, or every audio file of a folder into another folder, with a saved
+    SpeechEnhancer (each output written whole or not at all)."""
+    from tqdm.auto import tqdm
+
+    import tsk
+    from tsk.datasets.audio import audio_files
+
+    model = tsk.load(args.model)
+    if not isinstance(model, tsk.SpeechEnhancer):
+        raise ValueError(f"{args.model} holds a {type(model).__name__}, not a SpeechEnhancer.")
+    source, target = Path(args.source), Path(args.target)
+    if source.is_file():
+        model.enhance_file(source, target)
+        print(f"Wrote {target}")
+        return 0
+    files = audio_files(source)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{source} is a folder, so the output {target} must be a folder too.")
+    for file in tqdm(files, unit="file", disable=args.no_progress, desc="enhance"):
+        model.enhance_file(file, target / file.name)
+    print(f"Wrote {len(files)} enhanced files to {target}")
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """Search hyperparameters with Optuna, print the best trials, save the best model."""
     import optuna
@@ -393,6 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-model", default=None, help="also save the fitted model to this folder")
     _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("enhance", help="remove noise from speech with a saved SpeechEnhancer",
+                       description=cmd_enhance.__doc__)
+    p.add_argument("--model", required=True, help="folder written by SpeechEnhancer.save")
+    p.add_argument("source", help="an audio file, or a folder of them")
+    p.add_argument("target", help="the output file, or folder for a folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("backbones", help="list the available backbones")
     p.set_defaults(func=cmd_backbones)

@@ -1,6 +1,6 @@
-"""Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, and GluonTS's MASE/sMAPE)
-and classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
-matrix)."""
+"""Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, and GluonTS's MASE/sMAPE),
+classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
+matrix) and speech quality (SI-SNR; PESQ and STOI through their reference packages)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,60 @@ def classification_scores(truth: np.ndarray, proba: np.ndarray, classes: np.ndar
         "confusion_matrix": sk_metrics.confusion_matrix(truth, predicted, labels=labels).tolist(),
         "n": len(truth),
     }
+
+
+def _audio_pair(reference: Any, estimate: Any) -> tuple[np.ndarray, np.ndarray]:
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if reference.shape != estimate.shape or reference.ndim not in (1, 2) or reference.shape[-1] == 0:
+        raise ValueError(f"reference and estimate must be waveforms of one shape, [samples] or "
+                         f"[clips, samples]; got {reference.shape} and {estimate.shape}.")
+    return reference, estimate
+
+
+def si_snr(reference: Any, estimate: Any) -> float | np.ndarray:
+    """Scale-invariant signal-to-noise ratio (dB) of `estimate` against `reference` (Le Roux et
+    al. 2019): both centred, the estimate split into its projection on the reference (target)
+    and the rest (noise), `10 log10(|target|^2 / |noise|^2)`. `[samples]` -> a float;
+    `[clips, samples]` -> one value per clip."""
+    reference, estimate = _audio_pair(reference, estimate)
+    reference = reference - reference.mean(-1, keepdims=True)
+    estimate = estimate - estimate.mean(-1, keepdims=True)
+    eps = np.finfo(np.float64).eps
+    scale = (estimate * reference).sum(-1, keepdims=True) / ((reference**2).sum(-1, keepdims=True) + eps)
+    target = scale * reference
+    noise = estimate - target
+    value = 10 * np.log10(((target**2).sum(-1) + eps) / ((noise**2).sum(-1) + eps))
+    return float(value) if value.ndim == 0 else value
+
+
+def pesq(reference: Any, degraded: Any, sample_rate: int, mode: str = "wb") -> float:
+    """PESQ (ITU-T P.862; mode "nb" narrow-band at 8 or 16 kHz, "wb" wide-band P.862.2 at
+    16 kHz) of `degraded` against the clean `reference`, both `[samples]`, from the `pesq`
+    package (the ITU reference C code)."""
+    from tsk._extras import require
+
+    package = require("pesq", "speech", feature="PESQ")
+    reference, degraded = _audio_pair(reference, degraded)
+    if reference.ndim != 1:
+        raise ValueError("pesq scores one clip at a time: pass [samples] arrays.")
+    if mode not in ("nb", "wb"):
+        raise ValueError(f"mode must be 'nb' or 'wb', got {mode!r}.")
+    allowed = (8000, 16000) if mode == "nb" else (16000,)
+    if sample_rate not in allowed:
+        raise ValueError(f"PESQ {mode!r} needs audio at {' or '.join(map(str, allowed))} Hz, got "
+                         f"{sample_rate}: resample first (tsk.datasets.audio.resample).")
+    return float(package.pesq(sample_rate, reference, degraded, mode))
+
+
+def stoi(reference: Any, degraded: Any, sample_rate: int, extended: bool = False) -> float:
+    """Short-time objective intelligibility (Taal et al. 2011; `extended`: ESTOI) of `degraded`
+    against the clean `reference`, both `[samples]`, from the `pystoi` package (which resamples
+    to 10 kHz itself)."""
+    from tsk._extras import require
+
+    package = require("pystoi", "speech", feature="STOI")
+    reference, degraded = _audio_pair(reference, degraded)
+    if reference.ndim != 1:
+        raise ValueError("stoi scores one clip at a time: pass [samples] arrays.")
+    return float(package.stoi(reference, degraded, sample_rate, extended=extended))

@@ -17,7 +17,7 @@ from sklearn.exceptions import NotFittedError
 import tsk
 from tests.conftest import make_long
 from tests.estimators.test_classifier import waves
-from tests.speech_fixtures import RATE, tones
+from tests.speech_fixtures import RATE, tones, voices
 from tsk.estimators import TRAINING_PARAMS, estimators
 
 # per estimator: (a small instance, its fit arguments and keyword arguments, a prediction of the
@@ -40,6 +40,12 @@ EXAMPLES: dict[str, tuple[Callable[[], Any], Callable[[], tuple[tuple, dict]], C
                                      enable_progress_bar=False, random_state=0),
         lambda: (tones(9), {"sample_rate": RATE}),
         lambda model: model.predict_proba(tones(4, seed=3)[0]),
+    ),
+    "SpeechEnhancer": (
+        lambda: tsk.SpeechEnhancer("s4d", d_model=8, n_layers=1, max_epochs=1,
+                                   enable_progress_bar=False, random_state=0),
+        lambda: ((voices(6), "pink"), {"sample_rate": RATE}),
+        lambda model: np.concatenate(model.enhance(voices(2, seed=3))),
     ),
 }
 

@@ -163,14 +163,17 @@ class SequenceDataset(Dataset):
 
 def pad_collate(samples: Sequence[Mapping[str, torch.Tensor]], **options: Any) -> dict[str, Any]:
     """Join samples of different lengths: inputs right-padded with zeros to `[B, L_max, C]`,
-    their true `lengths` `[B]`, targets stacked, and `options` as given (what the network also
-    reads). The network masks by `lengths`, so the padding changes no sample's output."""
+    their true `lengths` `[B]`, targets stacked (padded alike when they are sequences too), and
+    `options` as given (what the network also reads). The network masks by `lengths`, so the
+    padding changes no sample's output."""
     inputs = [s["inputs"] for s in samples]
     lengths = torch.tensor([len(x) for x in inputs], dtype=torch.long)
     batch = {"inputs": torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True),
              "lengths": lengths}
     if "targets" in samples[0]:
-        batch["targets"] = torch.stack([s["targets"] for s in samples])
+        targets = [s["targets"] for s in samples]
+        batch["targets"] = (torch.nn.utils.rnn.pad_sequence(targets, batch_first=True)
+                            if targets[0].dim() else torch.stack(targets))
     return {**batch, **options}
 
 

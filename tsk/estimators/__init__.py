@@ -2,9 +2,10 @@
 
 from tsk.estimators.base import TRAINING_PARAMS, SequenceEstimator
 from tsk.estimators.classifier import Classifier
+from tsk.estimators.enhancer import SpeechEnhancer
 from tsk.estimators.forecaster import Forecaster
 from tsk.estimators.registry import estimators, load, register_estimator
 from tsk.estimators.speech import SpeechClassifier
 
 __all__ = ["TRAINING_PARAMS", "Classifier", "Forecaster", "SequenceEstimator", "SpeechClassifier",
-           "estimators", "load", "register_estimator"]
+           "SpeechEnhancer", "estimators", "load", "register_estimator"]

@@ -483,6 +483,9 @@ def tune(
     """
     if not hasattr(estimator, "_scores") or not hasattr(estimator, "backbone"):
         raise TypeError(f"tune needs a tsk estimator (e.g. tsk.Forecaster), got {type(estimator).__name__}.")
+    if not (is_classifier(estimator) or hasattr(estimator, "resolve_lookback")):
+        raise TypeError(f"tune searches forecasters and classifiers; a {type(estimator).__name__} "
+                        "is not supported yet.")
     scores = estimator._scores
     metric = next(iter(scores)) if metric is None else metric
     if metric not in scores:
