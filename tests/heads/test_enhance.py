@@ -13,7 +13,7 @@ from tsk.metrics import si_snr
 
 
 def test_bounded_mask_keeps_the_phase_and_stays_below_one():
-    raw = torch.complex(torch.randn(500) * 2, torch.randn(500) * 2).double()
+    raw = torch.complex(torch.randn(500, dtype=torch.float64) * 2, torch.randn(500, dtype=torch.float64) * 2)
     mask = bounded(raw)
     assert mask.abs().max() < 1.0
     torch.testing.assert_close(mask.angle(), raw.angle(), atol=1e-5, rtol=1e-5)
