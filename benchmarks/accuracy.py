@@ -89,7 +89,7 @@ def resolved_choices(args: argparse.Namespace, backbone: str) -> dict:
     ridge = model._ridge_start(tokens)
     return {"ridge_init": ridge, "tokens": tokens, "learning_rate": model._learning_rate(ridge),
             "time_features": model._resolve_time_features(),
-            "d_model": tsk.backbones.make_config(backbone, **model._backbone_config()).d_model}
+            "d_model": tsk.backbones.make_config(backbone, **model._backbone_config(args.lookback)).d_model}
 
 
 def cell_folder(args: argparse.Namespace, cell: tuple[str, ...]) -> Path:

@@ -1,10 +1,12 @@
 """Render benchmarks/results/accuracy.csv as markdown tables beside the published numbers of
-../shared/ANCHORS.md: ETT multivariate with the closed-form linear floor, univariate (S) beside
-NLinear, TPGN on its own protocol beside its paper, and Mamba in S-Mamba's setting beside the
-S-Mamba paper (MSE / MAE).
+benchmarks/anchors.csv (with their sources): ETT multivariate with the closed-form linear floor,
+univariate (S) beside NLinear, TPGN on its own protocol beside its paper, and Mamba in S-Mamba's
+setting beside the S-Mamba paper (MSE / MAE).
 
-    uv run python benchmarks/report.py            # writes benchmarks/results/accuracy.md
-    uv run python benchmarks/report.py --readme   # and the table between README's markers
+    uv run python benchmarks/report.py   # writes benchmarks/results/accuracy.md and RESULTS.md
+
+RESULTS.md gathers every benchmark's generated page (accuracy.md, classification.md, smnist.md,
+speech.md, the kernel and speed pages) into one file, each page's headings one level down.
 """
 
 from __future__ import annotations
@@ -18,67 +20,40 @@ import pandas as pd
 
 RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
 TPGN_RESULTS = Path(__file__).parent / "results" / "accuracy_tpgn_protocol.csv"
-README = Path(__file__).parents[1] / "README.md"
-START, END = "<!-- accuracy table: start -->", "<!-- accuracy table: end -->"
+ALL_RESULTS = RESULTS.parent / "RESULTS.md"
+# the generated pages RESULTS.md gathers, in this order (the ones that exist)
+PAGES = ("accuracy", "classification", "smnist", "speech", "tuning", "kernels", "kernels_gpu",
+         "kernels_lstm_scan", "kernels_selective_scan_quiet_2threads", "tokens_speed", "fft_length",
+         "fft_backward", "closed_loop")
 
-# ANCHORS.md: PatchTST/64 (lookback 512), DLinear (336) and the ridge floor (336), M setting.
-PUBLISHED = {
-    ("ETTh1", 96): ("0.370 / 0.400", "0.375 / 0.399", "0.370 / 0.391"),
-    ("ETTh1", 192): ("0.413 / 0.429", "0.405 / 0.416", "0.403 / 0.411"),
-    ("ETTh1", 336): ("0.422 / 0.440", "0.439 / 0.443", "0.427 / 0.426"),
-    ("ETTh1", 720): ("0.447 / 0.468", "0.472 / 0.490", "0.434 / 0.450"),
-    ("ETTh2", 96): ("0.274 / 0.337", "0.289 / 0.353", "0.272 / 0.334"),
-    ("ETTh2", 192): ("0.341 / 0.382", "0.383 / 0.418", "0.334 / 0.376"),
-    ("ETTh2", 336): ("0.329 / 0.384", "0.448 / 0.465", "0.358 / 0.400"),
-    ("ETTh2", 720): ("0.379 / 0.422", "0.605 / 0.551", "0.393 / 0.434"),
-    ("ETTm1", 96): ("0.293 / 0.346", "0.299 / 0.343", "0.300 / 0.343"),
-    ("ETTm1", 192): ("0.333 / 0.370", "0.335 / 0.365", "0.336 / 0.363"),
-    ("ETTm1", 336): ("0.369 / 0.392", "0.369 / 0.386", "0.370 / 0.383"),
-    ("ETTm1", 720): ("0.416 / 0.420", "0.425 / 0.421", "0.426 / 0.416"),
-    ("ETTm2", 96): ("0.166 / 0.256", "0.167 / 0.260", "0.165 / 0.254"),
-    ("ETTm2", 192): ("0.223 / 0.296", "0.224 / 0.303", "0.220 / 0.291"),
-    ("ETTm2", 336): ("0.274 / 0.329", "0.281 / 0.342", "0.273 / 0.326"),
-    ("ETTm2", 720): ("0.362 / 0.385", "0.397 / 0.421", "0.367 / 0.383"),
-}
-
-# ANCHORS.md: the best published MSE per cell, over PatchTST/64, PatchTST/42 and DLinear.
-BEST_PUBLISHED_MSE = {
-    ("ETTh1", 96): 0.370, ("ETTh1", 192): 0.405, ("ETTh1", 336): 0.422, ("ETTh1", 720): 0.447,
-    ("ETTh2", 96): 0.274, ("ETTh2", 192): 0.339, ("ETTh2", 336): 0.329, ("ETTh2", 720): 0.379,
-    ("ETTm1", 96): 0.290, ("ETTm1", 192): 0.332, ("ETTm1", 336): 0.366, ("ETTm1", 720): 0.416,
-    ("ETTm2", 96): 0.165, ("ETTm2", 192): 0.220, ("ETTm2", 336): 0.274, ("ETTm2", 720): 0.362,
-}
+ANCHORS = Path(__file__).parent / "anchors.csv"  # the published numbers and their sources
 
 
-# ANCHORS.md: TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168), MSE / MAE.
-TPGN_PAPER = {
-    ("ETTh1", 168): (0.1061, 0.2533), ("ETTh1", 336): (0.1110, 0.2625),
-    ("ETTh1", 720): (0.1346, 0.2908), ("ETTh1", 1440): (0.1343, 0.2941),
-    ("ETTh2", 168): (0.2174, 0.3623), ("ETTh2", 336): (0.2237, 0.3769),
-    ("ETTh2", 720): (0.2356, 0.3898), ("ETTh2", 1440): (0.2514, 0.4070),
-}
+def published(task: str, model: str) -> dict[tuple[str, int], tuple[float, float]]:
+    """(dataset, horizon) -> (MSE, MAE) of one model's published (or floor) figures in
+    benchmarks/anchors.csv."""
+    rows = pd.read_csv(ANCHORS)
+    rows = rows[(rows.task == task) & (rows.model == model)]
+    table = rows.pivot_table(index=["dataset", "horizon"], columns="metric", values="value")
+    return {(data, int(horizon)): (row.mse, row.mae) for (data, horizon), row in table.iterrows()}
 
 
-# S-Mamba (Wang et al., "Is Mamba Effective for Time Series Forecasting?", arXiv 2403.11144 v3 /
-# Neurocomputing), its table of full ETT results: lookback 96, M setting, TSLib borders, MSE / MAE.
-# Not in ANCHORS.md, which defers to the paper for them.
-SMAMBA_PAPER = {
-    ("ETTh1", 96): (0.386, 0.405), ("ETTh1", 192): (0.443, 0.437),
-    ("ETTh1", 336): (0.489, 0.468), ("ETTh1", 720): (0.502, 0.489),
-    ("ETTh2", 96): (0.296, 0.348), ("ETTh2", 192): (0.376, 0.396),
-    ("ETTh2", 336): (0.424, 0.431), ("ETTh2", 720): (0.426, 0.444),
-    ("ETTm1", 96): (0.333, 0.368), ("ETTm1", 192): (0.376, 0.390),
-    ("ETTm1", 336): (0.408, 0.413), ("ETTm1", 720): (0.475, 0.448),
-    ("ETTm2", 96): (0.179, 0.263), ("ETTm2", 192): (0.250, 0.309),
-    ("ETTm2", 336): (0.312, 0.349), ("ETTm2", 720): (0.411, 0.406),
-}
+def _pair(values: tuple[float, float]) -> str:
+    return f"{values[0]:.3f} / {values[1]:.3f}"
 
 
-# ANCHORS.md: NLinear, univariate OT on ETTh1 under the TSLib borders (LTSF-Linear's file).
-NLINEAR_S = {
-    ("ETTh1", 96): (0.053, 0.177), ("ETTh1", 192): (0.069, 0.204),
-    ("ETTh1", 336): (0.081, 0.226), ("ETTh1", 720): (0.080, 0.226),
-}
+# the multivariate ETT table's references: PatchTST/64 (lookback 512), DLinear (336) and the
+# closed-form ridge floor (336), as "MSE / MAE"; and the best published MSE per cell, over
+# PatchTST/64, PatchTST/42 and DLinear
+_PATCH64, _PATCH42 = published("forecasting", "PatchTST/64"), published("forecasting", "PatchTST/42")
+_DLINEAR, _FLOOR = published("forecasting", "DLinear"), published("forecasting", "linear floor")
+PUBLISHED = {cell: (_pair(_PATCH64[cell]), _pair(_DLINEAR[cell]), _pair(_FLOOR[cell]))
+             for cell in sorted(_PATCH64, key=lambda c: (c[0], c[1]))}
+BEST_PUBLISHED_MSE = {cell: min(_PATCH64[cell][0], _PATCH42[cell][0], _DLINEAR[cell][0])
+                      for cell in PUBLISHED}
+TPGN_PAPER = published("forecasting-tpgn", "TPGN")  # its own protocol: S on OT, 60/20/20, L 168
+SMAMBA_PAPER = published("forecasting-smamba", "S-Mamba")  # lookback 96, M, TSLib borders
+NLINEAR_S = published("forecasting-univariate", "NLinear")  # S on OT, TSLib borders
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -236,7 +211,6 @@ def best_published_summary(results: pd.DataFrame) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--readme", action="store_true", help="also update README.md's table")
     args = parser.parse_args()
     results = read_results(args.results)
     # the machines themselves: a note in brackets (where a row's other epochs ran) is 'run on''s
@@ -247,7 +221,7 @@ def main() -> int:
                        .itertuples(index=False))
         + f" ('run on' says which), torch {results.torch.iloc[-1]}, dates {results.date.min()} "
         f"to {results.date.max()}. MSE/MAE on standardized data. 'vs floor' compares MSE with the "
-        "closed-form ridge floor of ANCHORS.md (lookback 336). 'start': random weights, or the "
+        "closed-form ridge floor of benchmarks/anchors.csv (lookback 336). 'start': random weights, or the "
         "closed-form ridge start of the forecasting head ('kept' when no epoch beat it)."
     )
     table = ("At the defaults, MSE per backbone (bold: at or below the best published MSE; k: no "
@@ -260,12 +234,12 @@ def main() -> int:
     univariate = results[(results.setting == "S") & (results.protocol.fillna("tslib") == "tslib")]
     if len(univariate):
         text += ("\n## Univariate (S: OT in and out), TSLib borders\n\n"
-                 "SpaceTime's main setting (lookback 336); NLinear's numbers from ANCHORS.md.\n\n"
+                 "SpaceTime's main setting (lookback 336); NLinear's numbers from benchmarks/anchors.csv.\n\n"
                  f"{render_vs_reference(univariate, NLINEAR_S, 'NLinear', 3)}\n")
     if TPGN_RESULTS.is_file():
         tpgn = render_vs_reference(read_results(TPGN_RESULTS), TPGN_PAPER, "paper", 4)
         text += ("\n## TPGN's own protocol (univariate OT, 60/20/20 of the file, lookback 168)\n\n"
-                 f"From `{TPGN_RESULTS.name}`; paper numbers from ANCHORS.md. The authors' "
+                 f"From `{TPGN_RESULTS.name}`; paper numbers from benchmarks/anchors.csv. The authors' "
                  "per-task settings (their README's table of hyperparameters): ETTh1 d_model 2 "
                  "(8 at 1440) with RevIN, ETTh2 d_model 8 without. tsk's defaults: d_model 8, RevIN "
                  f"on, calendar inputs.\n\n{tpgn}\n")
@@ -278,13 +252,23 @@ def main() -> int:
                  "batch 32, its step size per cell); paper numbers from its ETT table.\n\n"
                  f"{render_vs_reference(smamba, SMAMBA_PAPER, 'paper', 3)}\n")
     out.write_text(text)
-    if args.readme:
-        text = README.read_text()
-        head, rest = text.split(START)
-        _, tail = rest.split(END)
-        README.write_text(f"{head}{START}\n{intro}\n\n{table}\n{END}{tail}")
+    write_all_results()
     print(table)
     return 0
+
+
+def write_all_results() -> None:
+    """RESULTS.md: every generated results page, one after another, headings one level down."""
+    parts = ["# tsk benchmark results", "",
+             "Every table the benchmark scripts produced, gathered by `benchmarks/report.py`; "
+             "the protocols are in `benchmarks/README.md`, the published numbers compared against "
+             "(with their sources) in `benchmarks/anchors.csv`.", ""]
+    for name in PAGES:
+        page = RESULTS.parent / f"{name}.md"
+        if page.is_file():
+            lines = page.read_text().splitlines()
+            parts += [("#" + line) if line.startswith("#") else line for line in lines] + [""]
+    ALL_RESULTS.write_text("\n".join(parts))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Validate forecasting data frames and turn them into series arrays, losing nothing.
 
-Two layouts are accepted (see DESIGN.md):
+Two layouts are accepted (docs/data.md):
 - long: `unique_id`, `ds`, `y` and optional exogenous columns, one row per series and time;
 - wide: `ds` and one column per channel (as the ETT/TSLib CSVs), one multivariate series.
 
