@@ -31,7 +31,7 @@ from kernels import best_of_alternating, environment, write_table
 
 from tsk.backbones.spacetime import ClosedLoopSSM
 from tsk.kernels import companion_kernel, fftconv
-from tsk.kernels.polynomial import poly_mul, series_inverse
+from tsk.kernels.common.polynomial import poly_mul, series_inverse
 
 RESULTS = Path(__file__).parent / "results" / "closed_loop"
 ARMS = ["series division", "last state"]

@@ -1,5 +1,5 @@
 """Backward of the FFT convolution: autograd through torch.fft against the written-out backward
-of `tsk.kernels.polynomial.poly_mul` (the torch path of `fftconv` and SpaceTime's series
+of `tsk.kernels.common.polynomial.poly_mul` (the torch path of `fftconv` and SpaceTime's series
 products).
 
 Both arms run at the same FFT length (`fft_size(L + Lk - 1)`) and give the same numbers; they
@@ -24,8 +24,8 @@ import torch
 from fft_length import arguments, compare, conv_at
 from kernels import write_table
 
-import tsk.kernels.polynomial as polynomial
-from tsk.kernels._dispatch import fft_size
+import tsk.kernels.common.polynomial as polynomial
+from tsk.kernels.common.dispatch import fft_size
 
 RESULTS = Path(__file__).parent / "results" / "fft_backward"
 ARMS = ["autograd", "written"]

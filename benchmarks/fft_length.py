@@ -1,5 +1,5 @@
 """FFT length of the causal FFT convolution: 2L (what tsk used first) against
-`tsk.kernels._dispatch.fft_size(L + Lk - 1)` (the shortest even length with a 2-3-5-7-11-smooth
+`tsk.kernels.common.dispatch.fft_size(L + Lk - 1)` (the shortest even length with a 2-3-5-7-11-smooth
 odd part that still gives the linear convolution).
 
 Both arms run the same plain torch.fft convolution, forward and backward, on the shapes tsk's
@@ -30,7 +30,7 @@ from kernels import best_of_alternating, environment, write_table
 import tsk.kernels.fftconv  # noqa: F401  (the submodule, patched below)
 from tsk.backbones.spacetime import SpaceTime, SpaceTimeConfig
 from tsk.heads.spacetime import SpaceTimeForecastNet
-from tsk.kernels._dispatch import fft_size
+from tsk.kernels.common.dispatch import fft_size
 
 RESULTS = Path(__file__).parent / "results" / "fft_length"
 ARMS = ["2L", "fft_size"]

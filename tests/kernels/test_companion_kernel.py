@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from tsk.kernels import companion_kernel
+from tsk.kernels.companion_kernel.eager import row_times_power
 from tsk.kernels.companion_kernel.reference import companion_matrix
-from tsk.kernels.companion_kernel.torch import row_times_power
 
 
 def _params(heads, state, dtype=torch.float32, seed=0, normalized=True):

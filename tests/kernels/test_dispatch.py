@@ -3,11 +3,10 @@ import importlib
 import pytest
 import torch
 
-from tsk.kernels._dispatch import fft_size, resolve_backend
+from tsk.kernels.common.dispatch import fft_size, resolve_backend
 
 OPS = ["cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel",
        "selective_scan"]
-FOLDERS = {"lstm_scan": "lstm"}  # ops whose folder is not named after the op
 NO_TRITON = {"companion_kernel"}  # a few small FFTs, no batch dimension: no fused path
 
 
@@ -17,6 +16,19 @@ def test_public_entry_points_only():
     assert sorted(tsk.kernels.__all__) == OPS
     for name in OPS:
         assert callable(getattr(tsk.kernels, name))
+
+
+def test_every_op_is_a_folder_named_after_it_with_its_paths():
+    from pathlib import Path
+
+    import tsk.kernels
+
+    root = Path(tsk.kernels.__file__).parent
+    for op in OPS:
+        files = {p.name for p in (root / op).glob("*.py")}
+        assert {"__init__.py", "reference.py", "eager.py"} <= files, op
+        assert "torch.py" not in files  # it would shadow the torch package inside the folder
+        assert ("triton.py" in files) == (op not in NO_TRITON), op
 
 
 def test_auto_picks_torch_on_cpu():
@@ -41,7 +53,7 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
 def test_triton_kernels_are_interpreted_on_cpu(op, triton_device):
     from triton.runtime import Autotuner
 
-    module = importlib.import_module(f"tsk.kernels.{FOLDERS.get(op, op)}.triton")
+    module = importlib.import_module(f"tsk.kernels.{op}.triton")
     kernels = [obj for name, obj in vars(module).items() if name.endswith("_kernel")]
     kernels = [k.fn if isinstance(k, Autotuner) else k for k in kernels]
     assert kernels, f"no Triton kernels found in tsk.kernels.{op}.triton"

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tsk.kernels.polynomial import correlate, poly_mul, series_inverse
+from tsk.kernels.common.polynomial import correlate, poly_mul, series_inverse
 
 
 def test_polynomial_helpers():

@@ -59,7 +59,7 @@ def test_torch_long_against_float64_reference(disc, assert_rel_close):
 
 
 def test_torch_block_boundaries(assert_rel_close):
-    from tsk.kernels.s4d_kernel.torch import s4d_kernel_torch
+    from tsk.kernels.s4d_kernel.eager import s4d_kernel_torch
 
     params = _params(2, 4)
     K_ref = s4d_kernel(*params, 50, backend="reference")

@@ -23,7 +23,8 @@ from torch import nn
 from tsk._names import unknown_name_error
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import lstm_scan
-from tsk.kernels._dispatch import BACKENDS, resolve_backend
+from tsk.kernels.common import BACKENDS, resolve_backend
+from tsk.kernels.lstm_scan import MAX_HEAD_DIM
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [n_layers, B, d_model]
 
@@ -104,11 +105,9 @@ class LSTM(nn.Module):
         backend = self.config.backend
         if self.config.heads > 1 or backend in ("triton", "reference"):
             return backend
-        if backend == "auto" and resolve_backend("auto", x) == "triton":
-            from tsk.kernels.lstm.triton import MAX_HEAD_DIM
-
-            if self.config.d_model <= MAX_HEAD_DIM:
-                return "triton"
+        if (backend == "auto" and resolve_backend("auto", x) == "triton"
+                and self.config.d_model <= MAX_HEAD_DIM):
+            return "triton"  # the fused recurrence on the same weights, while R fits on-chip
         return None  # "torch", or "auto" off CUDA: nn.LSTM is torch's fused dense recurrence
 
     def _layer_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -34,7 +34,7 @@ from torch import nn
 
 from tsk.backbones.common import ResidualStack, StackedBackbone
 from tsk.backbones.registry import register_backbone
-from tsk.kernels._dispatch import fft_size
+from tsk.kernels.common import fft_size
 
 
 class HistoricalInformationExtraction(nn.Module):

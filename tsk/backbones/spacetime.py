@@ -28,8 +28,8 @@ from torch import nn
 
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import companion_kernel, fftconv
-from tsk.kernels.companion_kernel.torch import reversed_characteristic
-from tsk.kernels.polynomial import fit_length, poly_mul, series_inverse
+from tsk.kernels.common import fit_length, poly_mul, series_inverse
+from tsk.kernels.companion_kernel import reversed_characteristic
 
 SSM_KINDS = ("companion", "shift")
 

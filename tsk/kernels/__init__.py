@@ -1,4 +1,5 @@
-"""Sequence operators, each with a `reference`, a fast `torch` and a `triton` path.
+"""Sequence operators, each with a `reference`, a fast PyTorch (`eager`, backend "torch") and a
+`triton` path; `common` holds what they share.
 
 `backend="auto"` picks Triton for CUDA tensors and the fast torch path otherwise.
 """
@@ -7,7 +8,7 @@ from tsk.kernels.cauchy import cauchy
 from tsk.kernels.companion_kernel import companion_kernel
 from tsk.kernels.fftconv import fftconv
 from tsk.kernels.linear_scan import linear_scan
-from tsk.kernels.lstm import lstm_scan
+from tsk.kernels.lstm_scan import lstm_scan
 from tsk.kernels.s4d_kernel import s4d_kernel
 from tsk.kernels.selective_scan import selective_scan
 

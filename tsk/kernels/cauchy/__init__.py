@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.cauchy.eager import cauchy_torch
 from tsk.kernels.cauchy.reference import cauchy_reference
-from tsk.kernels.cauchy.torch import cauchy_torch
-
-# NB: the submodule `cauchy.torch` shadows the name `torch` in this namespace: use `Tensor`.
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
 
 __all__ = ["cauchy"]
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from tsk._names import unknown_name_error
-from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.companion_kernel.eager import companion_kernel_torch, reversed_characteristic
 from tsk.kernels.companion_kernel.reference import companion_kernel_reference
-from tsk.kernels.companion_kernel.torch import companion_kernel_torch
 
-# NB: the submodule `companion_kernel.torch` shadows the name `torch` here: use `Tensor`.
-
-__all__ = ["companion_kernel"]
+__all__ = ["companion_kernel", "reversed_characteristic"]
 
 BACKENDS = ("auto", "reference", "torch")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels.common.dispatch import compute_dtype
 
 
 def companion_matrix(a: torch.Tensor) -> torch.Tensor:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.fftconv.eager import fftconv_torch
 from tsk.kernels.fftconv.reference import fftconv_reference
-from tsk.kernels.fftconv.torch import fftconv_torch
-
-# NB: the submodule `fftconv.torch` shadows the name `torch` in this namespace: use `Tensor`.
 
 __all__ = ["fftconv"]
 

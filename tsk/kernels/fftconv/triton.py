@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tsk.kernels._dispatch import fft_size, triton_device_guard
+from tsk.kernels.common.dispatch import fft_size, triton_device_guard
 
 _BLOCK = 1024
 

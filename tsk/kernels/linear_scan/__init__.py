@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor, broadcast_shapes
 
-from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.linear_scan.eager import linear_scan_torch
 from tsk.kernels.linear_scan.reference import linear_scan_reference
-from tsk.kernels.linear_scan.torch import linear_scan_torch
-
-# NB: the submodule `linear_scan.torch` shadows the name `torch` in this namespace: use `Tensor`.
 
 __all__ = ["linear_scan"]
 

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tsk.kernels._dispatch import triton_device_guard
+from tsk.kernels.common.dispatch import triton_device_guard
 
 _BLOCK_D = 64
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.s4d_kernel.eager import s4d_kernel_torch
 from tsk.kernels.s4d_kernel.reference import s4d_kernel_reference
-from tsk.kernels.s4d_kernel.torch import s4d_kernel_torch
-
-# NB: the submodule `s4d_kernel.torch` shadows the name `torch` in this namespace: use `Tensor`.
 
 __all__ = ["s4d_kernel"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import complex_dtype, compute_dtype
+from tsk.kernels.common.dispatch import complex_dtype, compute_dtype
 
 
 def s4d_kernel_reference(

@@ -12,8 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from tsk.kernels._dispatch import triton_device_guard
-from tsk.kernels.s4d_kernel.torch import discretize
+from tsk.kernels.common.dispatch import triton_device_guard
+from tsk.kernels.s4d_kernel.eager import discretize
 
 _BLOCK_L = 128
 _BLOCK_N = 32

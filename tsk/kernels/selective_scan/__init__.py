@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tsk.kernels._dispatch import check_tensor, resolve_backend
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.selective_scan.eager import selective_scan_torch
 from tsk.kernels.selective_scan.reference import selective_scan_reference
-from tsk.kernels.selective_scan.torch import selective_scan_torch
-
-# NB: the submodule `selective_scan.torch` shadows the name `torch` in this namespace: use `Tensor`.
 
 __all__ = ["selective_scan"]
 

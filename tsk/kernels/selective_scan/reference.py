@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels.common.dispatch import compute_dtype
 
 
 def expand_groups(BC: torch.Tensor, channels: int) -> torch.Tensor:  # noqa: N803

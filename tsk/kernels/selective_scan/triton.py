@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tsk.kernels._dispatch import triton_device_guard, triton_interpreting
+from tsk.kernels.common.dispatch import triton_device_guard, triton_interpreting
 
 _LOG2E = 1.4426950408889634
 _MAX_CHUNK = 32  # steps per chunk (a power of two; 32 timed best on an H100 among 16-128)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import compute_dtype
-from tsk.kernels.polynomial import poly_mul
+from tsk.kernels.common.dispatch import compute_dtype
+from tsk.kernels.common.polynomial import poly_mul
 
 
 def fftconv_torch(

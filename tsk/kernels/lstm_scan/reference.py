@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels.common.dispatch import compute_dtype
 
 
 def lstm_scan_reference(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels.common.dispatch import compute_dtype
 
 # chunk length: T * B * D * N floats per buffer, ~4 MiB (timed best among 0.25-16 MiB on a
 # 2-core EPYC at B=4, D=256, N=16: fewer per-chunk ops outweigh the cache misses)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tsk.kernels._dispatch import check_tensor, resolve_backend
-from tsk.kernels.lstm.reference import lstm_scan_reference
-from tsk.kernels.lstm.torch import lstm_scan_torch
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.lstm_scan.eager import lstm_scan_torch
+from tsk.kernels.lstm_scan.limits import MAX_HEAD_DIM
+from tsk.kernels.lstm_scan.reference import lstm_scan_reference
 
-# NB: the submodule `lstm.torch` shadows the name `torch` in this namespace: use `Tensor`.
+__all__ = ["MAX_HEAD_DIM", "lstm_scan"]
 
-__all__ = ["lstm_scan"]
 
 
 def lstm_scan(
@@ -60,7 +60,7 @@ def lstm_scan(
     if chosen == "reference":
         return lstm_scan_reference(*args)
     if chosen == "triton":
-        from tsk.kernels.lstm.triton import MAX_HEAD_DIM, lstm_scan_triton
+        from tsk.kernels.lstm_scan.triton import lstm_scan_triton
 
         if backend == "triton" or head_dim <= MAX_HEAD_DIM:
             return lstm_scan_triton(*args)

@@ -33,9 +33,9 @@ import torch
 import triton
 import triton.language as tl
 
-from tsk.kernels._dispatch import triton_device_guard, triton_interpreting
+from tsk.kernels.common.dispatch import triton_device_guard, triton_interpreting
+from tsk.kernels.lstm_scan.limits import MAX_HEAD_DIM
 
-MAX_HEAD_DIM = 64  # widest head whose R (and dR) stays on-chip
 _MIN_DOT = 16  # tl.dot needs every dimension >= 16
 
 if triton_interpreting():

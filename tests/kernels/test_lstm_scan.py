@@ -178,7 +178,7 @@ def test_triton_partial_losses_no_bias_and_no_grad(triton_device, assert_rel_clo
 
 @pytest.mark.triton
 def test_triton_refuses_heads_too_wide_for_chip(triton_device):
-    from tsk.kernels.lstm.triton import MAX_HEAD_DIM
+    from tsk.kernels.lstm_scan import MAX_HEAD_DIM
 
     gates_x, R, *_ = _inputs(1, 1, 1, MAX_HEAD_DIM + 1, device=triton_device)  # noqa: N806
     with pytest.raises(ValueError, match="head_dim"):
@@ -189,7 +189,7 @@ def test_triton_autotune_prunes_blocks_larger_than_the_batch():
     pytest.importorskip("triton")
     import triton
 
-    from tsk.kernels.lstm.triton import _prune_configs
+    from tsk.kernels.lstm_scan.triton import _prune_configs
 
     configs = [triton.Config({"BLOCK_B": b}) for b in (16, 32, 64)]
     assert [c.kwargs["BLOCK_B"] for c in _prune_configs(configs, {"batch": 3})] == [16]

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from tsk.kernels._dispatch import complex_dtype, compute_dtype
+from tsk.kernels.common.dispatch import complex_dtype, compute_dtype
 
 DEFAULT_BLOCK = 256
 

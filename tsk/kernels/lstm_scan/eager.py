@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from tsk.kernels._dispatch import compute_dtype
+from tsk.kernels.common.dispatch import compute_dtype
 
 _GATE_SCALE = (1.0, 1.0, 2.0, 1.0)  # i, f, g, o: g is read through tanh(x) = 2 sigmoid(2 x) - 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from tsk.kernels._dispatch import fft_size
+from tsk.kernels.common.dispatch import fft_size
 
 
 def poly_mul(f: torch.Tensor, g: torch.Tensor, n: int | None = None) -> torch.Tensor:

@@ -24,8 +24,8 @@ import math
 
 import torch
 
-from tsk.kernels._dispatch import complex_dtype, compute_dtype
-from tsk.kernels.polynomial import correlate, poly_mul, series_inverse
+from tsk.kernels.common.dispatch import complex_dtype, compute_dtype
+from tsk.kernels.common.polynomial import correlate, poly_mul, series_inverse
 
 # rho^L = 1/2: a margin of ~0.7/L from the unit circle, at most a factor 2 of amplification
 LOG_HALF = -math.log(2.0)
