@@ -296,7 +296,7 @@ def test_forecaster_instance_norm_reaches_tpgn_network(switch, normalized):
     df = make_long(n_series=1, length=120)
     params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
     model = tsk.Forecaster("tpgn", **params, **switch).fit(df)
-    assert (model.net_.norm is not None) is normalized
+    assert model.net_.norm.enabled is normalized
 
 
 @pytest.mark.parametrize("instance_norm", [True, False])
@@ -307,5 +307,5 @@ def test_forecaster_tpgn_from_the_ridge_start_on_request(instance_norm):
     params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
     model = tsk.Forecaster("tpgn", **params, ridge_init=True, instance_norm=instance_norm).fit(df)
     assert isinstance(model.net_, RidgeStartNet) and isinstance(model.net_.net, TPGNForecastNet)
-    assert (model.net_.norm is not None) is (model.net_.net.norm is not None) is instance_norm
+    assert model.net_.norm.enabled is model.net_.net.norm.enabled is instance_norm
     assert model.learning_rate_ == 1e-4 and model.predict().y.notna().all()

@@ -315,7 +315,8 @@ def test_lag_losses_are_added_to_the_training_loss():
     loss.backward()
 
     # the same objective written out with the network's parts
-    normalized, mean, std = without.norm(x)
+    normalized, window = without.norm(x)
+    mean, std = window.mean, window.std
     features = without.backbone(without.embed(normalized))
     prediction, open_loop, next_inputs = without.decoder(features, 6)
     start = 3  # burn-in d_state - 1

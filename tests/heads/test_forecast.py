@@ -127,8 +127,8 @@ def test_patch_tokens_keep_the_ridge_start_exact():
     net.init_skip_ridge(as_mappings(batches))
     x = batches[0][0]
     with torch.no_grad():
-        normalized, mean, std = net.norm(x)
-        linear = net.head.skip(normalized.transpose(1, 2)).transpose(1, 2) * std + mean
+        normalized, window = net.norm(x)
+        linear = window.restore(net.head.skip(normalized.transpose(1, 2)).transpose(1, 2))
         torch.testing.assert_close(net(x), linear)
 
 
@@ -139,10 +139,14 @@ def test_window_normalization_leaves_calendar_features_alone():
 
     x = torch.randn(3, 10, 4) * 5 + 2
     x[..., 2:] = torch.rand(3, 10, 2) - 0.5
-    normed, mean, std = InstanceNorm()(x, keep_last=2)
+    normed, window = InstanceNorm(keep_last=2)(x)
     torch.testing.assert_close(normed[..., 2:], x[..., 2:])
     torch.testing.assert_close(normed[..., :2].mean(1), torch.zeros(3, 2), atol=1e-5, rtol=0)
-    assert (mean[..., 2:] == 0).all() and (std[..., 2:] == 1).all()
+    assert (window.mean[..., 2:] == 0).all() and (window.std[..., 2:] == 1).all()
+    torch.testing.assert_close(window.restore(normed[..., :2]), x[..., :2])
+    torch.testing.assert_close(window.apply(x[..., :2]), normed[..., :2])
+    unchanged, identity = InstanceNorm(enabled=False)(x)
+    assert unchanged is x and identity.restore(x) is x
     seen = []
     backbone = create("mamba", d_model=8, n_layers=1, bidirectional=True)
     net = VariateForecastNet(backbone, 10, 4, n_out=2, d_model=8, n_calendar=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,23 +20,48 @@ class ForecastLoss:
         return F.mse_loss(output, batch["targets"])
 
 
+@dataclass(frozen=True)
+class WindowScale:
+    """Each window's per-channel mean and std `[B, 1, F]` (None: the identity), to undo a
+    normalization on what a network outputs for the window's first channels (its targets)."""
+
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+
+    def restore(self, y: torch.Tensor) -> torch.Tensor:
+        """`y[..., n]` in the normalized units of the window's first `n` channels -> original."""
+        if self.mean is None:
+            return y
+        n = y.shape[-1]
+        return y * self.std[..., :n] + self.mean[..., :n]
+
+    def apply(self, y: torch.Tensor) -> torch.Tensor:
+        """The inverse of `restore`: original units -> normalized."""
+        if self.mean is None:
+            return y
+        n = y.shape[-1]
+        return (y - self.mean[..., :n]) / self.std[..., :n]
+
+
 class InstanceNorm(nn.Module):
-    """RevIN (Kim et al., 2022): standardize each window per channel, undo it on the forecast."""
+    """RevIN (Kim et al., 2022): standardize each window per channel, undo it on the forecast
+    (`WindowScale.restore`). With `enabled=False` it passes windows through unchanged, so a
+    network writes one forward pass either way. The last `keep_last` channels pass unchanged
+    (calendar features: a window's mean would erase the date they carry)."""
 
-    def __init__(self, eps: float = 1e-5) -> None:
+    def __init__(self, enabled: bool = True, keep_last: int = 0, eps: float = 1e-5) -> None:
         super().__init__()
-        self.eps = eps
+        self.enabled, self.keep_last, self.eps = enabled, keep_last, eps
 
-    def forward(self, x: torch.Tensor, keep_last: int = 0
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`x[B, L, F]` -> normalized `x`, mean `[B, 1, F]`, std `[B, 1, F]`. The last
-        `keep_last` channels pass unchanged (calendar features: a window's mean would erase the
-        date they carry)."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, WindowScale]:
+        """`x[B, L, F]` -> the normalized window and its scale."""
+        if not self.enabled:
+            return x, WindowScale()
         mean = x.mean(dim=1, keepdim=True).detach()
         std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
-        if keep_last:
-            mean[..., -keep_last:], std[..., -keep_last:] = 0.0, 1.0
-        return (x - mean) / std, mean, std
+        if self.keep_last:
+            mean[..., -self.keep_last:], std[..., -self.keep_last:] = 0.0, 1.0
+        return (x - mean) / std, WindowScale(mean, std)
 
 
 class ForecastHead(nn.Module):
@@ -71,7 +97,7 @@ class ForecastHead(nn.Module):
 
 @torch.no_grad()
 def fit_skip_ridge(
-    skip: nn.Linear, norm: InstanceNorm | None, n_out: int, train: Iterable,
+    skip: nn.Linear, norm: InstanceNorm, n_out: int, train: Iterable,
     validation: Iterable | None = None,
 ) -> float:
     """Set `skip` (lookback -> horizon, shared by the `n_out` target channels, on windows
@@ -106,7 +132,7 @@ def fit_skip_ridge(
 
 
 def _skip_normal_equations(
-    norm: InstanceNorm | None, n_out: int, batches: Iterable
+    norm: InstanceNorm, n_out: int, batches: Iterable
 ) -> dict[str, torch.Tensor] | None:
     """X^T X, X^T Y, |Y|^2 over all (window, target channel) rows, in float64, where a row of
     X is the normalized lookback with a 1 appended and Y the normalized future, both times
@@ -115,10 +141,9 @@ def _skip_normal_equations(
     for batch in batches:
         targets = batch["inputs"][..., :n_out].double()  # [B, L, n]
         future = batch["targets"].double()  # [B, H, n]
-        scale = torch.ones_like(targets[:, :1])
-        if norm is not None:
-            targets, mean, scale = norm(targets)
-            future = (future - mean) / scale
+        targets, window = norm(targets)
+        future = window.apply(future)
+        scale = torch.ones_like(targets[:, :1]) if window.std is None else window.std
         rows_x = torch.cat([targets, torch.ones_like(targets[:, :1])], 1) * scale
         rows_x = rows_x.transpose(1, 2).reshape(-1, rows_x.shape[1])  # [B * n, L + 1]
         rows_y = (future * scale).transpose(1, 2).reshape(-1, future.shape[1])  # [B * n, H]
@@ -178,8 +203,8 @@ class ForecastNet(ForecastLoss, nn.Module):
         patch_len: int | None = None, n_calendar: int = 0,
     ) -> None:
         super().__init__()
-        self.n_out, self.n_calendar = n_out, n_calendar
-        self.norm = InstanceNorm() if instance_norm else None
+        self.n_out = n_out
+        self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         if patch_len is None:
             self.embed: nn.Module = nn.Linear(n_in, d_model)
         else:
@@ -195,13 +220,9 @@ class ForecastNet(ForecastLoss, nn.Module):
         return fit_skip_ridge(self.head.skip, self.norm, self.n_out, train, validation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.norm is not None:
-            x, mean, std = self.norm(x, self.n_calendar)
+        x, window = self.norm(x)
         features = self.backbone(self.embed(x))
-        y = self.head(features, x[..., : self.n_out])
-        if self.norm is not None:
-            y = y * std[..., : self.n_out] + mean[..., : self.n_out]
-        return y
+        return window.restore(self.head(features, x[..., : self.n_out]))
 
 
 class VariateForecastNet(ForecastLoss, nn.Module):
@@ -218,22 +239,18 @@ class VariateForecastNet(ForecastLoss, nn.Module):
         dropout: float = 0.0, instance_norm: bool = True, n_calendar: int = 0,
     ) -> None:
         super().__init__()
-        self.n_out, self.n_calendar = n_out, n_calendar
-        self.norm = InstanceNorm() if instance_norm else None
+        self.n_out = n_out
+        self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         self.embed = nn.Linear(lookback, d_model)
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
         self.project = nn.Linear(d_model, horizon)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.norm is not None:
-            x, mean, std = self.norm(x, self.n_calendar)
-        tokens = self.embed(x.transpose(1, 2))  # [B, n_in, d_model]
-        tokens = self.backbone(tokens)
+        x, window = self.norm(x)
+        tokens = self.backbone(self.embed(x.transpose(1, 2)))  # [B, n_in, d_model]
         y = self.project(self.dropout(tokens[:, : self.n_out])).transpose(1, 2)  # [B, H, n_out]
-        if self.norm is not None:
-            y = y * std[..., : self.n_out] + mean[..., : self.n_out]
-        return y
+        return window.restore(y)
 
 
 class RidgeStartNet(ForecastLoss, nn.Module):
@@ -251,7 +268,7 @@ class RidgeStartNet(ForecastLoss, nn.Module):
                  instance_norm: bool = True) -> None:
         super().__init__()
         self.net, self.n_out = net, n_out
-        self.norm = InstanceNorm() if instance_norm else None
+        self.norm = InstanceNorm(instance_norm)
         self.skip = nn.Linear(lookback, horizon)
         self.gate = nn.Parameter(torch.zeros(()))
 
@@ -266,10 +283,6 @@ class RidgeStartNet(ForecastLoss, nn.Module):
         return getattr(self.net, "auxiliary_loss", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        targets = x[..., : self.n_out]
-        if self.norm is not None:
-            targets, mean, std = self.norm(targets)
+        targets, window = self.norm(x[..., : self.n_out])
         linear = self.skip(targets.transpose(1, 2)).transpose(1, 2)  # [B, H, n_out]
-        if self.norm is not None:
-            linear = linear * std + mean
-        return linear + self.gate * self.net(x)
+        return window.restore(linear) + self.gate * self.net(x)

@@ -34,10 +34,10 @@ class SpaceTimeForecastNet(ForecastLoss, nn.Module):
                  instance_norm: bool = True, n_calendar: int = 0) -> None:
         super().__init__()
         config = backbone.config
-        self.horizon, self.n_out, self.n_calendar = horizon, n_out, n_calendar
+        self.horizon, self.n_out = horizon, n_out
         self.burn_in = config.d_state - 1
         self.lag_loss_weight = config.lag_loss_weight
-        self.norm = InstanceNorm() if instance_norm else None
+        self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         self.embed = PreprocessingEmbedding(n_in, lookback, config)
         self.backbone = backbone
         self.decoder = ClosedLoopSSM(config.d_model, config.d_state, config.ssm, config.norm_order,
@@ -46,27 +46,20 @@ class SpaceTimeForecastNet(ForecastLoss, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.auxiliary_loss: torch.Tensor | None = None
-        stats = None
         inputs = x
-        if self.norm is not None:
-            x, mean, std = self.norm(x, self.n_calendar)
-            stats = (mean[..., : self.n_out], std[..., : self.n_out])
+        x, window = self.norm(x)
         features = self.backbone(self.embed(x))  # [B, T, d_model]
         start = self.burn_in
         lag_losses = (self.training and torch.is_grad_enabled() and self.lag_loss_weight > 0
                       and start < x.shape[1] - 1)
         forecast, open_loop, next_inputs = self.decoder(features, self.horizon, lag_losses)
-        y = self._denormalize(self.output(forecast), stats)  # [B, horizon, n_out]
+        y = window.restore(self.output(forecast))  # [B, horizon, n_out]
         if lag_losses:
-            lag_forecast = self._denormalize(self.output(open_loop[:, start:-1]), stats)
+            lag_forecast = window.restore(self.output(open_loop[:, start:-1]))
             lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
             lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])
             self.auxiliary_loss = self.lag_loss_weight * lag_loss
         return y
-
-    @staticmethod
-    def _denormalize(y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        return y if stats is None else y * stats[1] + stats[0]
 
 
 @register_task_net("forecast", "spacetime")

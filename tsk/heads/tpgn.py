@@ -34,10 +34,10 @@ class TPGNForecastNet(ForecastLoss, nn.Module):
             raise ValueError(f"need 1 <= n_out <= n_in (targets come first), got n_in={n_in}, n_out={n_out}.")
         if config.period < 1:
             raise ValueError(f"period must be >= 1, got {config.period}.")
-        self.period, self.horizon, self.n_out, self.n_calendar = config.period, horizon, n_out, n_calendar
+        self.period, self.horizon, self.n_out = config.period, horizon, n_out
         self.n_periods = math.ceil(lookback / config.period)
         self.future_periods = math.ceil(horizon / config.period)
-        self.norm = InstanceNorm() if instance_norm else None
+        self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         self.core = TPGNCore(
             n_in - n_out + 1, config.d_model, self.n_periods, config.period,
             out_per_column=self.future_periods, n_layers=config.n_layers, groups=n_out,
@@ -53,15 +53,12 @@ class TPGNForecastNet(ForecastLoss, nn.Module):
         return torch.cat([values, exogenous], dim=-1).flatten(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.norm is not None:
-            x, mean, std = self.norm(x, self.n_calendar)
+        x, window = self.norm(x)
         batch = x.shape[0]
         grid = fold_periods(self._variate_features(x), self.period, self.n_periods)  # [B, R, P, G * F]
         out = self.core(grid)  # [B, P, G, future_periods]
         y = out.permute(0, 3, 1, 2).reshape(batch, -1, self.n_out)[:, : self.horizon]  # [B, H, G]
-        if self.norm is not None:
-            y = y * std[..., : self.n_out] + mean[..., : self.n_out]
-        return y
+        return window.restore(y)
 
 
 @register_task_net("forecast", "tpgn", time_features=True)
