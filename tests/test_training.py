@@ -25,3 +25,29 @@ def test_replayable_sampler_shuffles_as_random_sampler_and_replays_an_epoch():
     assert list(sampler) == epochs[1]  # and the epochs after it follow as before
     unseeded = ReplayableSampler(data)
     assert sorted(unseeded) == list(data)
+
+
+def test_a_fit_is_quiet_unless_verbose(capfd, recwarn):
+    """No Lightning banner, tip or deprecation reaches a library user by default; `verbose=True`
+    lets them through."""
+    import logging
+
+    import tsk
+    from tests.estimators.test_classifier import waves
+
+    X, y = waves(12)
+    quiet = dict(d_model=8, n_layers=1, max_epochs=1, enable_progress_bar=False, random_state=0)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("lightning").addHandler(handler)
+    try:
+        tsk.Classifier("s4d", **quiet).fit(X, y)
+        assert not records
+        assert not [w for w in recwarn.list if "lightning" in str(w.filename).lower()]
+        out = capfd.readouterr()
+        assert "GPU available" not in out.out + out.err and "Tip" not in out.out + out.err
+        tsk.Classifier("s4d", **quiet, verbose=True).fit(X, y)
+        assert any("GPU available" in record.getMessage() for record in records)
+    finally:
+        logging.getLogger("lightning").removeHandler(handler)

@@ -43,6 +43,7 @@ def _forecaster(args: argparse.Namespace) -> Any:
         max_epochs=args.max_epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
+        verbose=args.verbose,
     )
 
 
@@ -110,7 +111,7 @@ def _classifier(args: argparse.Namespace) -> Any:
         backbone=args.backbone, d_model=args.d_model, n_layers=args.n_layers,
         pooling=args.pooling, bidirectional=args.bidirectional, patch_len=args.patch_len,
         random_state=args.seed, accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
-        **training,
+        verbose=args.verbose, **training,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -333,7 +334,44 @@ def _validated_start(trainer: L.Trainer, module: TaskModule, val_loader: DataLoa
     return start
 
 
-def fit_module(
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+QUIET_WARNINGS = (  # Lightning's advice and deprecations, not about the user's data or model
+    ".*isinstance\\(treespec, LeafSpec\\).*", ".*does not have many workers.*",
+    ".*litlogger.*", ".*litmodels.*",
+)
+
+
+@contextlib.contextmanager
+def lightning_output(verbose: bool) -> Iterator[None]:
+    """Inside, Lightning says only warnings and errors unless `verbose`: no "GPU available",
+    "Tip: ..." or "`Trainer.fit` stopped" lines and none of its own deprecation warnings (a
+    library is quiet unless asked; the command line's `--verbose` asks)."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
+
+def fit_module(module: TaskModule, train_loader: DataLoader, val_loader: DataLoader | None, *,
+               verbose: bool = False, **options: Any) -> FitSummary:
+    """`_fit_module` (the training itself; its docstring has the options), with Lightning's
+    messages shown only when `verbose`."""
+    with lightning_output(verbose):
+        return _fit_module(module, train_loader, val_loader, **options)
+
+
+def _fit_module(
     module: TaskModule,
     train_loader: DataLoader,
     val_loader: DataLoader | None,

@@ -63,6 +63,8 @@ TRAINING_PARAMS = (
     TrainingParam("trainer_kwargs", None, "Any other `lightning.Trainer` option, e.g. "
                   "`{'strategy': 'ddp', 'precision': 'bf16-mixed'}`.", True),
     TrainingParam("enable_progress_bar", True, "Lightning's progress bar while fitting.", True),
+    TrainingParam("verbose", False, "Let Lightning print its messages (devices found, tips, why "
+                  "a fit stopped) and warnings; a library is quiet otherwise.", True),
     TrainingParam("num_workers", 0, "DataLoader worker processes.", True),
 )
 _RUN_ONLY_PARAMS = {param.name for param in TRAINING_PARAMS if param.run_only}
@@ -230,7 +232,7 @@ class SequenceEstimator(BaseEstimator):
         return fit_module(
             module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
             accelerator=self.accelerator, devices=self.devices,
-            enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs,
+            enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs, verbose=self.verbose,
             keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,
             fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
             monitor=monitor, mode=mode,
