@@ -430,3 +430,21 @@ def test_time_features_need_one_frequency():
     with pytest.raises(ValueError, match="one frequency for all series"):
         tsk.Forecaster("lstm", time_features=True, **TINY).fit(df)
     assert tsk.Forecaster("lstm", **TINY).fit(df).n_inputs_ == 1
+
+
+def test_a_diverged_fit_raises_and_leaves_the_model_unfitted():
+    """learning_rate=1e30 from random weights: every validation loss is infinite. The fit says so
+    instead of returning a model that forecasts NaN."""
+    from sklearn.exceptions import NotFittedError
+
+    df = make_long()
+    model = tsk.Forecaster("s4d", **{**TINY, "ridge_init": False, "learning_rate": 1e30})
+    with pytest.raises(FloatingPointError, match="The fit diverged.*learning_rate"):
+        model.fit(df)
+    with pytest.raises(NotFittedError):
+        model.predict()
+    good = tsk.Forecaster("s4d", **TINY).fit(df)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        good.set_params(learning_rate=1e30, ridge_init=False).fit(df)
+    with pytest.raises(NotFittedError):  # not half refitted
+        good.predict()

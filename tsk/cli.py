@@ -438,8 +438,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # Lightning's info lines (GPU available, tips) are noise on a terminal
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -346,17 +346,15 @@ def lightning_output(verbose: bool) -> Iterator[None]:
     """Inside, Lightning says only warnings and errors unless `verbose`: no "GPU available",
     "Tip: ..." or "`Trainer.fit` stopped" lines and none of its own deprecation warnings (a
     library is quiet unless asked; the command line's `--verbose` asks)."""
-    if verbose:
-        yield
-        return
     loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
     levels = [log.level for log in loggers]
     for log in loggers:
-        log.setLevel(logging.WARNING)
+        log.setLevel(logging.INFO if verbose else logging.WARNING)
     try:
         with warnings.catch_warnings():
-            for message in QUIET_WARNINGS:
-                warnings.filterwarnings("ignore", message=message)
+            if not verbose:
+                for message in QUIET_WARNINGS:
+                    warnings.filterwarnings("ignore", message=message)
             yield
     finally:
         for log, level in zip(loggers, levels, strict=True):

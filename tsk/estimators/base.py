@@ -194,13 +194,18 @@ class SequenceEstimator(BaseEstimator):
     def _fit(self, *data: Any, checkpoint_dir: str | os.PathLike | None = None,
              **options: Any) -> Self:
         """Validate the parameters, prepare the data (`_prepare_fit(*data, **options)`, which
-        also sets the fitted preprocessing state), build the network, train it, keep it."""
+        also sets the fitted preprocessing state), build the network, train it, keep it. A fit
+        that fails once the data is read leaves the estimator unfitted, not half refitted."""
         self._validate_training_params()
         self._validate_params()
-        prepared = self._prepare_fit(*data, **options)
-        with self._seeded() as generator:
-            net = self._build_net()
-            self.fit_summary_ = self._fit_net(net, prepared, generator, checkpoint_dir)
+        try:
+            prepared = self._prepare_fit(*data, **options)
+            with self._seeded() as generator:
+                net = self._build_net()
+                self.fit_summary_ = self._fit_net(net, prepared, generator, checkpoint_dir)
+        except BaseException:
+            self.__dict__.pop("net_", None)
+            raise
         self.net_ = net.eval()
         return self
 
@@ -229,7 +234,7 @@ class SequenceEstimator(BaseEstimator):
         kwargs = dict(self.trainer_kwargs or {})
         kwargs.setdefault("deterministic", self.random_state is not None and "warn")
         monitor, mode = self._monitor
-        return fit_module(
+        summary = fit_module(
             module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs, verbose=self.verbose,
@@ -237,6 +242,22 @@ class SequenceEstimator(BaseEstimator):
             fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
             monitor=monitor, mode=mode,
         )
+        self._check_converged(net, summary)
+        return summary
+
+    def _check_converged(self, net: nn.Module, summary: FitSummary) -> None:
+        """Raise when the fit diverged: every validated epoch's loss non-finite (and no finite
+        start kept), or non-finite weights. A diverged network would predict NaN."""
+        losses = [h["val_loss"] for h in summary.history if "val_loss" in h]
+        every_loss_bad = bool(losses) and not any(np.isfinite(losses))
+        bad_weights = [name for name, value in net.state_dict().items()
+                       if value.is_floating_point() and not torch.isfinite(value).all()]
+        if (every_loss_bad and not summary.start_kept) or bad_weights:
+            where = (f"every validation loss was non-finite ({losses[-3:]} last)" if every_loss_bad
+                     else f"weights {bad_weights[:3]} are NaN or infinite")
+            raise FloatingPointError(
+                f"The fit diverged: {where}. Lower learning_rate (it was {self.learning_rate_:g}) "
+                "or check the data's scale; the estimator is left unfitted.")
 
     def _epochs_when_validated(self) -> int:
         """The most epochs a fit with validation data trains (`tsk.tune`'s folds)."""

@@ -319,6 +319,10 @@ class Forecaster(SequenceEstimator):
             self.lookback_, 0, len(self.schema_.targets), self.channel_independent,
         )
         raw = join_outputs(self._predict_outputs(dataset)).numpy()  # [S * channels, H, outputs]
+        if not np.isfinite(raw).all():
+            raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
+                                     "these inputs are out of range (refit it, e.g. with a lower "
+                                     "learning_rate).")
         forecasts = raw.reshape(len(contexts), -1, self.horizon, self.n_outputs_)
         forecasts = forecasts.transpose(0, 2, 1, 3).reshape(len(contexts), self.horizon, -1)
         n_targets = len(self.schema_.targets)
