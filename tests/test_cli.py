@@ -86,6 +86,88 @@ def test_predict_needs_a_file_grouped_by_series(tmp_path, capsys):
     assert "group the file's rows by unique_id" in capsys.readouterr().err
 
 
+@pytest.fixture
+def many_series(tmp_path):
+    """A saved model and a history file of 12 series, and what a clean run writes for it."""
+    history = make_long(n_series=12, length=40)
+    model_dir = tmp_path / "model"
+    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
+                   enable_progress_bar=False, random_state=0).fit(history).save(model_dir)
+    data = tmp_path / "history.csv"
+    history.to_csv(data, index=False)
+    clean = tmp_path / "clean.csv"
+    assert main(["predict", "--model", str(model_dir), "--data", str(data), "--out", str(clean),
+                 "--chunk-rows", "80", "--no-progress"]) == 0
+    return model_dir, data, pd.read_csv(clean)
+
+
+def test_an_interrupted_predict_leaves_no_partial_file_and_resumes(tmp_path, capsys, monkeypatch,
+                                                                  many_series):
+    model_dir, data, expected = many_series
+    out = tmp_path / "forecast.csv"
+    original, calls = tsk.Forecaster.predict, []
+
+    def failing(self, df=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return original(self, df)
+
+    monkeypatch.setattr(tsk.Forecaster, "predict", failing)
+    args = ["predict", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+            "--chunk-rows", "80", "--no-progress"]
+    assert main(args) == 1
+    assert not out.exists()  # nothing that looks like a finished file
+    monkeypatch.setattr(tsk.Forecaster, "predict", original)
+    assert main([*args, "--resume"]) == 0
+    got = pd.read_csv(out)
+    assert len(calls) == 3  # the 2 finished parts were kept, not predicted again
+    pd.testing.assert_frame_equal(got, expected)  # no duplicates, no gaps
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(ValueError, match="parts of another run"):
+        (out.parent / ".forecast.csv.parts").mkdir()
+        (out.parent / ".forecast.csv.parts" / "run.json").write_text("{}")
+        main(["--debug", *args, "--resume"])
+
+
+@pytest.mark.slow
+def test_a_killed_predict_resumes_where_it_stopped(tmp_path):
+    """12,000 rows (300 series), the process killed once some parts are in: the file is not
+    there, and --resume finishes it with every series once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    history = make_long(n_series=300, length=40)
+    model_dir = tmp_path / "model"
+    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
+                   enable_progress_bar=False, random_state=0).fit(history.iloc[:400]).save(model_dir)
+    data = tmp_path / "history.csv"
+    history.to_csv(data, index=False)
+    out = tmp_path / "forecast.parquet"
+    command = [sys.executable, "-m", "tsk.cli", "predict", "--model", str(model_dir), "--data",
+               str(data), "--out", str(out), "--chunk-rows", "40", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / ".forecast.parquet.parts"
+    deadline = time.time() + 180
+    while len(list(parts.glob("part-*.parquet"))) < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(list(parts.glob("part-*.parquet")))
+    assert not out.exists() and 5 <= done < 300
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got = pd.read_parquet(out)
+    assert got.groupby("unique_id").size().eq(4).all() and got.unique_id.nunique() == 300
+    expected = tsk.load(model_dir).predict(history)
+    order = ["unique_id", "ds"]
+    pd.testing.assert_frame_equal(got.sort_values(order, ignore_index=True),
+                                  expected.sort_values(order, ignore_index=True),
+                                  check_exact=False, rtol=1e-5)
+
+
 def test_errors_are_one_line_with_a_non_zero_exit(tmp_path, capsys):
     assert main(["forecast", "--data", str(tmp_path / "nope.csv")]) == 1
     err = capsys.readouterr().err

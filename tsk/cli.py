@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tsk._extras import require
-from tsk.datasets.tables import TableWriter, check_grouped, iter_table, read_table, write_table
+from tsk.datasets.tables import PartsWriter, check_grouped, iter_table, read_table, write_table
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
@@ -82,7 +82,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
               "lookback": model.lookback_, **metrics, "epochs": summary.epochs,
               "train_seconds": round(summary.train_seconds, 2)}
     print(json.dumps(report, indent=2))
-    TableWriter(args.out).write(forecast)
+    write_table(forecast, args.out)
     print(f"Wrote the {args.horizon}-step forecast to {args.out}")
     if args.save_model:
         model.save(args.save_model)
@@ -187,21 +187,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_table(predictions, args.out)
         print(f"Wrote labels for {len(predictions)} series to {args.out}")
         return 0
-    writer = TableWriter(args.out)
+    if model.schema_.layout == "wide":  # one multivariate series: read it whole
+        write_table(model.predict(read_table(args.data)), args.out)
+        print(f"Wrote the forecast to {args.out}")
+        return 0
+    source = Path(args.data)
+    key = {"data": str(source.resolve()), "size": source.stat().st_size,
+           "modified": source.stat().st_mtime_ns, "model": str(Path(args.model).resolve()),
+           "chunk_rows": args.chunk_rows}
+    writer = PartsWriter(args.out, key, resume=args.resume)
+    total = check_grouped(args.data, args.chunk_rows)
     n_series = 0
-    try:
-        if model.schema_.layout == "wide":  # one multivariate series: read it whole
-            writer.write(model.predict(read_table(args.data)))
-            n_series = 1
-        else:
-            total = check_grouped(args.data, args.chunk_rows)
-            with tqdm(total=total, unit="rows", disable=args.no_progress, desc="predict") as bar:
-                for group in _complete_series(iter_table(args.data, args.chunk_rows)):
-                    writer.write(model.predict(group))
-                    n_series += group["unique_id"].nunique()
-                    bar.update(len(group))
-    finally:
-        writer.close()
+    with tqdm(total=total, unit="rows", disable=args.no_progress, desc="predict") as bar:
+        groups = _complete_series(iter_table(args.data, args.chunk_rows))
+        for index, group in enumerate(groups):
+            if index >= writer.parts_done:  # parts written by the interrupted run are kept
+                writer.write(model.predict(group))
+            n_series += group["unique_id"].nunique()
+            bar.update(len(group))
+    writer.finish()
     print(f"Wrote forecasts for {n_series} series to {args.out}")
     return 0
 
@@ -369,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a folder of them)")
     p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="rows read per chunk")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run after the "
+                   "series it finished (same data, model and --chunk-rows)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
 

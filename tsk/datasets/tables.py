@@ -1,9 +1,11 @@
 """Tables on disk: CSV (`.csv`, `.csv.gz`) or Parquet, read whole or streamed in chunks, written
-in chunks; `ds` (or `date`) parsed as datetimes."""
+whole or in resumable parts, never half; `ds` (or `date`) parsed as datetimes."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,30 +66,75 @@ def check_grouped(path: str | os.PathLike, chunk_rows: int) -> int:
     return rows
 
 
-class TableWriter:
-    """Append frames to a CSV or Parquet file, chosen by the file name."""
+class PartsWriter:
+    """Write a large table in parts and assemble it only when every part is in: a reader never
+    sees half a file, and a run cut short (an error, Ctrl-C, a killed process) can be resumed.
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path, self._parquet, self._started = Path(path), _is_parquet(Path(path)), False
+    Each `write(frame)` becomes one numbered part file in a folder beside the target
+    (`.<name>.parts/`), written whole (to a temporary name, then renamed). `finish()` joins the
+    parts into the target (CSV or Parquet by its name), again through a temporary file, and
+    removes the folder. With `resume=True` a folder left by an interrupted run of the same `key`
+    (e.g. the input file, the model and the chunk size) is kept: `parts_done` says how many
+    parts to skip. Without it, old parts are discarded.
+    """
+
+    def __init__(self, path: str | os.PathLike, key: dict, resume: bool = False) -> None:
+        self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = self.path.with_name(f".{self.path.name}.parts")
+        manifest = self.folder / "run.json"
+        self.key = json.loads(json.dumps(key, default=str))
+        if resume and manifest.is_file():
+            if json.loads(manifest.read_text()) != self.key:
+                raise ValueError(f"{self.folder} holds the parts of another run (other input, "
+                                 "model or chunk size): run without --resume to start over.")
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True)
+            manifest.write_text(json.dumps(self.key))
+        self.parts_done = len(self._parts())
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.folder.glob("part-*.parquet"))
 
     def write(self, frame: pd.DataFrame) -> None:
-        if self._parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        """Add the next part (kept as Parquet, which keeps the dtypes until `finish`)."""
+        part = self.folder / f"part-{self.parts_done:06d}.parquet"
+        temporary = part.with_suffix(".writing")
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, part)
+        self.parts_done += 1
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if not self._started:
-                self._writer = pq.ParquetWriter(self.path, table.schema)
-            self._writer.write_table(table)
-        else:
-            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started,
-                         index=False)
-        self._started = True
+    def finish(self) -> Path:
+        """Join the parts into the target file, one part in memory at a time, then remove them."""
+        parts = self._parts()
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            if _is_parquet(self.path):
+                import pyarrow.parquet as pq
 
-    def close(self) -> None:
-        if self._parquet and self._started:
-            self._writer.close()
+                writer = None
+                for part in parts:
+                    table = pq.read_table(part)
+                    writer = writer or pq.ParquetWriter(partial, table.schema)
+                    writer.write_table(table)
+                if writer is None:
+                    pd.DataFrame().to_parquet(partial)
+                else:
+                    writer.close()
+            else:
+                compression = "gzip" if self.path.suffix == ".gz" else None
+                if not parts:
+                    pd.DataFrame().to_csv(partial, index=False, compression=compression)
+                for number, part in enumerate(parts):
+                    pd.read_parquet(part).to_csv(
+                        partial, index=False, header=number == 0, mode="w" if number == 0 else "a",
+                        compression=compression)
+            os.replace(partial, self.path)
+        finally:
+            partial.unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return self.path
 
 
 def _is_parquet(path: Path) -> bool:
