@@ -273,3 +273,19 @@ def test_predict_labels_a_folder_of_audio_files_with_a_saved_speech_classifier(t
     assert main(["predict", "--model", str(tmp_path / "model"), "--data", str(empty),
                  "--out", str(out)]) == 1
     assert "holds no audio files" in capsys.readouterr().err
+
+
+def test_help_and_usage_errors_do_not_load_the_heavy_libraries():
+    """`tsk --help` and argument errors answer at once: importing the command line loads neither
+    pandas nor torch nor Lightning (each costs seconds at start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tsk.cli\n"
+            "heavy = [m for m in ('pandas', 'torch', 'lightning') if m in sys.modules]\n"
+            "print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    usage = subprocess.run([sys.executable, "-m", "tsk.cli", "forecast", "--no-such-option"],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and "tsk forecast: error:" in usage.stderr

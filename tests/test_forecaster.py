@@ -448,3 +448,18 @@ def test_a_diverged_fit_raises_and_leaves_the_model_unfitted():
         good.set_params(learning_rate=1e30, ridge_init=False).fit(df)
     with pytest.raises(NotFittedError):  # not half refitted
         good.predict()
+
+
+def test_categorical_ids_with_unused_categories_and_missing_ids():
+    """A filtered categorical frame keeps unused categories: they are not 0-row series (which
+    forced lookback 1). Rows without an id are refused, not trained as a series named 'nan'."""
+    df = make_long(n_series=3, length=80)
+    df["unique_id"] = df["unique_id"].astype("category")
+    df = df[df.unique_id != df.unique_id.cat.categories[0]]  # the category stays, unused
+    model = tsk.Forecaster("s4d", **{**TINY, "lookback": None}).fit(df)
+    assert model.lookback_ > 1 and len(model.predict().unique_id.unique()) == 2
+    broken = make_long(n_series=2, length=80)
+    broken["unique_id"] = broken["unique_id"].astype(object)
+    broken.loc[5, "unique_id"] = None
+    with pytest.raises(ValueError, match="'unique_id' has 1 missing id"):
+        tsk.Forecaster("s4d", **TINY).fit(broken)

@@ -1,6 +1,8 @@
-"""The `tsk` command: forecast, fit, predict (batch, streaming), tune, classify and backbones.
+"""The `tsk` command: forecast, fit, predict (batch, streaming), classify, enhance, tune and
+backbones.
 
-Errors print one line and exit non-zero; `--debug` shows the traceback.
+Errors print one line and exit non-zero; `--debug` shows the traceback. Heavy imports (pandas,
+torch, Lightning) happen inside the commands, so `tsk --help` and usage errors answer at once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tsk._extras import require
-from tsk.datasets.tables import PartsWriter, check_grouped, iter_table, read_table, write_table
+
+if TYPE_CHECKING:  # pandas and torch load only inside the commands that use them
+    import pandas as pd
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
@@ -50,6 +52,7 @@ def _forecaster(args: argparse.Namespace) -> Any:
 def cmd_forecast(args: argparse.Namespace) -> int:
     """Fit, evaluate on held-out data, print metrics, write the forecast after the data's end."""
     from tsk.datasets import load_csv, load_dataset
+    from tsk.datasets.tables import read_table, write_table
 
     model, checkpoints = _forecaster(args), args.checkpoint_dir
     if args.dataset:
@@ -64,9 +67,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         frame = read_table(args.data)
         if "unique_id" in frame.columns:  # long format: the last `horizon` rows of each series test
             frame = frame.sort_values(["unique_id", "ds"], kind="stable")
-            last = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon
-            model.fit(frame[~last], checkpoint_dir=checkpoints)
-            keep = frame.groupby("unique_id").cumcount(ascending=False) < args.horizon + model.lookback_
+            from_end = frame.groupby("unique_id", observed=True).cumcount(ascending=False)
+            model.fit(frame[~(from_end < args.horizon)], checkpoint_dir=checkpoints)
+            keep = from_end < args.horizon + model.lookback_
             metrics = model.evaluate(frame[keep])
             forecast = model.predict(frame)
         else:
@@ -93,6 +96,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit on all of the data (the last part of each series validates) and save the model."""
     from tsk.datasets import load_dataset
+    from tsk.datasets.tables import read_table
 
     frame = load_dataset(args.dataset, args.data_dir).frame if args.dataset else read_table(args.data)
     model = _forecaster(args).fit(frame, checkpoint_dir=args.checkpoint_dir)
@@ -117,6 +121,8 @@ def _classifier(args: argparse.Namespace) -> Any:
 
 def _class_predictions(model: Any, X: Any) -> pd.DataFrame:
     """One row per series: its id, the predicted label and each class's probability."""
+    import pandas as pd
+
     proba = model.predict_proba(X)
     frame = pd.DataFrame({"unique_id": _series_ids(X), "label": model.classes_[proba.argmax(1)]})
     for i, label in enumerate(model.classes_):
@@ -126,7 +132,10 @@ def _class_predictions(model: Any, X: Any) -> pd.DataFrame:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """Fit a classifier, print its test metrics as JSON, write the test predictions."""
+    import pandas as pd
+
     from tsk.datasets import load_classification, read_labelled
+    from tsk.datasets.tables import write_table
 
     if args.dataset:
         data = load_classification(args.dataset, args.data_dir)
@@ -157,6 +166,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def _series_ids(X: Any) -> list:
     """The series of X (arrays, lists or a long frame), one entry each."""
+    import pandas as pd
+
     return list(pd.unique(X["unique_id"])) if isinstance(X, pd.DataFrame) else list(range(len(X)))
 
 
@@ -168,6 +179,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     import tsk
+    from tsk.datasets.tables import PartsWriter, check_grouped, iter_table, read_table, write_table
 
     model = tsk.load(args.model)
     if isinstance(model, tsk.SpeechClassifier):
@@ -240,6 +252,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
     from tsk.datasets import load_csv, load_dataset
+    from tsk.datasets.tables import read_table
     from tsk.tuning import default_space, space_from_json, tune
 
     if not args.verbose:  # the progress bar and the final table say what matters
@@ -291,6 +304,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _complete_series(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Regroup streamed chunks so each yielded frame holds whole series (file grouped by id)."""
+    import pandas as pd
+
     carry = None
     for chunk in chunks:
         chunk = chunk if carry is None else pd.concat([carry, chunk], ignore_index=True)

@@ -320,7 +320,7 @@ def read_labelled(path: str | os.PathLike, label_column: str = LABEL
     ids = frame["unique_id"] if "unique_id" in frame.columns else None
     if ids is None:
         raise ValueError(f"{path}: a table of series needs a 'unique_id' column (one id per series).")
-    per_series = frame.groupby("unique_id", sort=False)[label_column]
+    per_series = frame.groupby("unique_id", sort=False, observed=True)[label_column]
     mixed = per_series.nunique(dropna=False)
     if (mixed > 1).any():
         raise ValueError(f"{path}: series {mixed[mixed > 1].index[0]!r} has several labels in "

@@ -133,6 +133,11 @@ def to_series(df: pd.DataFrame, schema: Schema, *, min_length: int = 1) -> list[
             "df.ffill()) or drop the affected series."
         )
     if schema.layout == "long":
+        missing_ids = df[ID].isna().to_numpy()
+        if missing_ids.any():
+            rows = list(np.flatnonzero(missing_ids)[:5])
+            raise ValueError(f"Column {ID!r} has {int(missing_ids.sum())} missing id(s) (rows "
+                             f"{rows}): every row needs the id of its series; fill or drop them.")
         ids = df[ID].astype(str).to_numpy()
         order = np.lexsort((df[TIME].to_numpy(), ids))
     else:

@@ -114,7 +114,7 @@ def _from_frame(frame: pd.DataFrame) -> Sequences:
             row = frame[duplicated].iloc[0]
             raise ValueError(f"Series {row[ID]!r} has two rows at {order} {row[order]!r}: one row "
                              "per series and step.")
-    groups = frame.groupby(ID, sort=False)
+    groups = frame.groupby(ID, sort=False, observed=True)
     values = [np.ascontiguousarray(groups.get_group(uid)[channels].to_numpy(np.float32))
               for uid in ids]
     return _checked(Sequences(values, ids, keyed=True), channels)

@@ -211,7 +211,7 @@ class Forecaster(SequenceEstimator):
         if self.lookback is not None:
             return self.lookback
         frame = _as_frame(df)
-        shortest = int(frame.groupby(ID).size().min()) if ID in frame.columns else len(frame)
+        shortest = int(frame.groupby(ID, observed=True).size().min()) if ID in frame.columns else len(frame)
         return max(1, min(LONG_LOOKBACK, (shortest - self.horizon) // 3))
 
     def _resolve_tokens(self, lookback: int) -> str:

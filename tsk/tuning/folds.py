@@ -155,7 +155,7 @@ def time_folds(
     schema = infer_schema(df, estimator.exogenous)
     if schema.layout == "long":
         df = df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
-        groups = df.groupby(ID, sort=False)
+        groups = df.groupby(ID, sort=False, observed=True)
         position = groups.cumcount().to_numpy()
         length = groups[TIME].transform("size").to_numpy()
     else:
