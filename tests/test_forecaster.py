@@ -463,3 +463,9 @@ def test_categorical_ids_with_unused_categories_and_missing_ids():
     broken.loc[5, "unique_id"] = None
     with pytest.raises(ValueError, match="'unique_id' has 1 missing id"):
         tsk.Forecaster("s4d", **TINY).fit(broken)
+
+
+def test_exogenous_as_a_string_is_refused_with_the_list_it_meant():
+    df = make_long(n_series=2, length=80, exogenous=1)
+    with pytest.raises(TypeError, match=r"exogenous must be a list of column names, e.g. \['x0'\]"):
+        tsk.Forecaster("s4d", **{**TINY, "exogenous": "x0"}).fit(df)

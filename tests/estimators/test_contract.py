@@ -101,3 +101,20 @@ def test_fit_returns_self_and_a_saved_model_predicts_identically(example, tmp_pa
     other = next(cls for name, cls in estimators().items() if cls is not type(model))
     with pytest.raises(ValueError, match=f"not a {other.__name__}"):
         other.load(tmp_path / "model")
+
+
+@pytest.mark.parametrize(("params", "error", "message"), [
+    ({"learning_rate": "0.001"}, TypeError, "learning_rate must be a number"),
+    ({"learning_rate": 0.0}, ValueError, "learning_rate must be a finite number above 0"),
+    ({"weight_decay": -1.0}, ValueError, "weight_decay must be a finite number of at least 0"),
+    ({"d_model": 0}, ValueError, "d_model must be a positive integer"),
+    ({"n_layers": 0}, ValueError, "n_layers must be a positive integer"),
+    ({"dropout": 1.5}, ValueError, r"dropout must be in \[0, 1\)"),
+    ({"batch_size": 2.5}, ValueError, "batch_size must be a positive integer"),
+    ({"patience": 0}, ValueError, "patience must be a positive integer"),
+])
+def test_bad_shared_parameters_are_refused_before_any_work(example, params, error, message):
+    make, data, _ = example
+    args, kwargs = data()
+    with pytest.raises(error, match=message):
+        make().set_params(**params).fit(*args, **kwargs)

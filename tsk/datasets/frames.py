@@ -61,6 +61,9 @@ class Series:
 def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None) -> Schema:
     """Tell long from wide format and check the columns; extra or missing ones raise."""
     _check_frame(df)
+    if isinstance(exogenous, str):
+        raise TypeError(f"exogenous must be a list of column names, e.g. [{exogenous!r}], not the "
+                        "string itself (read as one name per character).")
     exogenous = tuple(exogenous or ())
     cols = [str(c) for c in df.columns]
     if TIME not in cols:

@@ -173,11 +173,27 @@ class SequenceEstimator(BaseEstimator):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
     def _validate_training_params(self) -> None:
-        self._check_positive_ints("batch_size")
+        """The shared parameters, and the backbone sizes every estimator takes where set."""
+        self._check_positive_ints("batch_size", "patience")
         if self.max_epochs is not None or self._training_defaults.get("max_epochs", 1) is not None:
             self._check_positive_ints("max_epochs")  # None only where the class picks it
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}.")
+        for name in ("learning_rate", "weight_decay"):
+            value = getattr(self, name)
+            if value is None and name == "learning_rate":
+                continue
+            if not isinstance(value, int | float | np.number) or isinstance(value, bool):
+                raise TypeError(f"{name} must be a number, got {value!r} "
+                                f"({type(value).__name__}).")
+            if not np.isfinite(value) or value < 0 or (name == "learning_rate" and value == 0):
+                raise ValueError(f"{name} must be a finite number "
+                                 f"{'above' if name == 'learning_rate' else 'of at least'} 0, "
+                                 f"got {value!r}.")
+        for name in ("d_model", "n_layers"):
+            if getattr(self, name, None) is not None:
+                self._check_positive_ints(name)
+        dropout = getattr(self, "dropout", None)
+        if dropout is not None and not (isinstance(dropout, int | float) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
 
     def _learning_rate(self, warm_start: bool) -> float:
         """`learning_rate`, else 1e-4 from a closed-form warm start and 1e-3 from random weights."""
