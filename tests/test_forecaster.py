@@ -469,3 +469,24 @@ def test_exogenous_as_a_string_is_refused_with_the_list_it_meant():
     df = make_long(n_series=2, length=80, exogenous=1)
     with pytest.raises(TypeError, match=r"exogenous must be a list of column names, e.g. \['x0'\]"):
         tsk.Forecaster("s4d", **{**TINY, "exogenous": "x0"}).fit(df)
+
+
+def test_data_at_another_frequency_is_refused_at_predict():
+    df = make_long(n_series=2, length=80)  # hourly
+    model = tsk.Forecaster("s4d", **TINY).fit(df)
+    daily = make_long(n_series=2, length=80, freq="D")
+    with pytest.raises(ValueError, match="steps at 'D'; the model was fit on data at 'h'"):
+        model.predict(daily)
+
+
+def test_frames_with_repeated_columns_epoch_seconds_or_pyarrow_timestamps():
+    df = make_long(n_series=2, length=80)
+    model = tsk.Forecaster("s4d", **TINY)
+    with pytest.raises(ValueError, match=r"Column name\(s\) \['y'\] appear more than once"):
+        model.fit(pd.concat([df, df[["y"]]], axis=1))
+    seconds = df.assign(ds=df.ds.astype("int64") // 10**9)
+    with pytest.raises(TypeError, match=r"unit='s'"):
+        model.fit(seconds)
+    arrow = df.assign(ds=df.ds.astype("timestamp[ns][pyarrow]"))
+    fitted = tsk.Forecaster("s4d", **TINY).fit(arrow)  # accepted as the datetimes they are
+    pd.testing.assert_frame_equal(fitted.predict(), tsk.Forecaster("s4d", **TINY).fit(df).predict())

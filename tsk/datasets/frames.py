@@ -111,10 +111,18 @@ def to_series(df: pd.DataFrame, schema: Schema, *, min_length: int = 1) -> list[
     df = df.copy(deep=False)
     df.columns = cols
     ds = df[TIME]
+    if isinstance(ds.dtype, pd.ArrowDtype) and ds.dtype.kind == "M":  # pyarrow-backed timestamps
+        tz = ds.dt.tz
+        ds = df[TIME] = ds.astype("datetime64[ns]" if tz is None else pd.DatetimeTZDtype("ns", tz))
     if not pd.api.types.is_datetime64_any_dtype(ds):
+        hint = f"pd.to_datetime(df[{TIME!r}])"
+        if pd.api.types.is_integer_dtype(ds) or pd.api.types.is_float_dtype(ds):
+            unit = "s" if ds.abs().max() < 1e11 else "ms"  # seconds since 1970 are about 1.7e9
+            hint = (f"pd.to_datetime(df[{TIME!r}], unit={unit!r}) (numbers: say their unit; "
+                    "without it pandas reads them as nanoseconds)")
         raise TypeError(
             f"Column {TIME!r} must hold datetimes, got dtype {ds.dtype}. "
-            f"Convert it first: df[{TIME!r}] = pd.to_datetime(df[{TIME!r}])."
+            f"Convert it first: df[{TIME!r}] = {hint}."
         )
     if ds.isna().any():
         rows = list(np.flatnonzero(ds.isna().to_numpy())[:5])
@@ -207,6 +215,10 @@ def _check_frame(df: object) -> None:
         )
     if df.empty:
         raise ValueError("The data frame is empty.")
+    repeated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if repeated:
+        raise ValueError(f"Column name(s) {repeated} appear more than once: give every column its "
+                         "own name.")
 
 
 def _rename_hint(cols: list[str], wanted: str) -> str:

@@ -254,8 +254,17 @@ class Forecaster(SequenceEstimator):
         return [with_time_features(s, self.time_freq_) for s in series]
 
     def _series(self, df: Any, min_length: int) -> list[Series]:
-        """The series of new data, checked against the fit's schema, with the fit's inputs."""
-        return self._with_time_features(to_series(_as_frame(df), self.schema_, min_length=min_length))
+        """The series of new data, checked against the fit's schema and frequency, with the
+        fit's inputs."""
+        series = to_series(_as_frame(df), self.schema_, min_length=min_length)
+        fitted = sorted({context.freq for context in self.contexts_.values()})
+        other = [s for s in series if s.freq not in fitted]
+        if other:
+            raise ValueError(
+                f"Series {other[0].uid!r} steps at {other[0].freq!r}; the model was fit on data at "
+                f"{' / '.join(map(repr, fitted))}, and its forecast would step at that rate. "
+                "Resample the data to the fitted frequency (df.resample) or fit a model on it.")
+        return self._with_time_features(series)
 
     def _ridge_start(self, tokens: str) -> bool:
         """Whether a fit with this token layout starts from the closed-form ridge forecast:
