@@ -490,3 +490,21 @@ def test_frames_with_repeated_columns_epoch_seconds_or_pyarrow_timestamps():
     arrow = df.assign(ds=df.ds.astype("timestamp[ns][pyarrow]"))
     fitted = tsk.Forecaster("s4d", **TINY).fit(arrow)  # accepted as the datetimes they are
     pd.testing.assert_frame_equal(fitted.predict(), tsk.Forecaster("s4d", **TINY).fit(df).predict())
+
+
+def test_gluonts_entries_that_would_be_merged_guessed_or_cut_are_refused():
+    from gluonts.dataset.common import ListDataset
+
+    start = pd.Period("2024-01-01 00:00", "h")
+    series = np.sin(np.arange(60) / 4)
+    twins = [{"start": start, "target": series, "item_id": "a"},
+             {"start": start, "target": series + 1, "item_id": "a"}]
+    with pytest.raises(ValueError, match="share item_id 'a'"):
+        tsk.Forecaster("s4d", **TINY).fit(twins)
+    with pytest.raises(TypeError, match="no frequency: give a pd.Period"):
+        tsk.Forecaster("s4d", **TINY).fit([{"start": "2024-01-01", "target": series}])
+    with pytest.raises(ValueError, match=r"The data \(list\) is empty: no series"):
+        tsk.Forecaster("s4d", **TINY).fit(ListDataset([], freq="h"))
+    short = [{"start": start, "target": series, "feat_dynamic_real": [series[:50]]}]
+    with pytest.raises(ValueError, match="feat_dynamic_real has 50 steps, its target 60"):
+        tsk.Forecaster("s4d", **TINY).fit(short)
