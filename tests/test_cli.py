@@ -289,3 +289,15 @@ def test_help_and_usage_errors_do_not_load_the_heavy_libraries():
     usage = subprocess.run([sys.executable, "-m", "tsk.cli", "forecast", "--no-such-option"],
                            capture_output=True, text=True)
     assert usage.returncode == 2 and "tsk forecast: error:" in usage.stderr
+
+
+def test_predict_on_a_header_only_file_says_so(tmp_path, capsys):
+    history = make_long(n_series=2, length=40)
+    model_dir = tmp_path / "model"
+    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
+                   enable_progress_bar=False).fit(history).save(model_dir)
+    empty = tmp_path / "empty.csv"
+    history.iloc[:0].to_csv(empty, index=False)
+    assert main(["predict", "--model", str(model_dir), "--data", str(empty), "--out",
+                 str(tmp_path / "f.csv"), "--no-progress"]) == 1
+    assert "has no rows (only a header?)" in capsys.readouterr().err

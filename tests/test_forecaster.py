@@ -508,3 +508,9 @@ def test_gluonts_entries_that_would_be_merged_guessed_or_cut_are_refused():
     short = [{"start": start, "target": series, "feat_dynamic_real": [series[:50]]}]
     with pytest.raises(ValueError, match="feat_dynamic_real has 50 steps, its target 60"):
         tsk.Forecaster("s4d", **TINY).fit(short)
+
+
+def test_a_long_frame_under_other_names_is_not_read_as_wide():
+    df = make_long(n_series=2, length=80).rename(columns={"unique_id": "id", "y": "value"})
+    with pytest.raises(ValueError, match=r"\['id'\] are not numbers.*'id': 'unique_id', 'value': 'y'"):
+        tsk.Forecaster("s4d", **TINY).fit(df)

@@ -91,6 +91,18 @@ def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None) -> Sc
     targets = tuple(c for c in cols if c not in (TIME, *exogenous))
     if not targets:
         raise ValueError(f"Wide format needs at least one value column besides {TIME!r}.")
+    named = dict(zip(cols, df.columns, strict=True))
+    labels = [c for c in targets if not (pd.api.types.is_numeric_dtype(df[named[c]])
+                                         or pd.api.types.is_bool_dtype(df[named[c]]))]
+    if labels:  # e.g. `id, ds, value`: a long frame with other names, read as wide
+        renames = {c: ID for c in labels[:1]}
+        renames.update({c: TARGET for c in targets if c not in labels and
+                        c.lower() in ("target", "value", "values", "y_true")})
+        raise ValueError(
+            f"Column(s) {labels} are not numbers, so this is not a wide frame (ds plus one numeric "
+            f"column per channel). A long frame needs columns {ID!r}, {TIME!r}, {TARGET!r}: "
+            f"rename them, e.g. df.rename(columns={renames})."
+        )
     return Schema("wide", targets, exogenous)
 
 

@@ -55,6 +55,8 @@ def check_grouped(path: str | os.PathLike, chunk_rows: int) -> int:
         chunks = (c["unique_id"] for c in pd.read_csv(path, usecols=["unique_id"],
                                                       chunksize=chunk_rows))
     for ids in chunks:
+        if len(ids) == 0:
+            continue
         ids = ids.astype(str).to_numpy()
         runs = ids[np.r_[ids[0] != current, ids[1:] != ids[:-1]]]  # ids where a new run starts
         for uid in runs:
@@ -63,6 +65,8 @@ def check_grouped(path: str | os.PathLike, chunk_rows: int) -> int:
                                  "rows by unique_id (e.g. sort by unique_id, ds) first.")
             done.add(uid)
         current, rows = ids[-1], rows + len(ids)
+    if rows == 0:
+        raise ValueError(f"{path} has no rows (only a header?): nothing to predict.")
     return rows
 
 
