@@ -323,3 +323,15 @@ def test_tune_checks_what_a_classifier_needs():
     assert "lookback" in default_space("s4d")
     space = tsk.tuning.search._tunable(clf)
     assert "lookback" not in space and "pooling" in space and "d_state" in space
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ("tuning.db", "is not a database URL: for a file, say 'sqlite:///tuning.db'"),
+    ("sqlite:////no/such/folder/t.db", "the folder /no/such/folder does not exist"),
+    ("nosuchdb://x", "could not be opened"),
+])
+def test_storage_that_is_not_a_usable_url_says_how_to_write_one(storage, message):
+    from tsk.tuning.search import _make_storage
+
+    with pytest.raises(ValueError, match=message):
+        _make_storage(storage)

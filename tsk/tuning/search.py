@@ -368,8 +368,22 @@ def _make_storage(storage: Any) -> Any:
     if storage is None or isinstance(storage, optuna.storages.BaseStorage):
         return storage
     url = str(storage)
+    if "://" not in url:
+        raise ValueError(f"storage {url!r} is not a database URL: for a file, say "
+                         f"'sqlite:///{url}' (three slashes, then the path); or a PostgreSQL URL "
+                         "such as 'postgresql://user@host/db'.")
+    if url.startswith("sqlite:///"):
+        folder = Path(url[len("sqlite:///"):]).expanduser().parent
+        if not folder.is_dir():
+            raise ValueError(f"storage {url!r}: the folder {folder} does not exist; create it "
+                             "first (SQLite creates the file, not its folders).")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as err:  # sqlalchemy's errors name its internals, not the fix
+        raise ValueError(f"storage {url!r} could not be opened ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]}). Check the URL, e.g. "
+                         "'sqlite:///tuning.db' or 'postgresql://user@host/db'.") from err
 
 
 class _Objective:
