@@ -208,6 +208,10 @@ def test_a_resumed_fit_goes_on_after_the_last_epoch_even_when_it_did_not_improve
     torch.save(dict(saved, callbacks={f"Old{k}": v for k, v in saved["callbacks"].items()}), last)
     with pytest.raises(ValueError, match="cannot be resumed by this version of tsk"):
         tsk.Forecaster("spacetime", **settings).fit(long_df, checkpoint_dir=tmp_path)
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 3])  # cut short, as a crash mid-write leaves it
+    with pytest.raises(ValueError, match="last.ckpt is damaged and cannot be resumed.*Delete it"):
+        tsk.Forecaster("spacetime", **settings).fit(long_df, checkpoint_dir=tmp_path)
     torch.save(saved, last)
     resumed = _WorseSecondEpoch()
     tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [resumed]}, **settings).fit(
@@ -514,3 +518,14 @@ def test_a_long_frame_under_other_names_is_not_read_as_wide():
     df = make_long(n_series=2, length=80).rename(columns={"unique_id": "id", "y": "value"})
     with pytest.raises(ValueError, match=r"\['id'\] are not numbers.*'id': 'unique_id', 'value': 'y'"):
         tsk.Forecaster("s4d", **TINY).fit(df)
+
+
+def test_huge_values_are_refused_and_a_constant_series_says_why_mase_is_nan():
+    df = make_long(n_series=2, length=80)
+    with pytest.raises(ValueError, match=r"Values reach 1.*e\+30.*Rescale"):
+        tsk.Forecaster("s4d", **TINY).fit(df.assign(y=df.y * 1e300))
+    flat = make_long(n_series=1, length=80).assign(y=3.0)
+    model = tsk.Forecaster("s4d", **TINY).fit(make_long(n_series=1, length=80))
+    with pytest.warns(UserWarning, match="MASE is undefined"):
+        scores = model.evaluate(flat)
+    assert np.isnan(scores["mase"]) and np.isfinite(scores["mse"])

@@ -4,6 +4,7 @@ matrix) and speech quality (SI-SNR; PESQ and STOI through their reference packag
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,9 @@ def gluonts_scores(
             if seasonal_error > 0:
                 mases.append(gluonts_metrics.mase(target[w, :, c], forecast[w, :, c], seasonal_error))
             smapes.append(gluonts_metrics.smape(target[w, :, c], forecast[w, :, c]))
+    if not mases:
+        warnings.warn("MASE is undefined here (NaN): every window's history is constant, so its "
+                      "seasonal naive error, MASE's denominator, is 0.", stacklevel=2)
     return {"mase": float(np.mean(mases)) if mases else float("nan"),
             "smape": float(np.nanmean(smapes))}
 

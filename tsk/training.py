@@ -290,7 +290,14 @@ def _check_callback_states(path: Path, callbacks: list[Callback]) -> None:
     """Lightning restores a callback's state only under the key it was saved with and silently
     skips it otherwise; a fit resumed that way (e.g. from a checkpoint of another tsk version)
     would forget its best epoch. Refuse instead."""
-    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("callbacks", {})
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("callbacks", {})
+    except Exception as err:  # a file cut short by a crash mid-write, or not a checkpoint at all
+        raise ValueError(
+            f"{path} is damaged and cannot be resumed ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:160] if str(err) else 'unreadable'}). Delete it to "
+            "start the fit over (the other files in the folder may stay)."
+        ) from err
     missing = [c.state_key for c in callbacks if c.state_dict() and c.state_key not in saved]
     if missing:
         raise ValueError(

@@ -7,6 +7,8 @@ Two layouts are accepted (docs/data.md):
 Policy: timestamps must be datetimes without duplicates; unsorted rows are sorted; missing
 values (NaN/inf) are an error that says where they are, because filling them is a modelling
 choice the user should make (e.g. `df.interpolate()`); nothing is ever dropped silently.
+Boolean columns are numbers (False 0, True 1); values beyond 1e150 in size are refused (their
+squares overflow the scaling).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 ID, TIME, TARGET = "unique_id", "ds", "y"
+MAX_ABS_VALUE = 1e150  # larger values overflow float64 when squared (the scaler's variance)
 WIDE_SERIES_ID = "series"
 
 
@@ -154,6 +157,13 @@ def to_series(df: pd.DataFrame, schema: Schema, *, min_length: int = 1) -> list[
             f"{int(bad.sum())} missing or infinite value(s), e.g. {where}. tsk does not guess "
             "missing values: fill them first (e.g. df.interpolate(limit_direction='both') or "
             "df.ffill()) or drop the affected series."
+        )
+    biggest = float(np.abs(values).max()) if values.size else 0.0
+    if biggest > MAX_ABS_VALUE:
+        raise ValueError(
+            f"Values reach {biggest:.3g}; beyond {MAX_ABS_VALUE:.0e} their squares overflow in the "
+            "scaling (the forecasts would be NaN). Rescale the data first (e.g. divide by a "
+            "power of ten, or take logs)."
         )
     if schema.layout == "long":
         missing_ids = df[ID].isna().to_numpy()
