@@ -276,8 +276,8 @@ def test_predict_labels_a_folder_of_audio_files_with_a_saved_speech_classifier(t
 
 
 def test_help_and_usage_errors_do_not_load_the_heavy_libraries():
-    """`tsk --help` and argument errors answer at once: importing the command line loads neither
-    pandas nor torch nor Lightning (each costs seconds at start-up)."""
+    """`tsk --help`, `tsk backbones` and argument errors answer at once: none loads pandas, torch
+    or Lightning (each costs seconds at start-up)."""
     import subprocess
     import sys
 
@@ -286,6 +286,10 @@ def test_help_and_usage_errors_do_not_load_the_heavy_libraries():
             "print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    listing = ("import sys\nfrom tsk.cli import main\nmain(['backbones'])\n"
+               "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "False" and "s4d" in result.stdout
     usage = subprocess.run([sys.executable, "-m", "tsk.cli", "forecast", "--no-such-option"],
                            capture_output=True, text=True)
     assert usage.returncode == 2 and "tsk forecast: error:" in usage.stderr

@@ -25,12 +25,13 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
 
 # ---- commands ----------------------------------------------------------------------------
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from tsk import backbones
+    """List the backbones (from their modules' source: no torch to import, so it answers at once)."""
+    from tsk.backbones.catalogue import catalogue
 
-    width = max(len(name) for name in backbones.available())
-    for name in backbones.available():
-        spec = backbones.get_spec(name)
-        print(f"{name:<{width}}  {spec.summary}" + (f"  [{spec.paper}]" if spec.paper else ""))
+    entries = catalogue()
+    width = max(len(name) for name in entries)
+    for name, (summary, paper) in entries.items():
+        print(f"{name:<{width}}  {summary}" + (f"  [{paper}]" if paper else ""))
     return 0
 
 

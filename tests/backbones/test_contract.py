@@ -135,3 +135,16 @@ def test_registry_errors():
     with pytest.raises(ValueError, match="Did you mean 'd_state'"):
         create("s4d", d_sate=3)
     assert {"lstm", "mamba", "s4", "s4d"} <= set(backbones.available())
+
+
+def test_the_catalogue_lists_what_the_registry_holds():
+    """`tsk backbones` reads the family modules' source (no torch import); it must say what the
+    registry itself holds."""
+    from tsk import backbones
+    from tsk.backbones.catalogue import catalogue
+
+    listed = catalogue()
+    assert list(listed) == backbones.available()
+    for name, (summary, paper) in listed.items():
+        spec = backbones.get_spec(name)
+        assert (spec.summary, spec.paper) == (summary, paper)

@@ -15,8 +15,8 @@ from tsk.backbones.registry import (
     register_backbone,
 )
 
-# Importing a family's module registers its backbones.
-from tsk.backbones import lstm, mamba, pgn, s4, spacetime  # noqa: E402,F401  isort: skip
+# The family modules (lstm, mamba, pgn, s4, spacetime) register their backbones when the
+# registry is first asked (`available`, `get_spec`, `create`), so this import costs no torch.
 
 __all__ = ["BACKBONE_KINDS", "BackboneSpec", "available", "create", "get_spec", "is_causal", "make_config",
            "register_backbone"]

@@ -19,11 +19,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from tsk._names import unknown_name_error
+from tsk.backbones.catalogue import FAMILIES
+
+if TYPE_CHECKING:  # the registry itself needs no torch: the families bring it when loaded
+    from torch import nn
 
 BACKBONE_KINDS = {
     "sequence": "[B, L, d_model] -> [B, L, d_model]",
@@ -63,6 +66,14 @@ class BackboneSpec:
 _REGISTRY: dict[str, BackboneSpec] = {}
 
 
+def _registered() -> dict[str, BackboneSpec]:
+    """The registry, with every family module imported (each registers its backbones on import;
+    the first lookup loads them, so importing `tsk.backbones` alone costs no torch)."""
+    for family in FAMILIES:
+        import_module(f"tsk.backbones.{family}")
+    return _REGISTRY
+
+
 def register_backbone(
     name: str, config_cls: type, summary: str, paper: str = "", tags: tuple[str, ...] = (),
     kind: str = "sequence", length_option: str | None = None,
@@ -90,17 +101,18 @@ def register_backbone(
 
 def get_spec(name: str) -> BackboneSpec:
     """The spec registered under `name`; an unknown name raises with the closest known one."""
+    registry = _registered()
     try:
-        return _REGISTRY[name]
+        return registry[name]
     except KeyError:
-        raise unknown_name_error("backbone", name, _REGISTRY) from None
+        raise unknown_name_error("backbone", name, registry) from None
 
 
 def available(kind: str | None = None) -> list[str]:
     """Names of the registered backbones (of one `kind`, if given), sorted."""
     if kind is not None and kind not in BACKBONE_KINDS:
         raise unknown_name_error("backbone kind", kind, BACKBONE_KINDS)
-    return sorted(name for name, spec in _REGISTRY.items() if kind in (None, spec.kind))
+    return sorted(name for name, spec in _registered().items() if kind in (None, spec.kind))
 
 
 def make_config(name: str, **config: Any) -> Any:
