@@ -529,3 +529,12 @@ def test_huge_values_are_refused_and_a_constant_series_says_why_mase_is_nan():
     with pytest.warns(UserWarning, match="MASE is undefined"):
         scores = model.evaluate(flat)
     assert np.isnan(scores["mase"]) and np.isfinite(scores["mse"])
+
+
+def test_a_fit_whose_validation_loss_is_absurd_but_finite_is_refused(monkeypatch):
+    """A paper's network at a huge step can end with finite garbage (SpaceTime: validation loss
+    3.5e10 at learning_rate 1e30): above the ceiling a forecaster counts it as diverged."""
+    model = tsk.Forecaster("s4d", **{**TINY, "ridge_init": False})
+    monkeypatch.setattr(tsk.Forecaster, "_loss_ceiling", 1e-12)  # any real loss is "absurd"
+    with pytest.raises(FloatingPointError, match="non-finite or absurd"):
+        model.fit(make_long())

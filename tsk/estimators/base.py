@@ -109,6 +109,8 @@ class SequenceEstimator(BaseEstimator):
 
     _training_defaults: dict[str, Any] = {}
     _monitor: tuple[str, str] = ("val_loss", "min")
+    # a kept validation loss above this means the fit diverged (the loss's units are the task's)
+    _loss_ceiling: float = float("inf")
     # what `evaluate` returns that a search may optimize, and which way is better (the first is
     # `tsk.tune`'s default), and the per-epoch validation metric that improves in each direction
     _scores: dict[str, str] = {}
@@ -266,10 +268,13 @@ class SequenceEstimator(BaseEstimator):
         start kept), or non-finite weights. A diverged network would predict NaN."""
         losses = [h["val_loss"] for h in summary.history if "val_loss" in h]
         every_loss_bad = bool(losses) and not any(np.isfinite(losses))
+        if not summary.start_kept and summary.best_val_loss > self._loss_ceiling:
+            every_loss_bad = True  # finite, but far past anything a trained model scores
         bad_weights = [name for name, value in net.state_dict().items()
                        if value.is_floating_point() and not torch.isfinite(value).all()]
         if (every_loss_bad and not summary.start_kept) or bad_weights:
-            where = (f"every validation loss was non-finite ({losses[-3:]} last)" if every_loss_bad
+            where = (f"every validation loss was non-finite or absurd ({losses[-3:]} last)"
+                     if every_loss_bad
                      else f"weights {bad_weights[:3]} are NaN or infinite")
             raise FloatingPointError(
                 f"The fit diverged: {where}. Lower learning_rate (it was {self.learning_rate_:g}) "

@@ -85,6 +85,9 @@ class Forecaster(SequenceEstimator):
     """
 
     _scores = {"mse": "minimize", "mae": "minimize", "mase": "minimize", "smape": "minimize"}
+    # the validation loss is an MSE on standardized data, where forecasting the training mean
+    # scores about 1: 1e4 is a diverged fit (SpaceTime at learning_rate 1e30: 3.5e10)
+    _loss_ceiling = 1e4
 
     def __init__(
         self,
