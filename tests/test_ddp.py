@@ -21,7 +21,7 @@ from tests.conftest import TINY, make_long
 
 out = sys.argv[1]
 model = tsk.Forecaster("s4d", accelerator="cpu", trainer_kwargs={{"strategy": "ddp", "devices": 2}},
-                       **{{**TINY, "max_epochs": {epochs}, "learning_rate": 0.01}})
+                       verbose=True, **{{**TINY, "max_epochs": {epochs}, "learning_rate": 0.01}})
 model.fit(make_long(length=120))
 if model.fit_summary_.global_rank == 0:
     model.save(out)

@@ -341,8 +341,9 @@ def test_ridge_start_is_kept_when_no_epoch_beats_it():
     wild = tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0}).fit(df)
     pd.testing.assert_frame_equal(wild.predict(), ridge_only.predict())
     assert wild.fit_summary_.best_val_loss == pytest.approx(ridge_only.fit_summary_.best_val_loss)
-    without = tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0, "ridge_init": False}).fit(df)
-    assert without.evaluate(df)["mse"] > 2 * wild.evaluate(df)["mse"]
+    # the same step from random weights diverges, and says so (nothing to fall back on)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0, "ridge_init": False}).fit(df)
 
 
 def test_patch_tokens_fit_predict_and_reload(tmp_path, long_df):

@@ -72,7 +72,7 @@ def test_torch_long_sequence(assert_rel_close):
 
 
 def test_torch_chunk_boundaries(monkeypatch, assert_rel_close):
-    from tsk.kernels.selective_scan import torch as fast
+    from tsk.kernels.selective_scan import eager as fast
 
     monkeypatch.setattr(fast, "_TARGET_CHUNK_ELEMENTS", 1)  # chunk length 4
     _compare(_inputs(2, 2, 3, 23), "torch", assert_rel_close)

@@ -155,7 +155,7 @@ class Forecaster(SequenceEstimator):
             validation = [(s, cut) for s, cut in zip(series, cuts, strict=True) if cut < len(s)]
         else:
             cuts = [len(s) for s in series]
-            val_series = self._series(val_df, lookback + self.horizon)
+            val_series = self._series(val_df, lookback + self.horizon, {s.freq for s in series})
             unknown = sorted({v.uid for v in val_series} - {s.uid for s in series})
             if unknown:
                 raise ValueError(f"val_df has series not in df: {unknown[:10]}.")
@@ -256,11 +256,13 @@ class Forecaster(SequenceEstimator):
             return series
         return [with_time_features(s, self.time_freq_) for s in series]
 
-    def _series(self, df: Any, min_length: int) -> list[Series]:
-        """The series of new data, checked against the fit's schema and frequency, with the
-        fit's inputs."""
+    def _series(self, df: Any, min_length: int, freqs: set[str] | None = None) -> list[Series]:
+        """The series of new data, checked against the fit's schema and frequency (`freqs`: the
+        training series', by default the fitted model's), with the fit's inputs."""
         series = to_series(_as_frame(df), self.schema_, min_length=min_length)
-        fitted = sorted({context.freq for context in self.contexts_.values()})
+        if freqs is None:
+            freqs = {context.freq for context in self.contexts_.values()}
+        fitted = sorted(freqs)
         other = [s for s in series if s.freq not in fitted]
         if other:
             raise ValueError(
