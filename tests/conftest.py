@@ -65,3 +65,14 @@ def long_df() -> pd.DataFrame:
 @pytest.fixture
 def wide_df() -> pd.DataFrame:
     return make_wide()
+
+
+def require_tested_triton() -> None:
+    """Skip unless a Triton the fused kernels are tested with is installed (torch 2.4's Triton
+    3.0 interpreter rejects them; tsk then runs the torch path, which the other tests cover)."""
+    pytest.importorskip("triton")
+    from tsk.kernels.common.dispatch import TRITON_TESTED, triton_available, triton_version
+
+    if not triton_available():
+        found = ".".join(map(str, triton_version() or ()))
+        pytest.skip(f"triton {found} is older than the tested {TRITON_TESTED[0]}.{TRITON_TESTED[1]}")

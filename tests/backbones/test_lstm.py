@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import require_tested_triton
 from tsk.backbones import create
 from tsk.backbones.lstm import HeadwiseLSTMLayer
 
@@ -139,7 +140,7 @@ def test_config_errors():
 @pytest.mark.parametrize("heads", [1, 2])
 def test_triton_equals_torch(heads, monkeypatch):
     """backend="triton" (interpreted on CPU) == backend="torch": forward, gradients, step."""
-    pytest.importorskip("triton")
+    require_tested_triton()
     if torch.cuda.is_available():
         triton_device = torch.device("cuda")
         # cuDNN's LSTM (the torch path at heads=1) would otherwise round matmuls to TF32
@@ -178,7 +179,7 @@ def test_auto_backend_choice(monkeypatch):
     assert create("lstm", d_model=8).eval()._scan_backend(x) is None
     assert create("lstm", d_model=8, heads=2)._scan_backend(x) == "auto"  # lstm_scan decides
     assert create("lstm", d_model=8, backend="torch")._scan_backend(x) is None
-    pytest.importorskip("triton")
+    require_tested_triton()
     monkeypatch.setattr(lstm_module, "resolve_backend", lambda backend, *tensors: "triton")  # "CUDA"
     assert create("lstm", d_model=8)._scan_backend(x) == "triton"
     assert create("lstm", d_model=128)._scan_backend(x) is None

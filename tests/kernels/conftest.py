@@ -6,6 +6,8 @@ import os
 import pytest
 import torch
 
+from tests.conftest import require_tested_triton
+
 
 def _rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     actual, expected = actual.detach().to(expected.device), expected.detach()
@@ -32,7 +34,7 @@ def assert_rel_close():
 @pytest.fixture
 def triton_device():
     """Device for Triton tests: CUDA when present, else CPU under TRITON_INTERPRET=1."""
-    pytest.importorskip("triton")
+    require_tested_triton()
     if torch.cuda.is_available():
         return torch.device("cuda")
     if os.environ.get("TRITON_INTERPRET") != "1":

@@ -3,6 +3,7 @@ import importlib
 import pytest
 import torch
 
+from tests.conftest import require_tested_triton
 from tsk.kernels.common.dispatch import fft_size, resolve_backend
 
 OPS = ["cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel",
@@ -42,7 +43,7 @@ def test_unknown_backend_suggests_closest():
 
 
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
-    pytest.importorskip("triton")
+    require_tested_triton()
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="TRITON_INTERPRET"):
         resolve_backend("triton", torch.zeros(1))

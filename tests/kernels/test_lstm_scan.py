@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.conftest import require_tested_triton
 from tsk.kernels import lstm_scan
 
 NAMES = ["gates_x", "R", "bias", "h0", "c0"]
@@ -186,7 +187,7 @@ def test_triton_refuses_heads_too_wide_for_chip(triton_device):
 
 
 def test_triton_autotune_prunes_blocks_larger_than_the_batch():
-    pytest.importorskip("triton")
+    require_tested_triton()
     import triton
 
     from tsk.kernels.lstm_scan.triton import _prune_configs

@@ -1,12 +1,14 @@
 """Backend choice, input checks and FFT sizes shared by every kernel op.
 
 Each op exposes `backend="auto" | "reference" | "torch" | "triton"`. `auto` picks the Triton path
-when the tensors live on a CUDA device and triton imports, and the fast torch path otherwise.
+when the tensors live on a CUDA device and a tested Triton (`TRITON_TESTED`) is installed, and
+the fast torch path otherwise.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -19,10 +21,28 @@ from tsk._names import unknown_name_error
 BACKENDS = ("auto", "reference", "torch", "triton")
 
 
+TRITON_TESTED = (3, 6)
+"""The oldest Triton the fused kernels are tested with. Older ones (torch 2.4 brings 3.0, whose
+interpreter rejects the kernels' block bounds) get the torch path under "auto"."""
+
+
 @functools.cache
+def triton_version() -> tuple[int, int] | None:
+    """The installed Triton's (major, minor), or None when it is not installed (read from the
+    package metadata: triton is not imported here)."""
+    if importlib.util.find_spec("triton") is None:
+        return None
+    try:
+        major, minor = importlib.metadata.version("triton").split(".")[:2]
+        return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
 def triton_available() -> bool:
-    """True when the `triton` package can be imported (it is not imported here)."""
-    return importlib.util.find_spec("triton") is not None
+    """True when a Triton the fused kernels are tested with is installed (`TRITON_TESTED`)."""
+    version = triton_version()
+    return version is not None and version >= TRITON_TESTED
 
 
 def triton_interpreting() -> bool:
@@ -43,9 +63,12 @@ def resolve_backend(backend: str, *tensors: torch.Tensor | None) -> str:
         return "triton" if on_cuda and triton_available() else "torch"
     if backend == "triton":
         if not triton_available():
+            found = triton_version()
+            have = "is not installed" if found is None else f"is {found[0]}.{found[1]}"
             raise RuntimeError(
-                "backend='triton' was asked for but triton is not installed; "
-                "install triton or use backend='torch'."
+                f"backend='triton' was asked for but triton {have}; the fused kernels are tested "
+                f"with triton >= {TRITON_TESTED[0]}.{TRITON_TESTED[1]} (torch >= 2.10 brings it). "
+                "Upgrade, or use backend='torch'."
             )
         if not on_cuda and not triton_interpreting():
             raise ValueError(
