@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -73,11 +74,17 @@ def test_fit_then_streaming_predict(tmp_path, capsys, suffix):
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-5)
 
 
-def test_predict_needs_a_file_grouped_by_series(tmp_path, capsys):
-    history = make_long(n_series=3, length=40)
+def saved_forecaster(tmp_path, history: pd.DataFrame) -> Path:
+    """A small LSTM forecaster fit on `history` and saved under `tmp_path / "model"`."""
     model_dir = tmp_path / "model"
     tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
-                   enable_progress_bar=False).fit(history).save(model_dir)
+                   enable_progress_bar=False, random_state=0).fit(history).save(model_dir)
+    return model_dir
+
+
+def test_predict_needs_a_file_grouped_by_series(tmp_path, capsys):
+    history = make_long(n_series=3, length=40)
+    model_dir = saved_forecaster(tmp_path, history)
     data = tmp_path / "interleaved.csv"
     history.sort_values(["ds", "unique_id"]).to_csv(data, index=False)
     code = main(["predict", "--model", str(model_dir), "--data", str(data), "--out",
@@ -90,9 +97,7 @@ def test_predict_needs_a_file_grouped_by_series(tmp_path, capsys):
 def many_series(tmp_path):
     """A saved model and a history file of 12 series, and what a clean run writes for it."""
     history = make_long(n_series=12, length=40)
-    model_dir = tmp_path / "model"
-    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
-                   enable_progress_bar=False, random_state=0).fit(history).save(model_dir)
+    model_dir = saved_forecaster(tmp_path, history)
     data = tmp_path / "history.csv"
     history.to_csv(data, index=False)
     clean = tmp_path / "clean.csv"
@@ -140,9 +145,7 @@ def test_a_killed_predict_resumes_where_it_stopped(tmp_path):
     import time
 
     history = make_long(n_series=300, length=40)
-    model_dir = tmp_path / "model"
-    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
-                   enable_progress_bar=False, random_state=0).fit(history.iloc[:400]).save(model_dir)
+    model_dir = saved_forecaster(tmp_path, history.iloc[:400])
     data = tmp_path / "history.csv"
     history.to_csv(data, index=False)
     out = tmp_path / "forecast.parquet"
@@ -297,9 +300,7 @@ def test_help_and_usage_errors_do_not_load_the_heavy_libraries():
 
 def test_predict_on_a_header_only_file_says_so(tmp_path, capsys):
     history = make_long(n_series=2, length=40)
-    model_dir = tmp_path / "model"
-    tsk.Forecaster("lstm", horizon=4, lookback=16, d_model=8, max_epochs=1,
-                   enable_progress_bar=False).fit(history).save(model_dir)
+    model_dir = saved_forecaster(tmp_path, history)
     empty = tmp_path / "empty.csv"
     history.iloc[:0].to_csv(empty, index=False)
     assert main(["predict", "--model", str(model_dir), "--data", str(empty), "--out",
