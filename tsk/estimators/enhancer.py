@@ -18,7 +18,7 @@ from tsk import backbones
 from tsk._extras import require
 from tsk.datasets.audio import MONO_POLICIES, as_waveforms, resample
 from tsk.datasets.noise import COLOURS, babble, coloured_noise, mix
-from tsk.datasets.sequences import pad_collate
+from tsk.datasets.sequences import SequenceDataset, pad_collate
 from tsk.estimators.base import FitData, SequenceEstimator
 from tsk.estimators.registry import register_estimator
 from tsk.heads.enhance import ENHANCE_KINDS, EnhanceNet
@@ -191,15 +191,14 @@ class SpeechEnhancer(SequenceEstimator):
             not isinstance(waveform, list | tuple) and np.ndim(waveform) == 1)
         clips = [waveform] if single else waveform
         rate = self.sample_rate_ if sample_rate is None else sample_rate
+        read = [as_waveforms([clip], rate, mono=self.mono) for clip in clips]  # (waves, own rate)
+        fitted = [resample(waves[0], own, self.sample_rate_)[:, None] for waves, own in read]
+        # one clip per batch: a clip's frames never meet another clip's padding
+        batches = self._predict_outputs(SequenceDataset(fitted), batch_size=1, collate=pad_collate)
         outputs = []
-        for clip in clips:
-            wave, own_rate = as_waveforms([clip], rate, mono=self.mono)
-            fitted = resample(wave[0], own_rate, self.sample_rate_)
-            dataset = PairDataset([fitted], [fitted])
-            output = self._predict_outputs(dataset, batch_size=1, collate=_inputs_only)
-            cleaned = output[0]["waveform"][0].numpy()
-            cleaned = resample(cleaned, self.sample_rate_, own_rate)[: len(wave[0])]
-            outputs.append(np.pad(cleaned, (0, len(wave[0]) - len(cleaned))).astype(np.float32))
+        for (waves, own), batch in zip(read, batches, strict=True):
+            cleaned = resample(batch["waveform"][0].numpy(), self.sample_rate_, own)[: len(waves[0])]
+            outputs.append(np.pad(cleaned, (0, len(waves[0]) - len(cleaned))).astype(np.float32))
         return outputs[0] if single else outputs
 
     def enhance_file(self, source: str | os.PathLike, target: str | os.PathLike) -> Path:
@@ -274,12 +273,6 @@ def speech_scores(clean: list[np.ndarray], estimates: list[np.ndarray], sample_r
     if "stoi" in metrics:
         scores["stoi"] = stoi(reference, estimate, sample_rate)
     return {**scores, "n": len(clean)}
-
-
-def _inputs_only(samples_: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    batch = pad_collate(samples_)
-    batch.pop("targets", None)
-    return batch
 
 
 def _snr_range(snr_db: Any) -> tuple[float, float]:

@@ -15,7 +15,14 @@ from tsk.datasets.sequences import Sequences, align_labels, as_sequences
 from tsk.estimators.base import FitData
 from tsk.estimators.classifier import Classifier
 from tsk.estimators.registry import register_estimator
-from tsk.heads.speech import FRONTENDS, RawFrontend, SpectralFrontend, samples
+from tsk.heads.speech import (
+    FRONTENDS,
+    RawFrontend,
+    SpectralFrontend,
+    frame_count,
+    samples,
+    window_count,
+)
 from tsk.metrics import classification_scores
 
 RATE_POLICIES = ("auto", "adapt", "resample", "raise", "ignore")
@@ -160,8 +167,8 @@ class SpeechClassifier(Classifier):
         """Frames the backbone reads for a clip of `length` samples at the fitted rate."""
         hop = samples(self.sample_rate_, self.hop_ms)
         if self.frontend == "raw":
-            return -(-length // hop)
-        return 1 + (max(length, self._window()) - self._window()) // hop
+            return frame_count(length, hop)
+        return window_count(length, self._window(), hop)
 
     def _window(self) -> int:
         return samples(self.sample_rate_, self.window_ms)

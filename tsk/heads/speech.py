@@ -33,9 +33,18 @@ from tsk.heads.classify import valid_mask
 FRONTENDS = ("raw", "mel", "mfcc")
 
 
-def frame_count(lengths: torch.Tensor, hop: int) -> torch.Tensor:
-    """Frames of `hop` samples that cover each length (the last one may be partial)."""
-    return lengths.add(hop - 1).div(hop, rounding_mode="floor")
+def frame_count(lengths: torch.Tensor | int, hop: int) -> torch.Tensor | int:
+    """The raw front end's frames: `hop` samples each, covering each length (the last one may be
+    partial)."""
+    return (lengths + hop - 1) // hop
+
+
+def window_count(lengths: torch.Tensor | int, window: int, hop: int) -> torch.Tensor | int:
+    """The spectral front end's frames: windows of `window` samples every `hop`, none past a
+    clip's end (a clip shorter than one window gets one, over its samples and zeros)."""
+    if isinstance(lengths, torch.Tensor):
+        return 1 + (lengths.clamp_min(window) - window) // hop
+    return 1 + (max(lengths, window) - window) // hop
 
 
 class RawFrontend(nn.Module):
@@ -129,8 +138,7 @@ class SpectralFrontend(nn.Module):
         features = self.transform(wave)  # [B, n, T]
         if self.kind == "mel":
             features = torch.log(features + 1e-6)
-        counts = 1 + (lengths.clamp_min(self.window) - self.window) // self.hop
-        return features.transpose(1, 2), counts
+        return features.transpose(1, 2), window_count(lengths, self.window, self.hop)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
