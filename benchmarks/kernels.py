@@ -86,7 +86,7 @@ def make_case(op: str, length: int, device: str = "cpu", seed: int = 0,
         def fn(backend):
             if backend == "mamba_ssm":
                 return mamba_selective_scan(u, delta, A, B, C, D)
-            return selective_scan(u, delta, A, B, C, D, delta_softplus=True, backend=backend)
+            return selective_scan(u, delta, A, B, C, D, delta_softplus=True, backend=backend)[0]
 
         size = dict(B=batch, D=channels, N=state)
         # bytes: read u, delta, B, C, write y (forward); flops ~ 9 per state element

@@ -29,7 +29,8 @@ def _selective_scan_case(gen):
                torch.randn(channels, generator=gen) - 1]
 
     def call(u, delta, A, B, C, D, z, bias, backend):  # noqa: N803
-        return selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True, backend=backend)
+        return selective_scan(u, delta, A, B, C, D, z, bias, delta_softplus=True,
+                              backend=backend)[0]
 
     return tensors, call
 
@@ -64,7 +65,8 @@ def _lstm_case(gen):
     bias = torch.randn(4, heads, head_dim, generator=gen) / 4
 
     def call(gates_x, R, bias, backend):  # noqa: N803
-        h, (h_last, c_last) = lstm_scan(gates_x, R, bias, backend=backend)
+        h, (h_last, c_last) = lstm_scan(gates_x, R, bias, output_final_state=True,
+                                        backend=backend)
         return h, c_last
 
     return [gates_x, R, bias], call

@@ -26,8 +26,14 @@ def _inputs(batch, length, heads, head_dim, dtype=torch.float32, bias=True, init
     return [t.to(device).requires_grad_() if t is not None else None for t in tensors]
 
 
+def _scan(inputs, backend="auto"):
+    """lstm_scan on [gates_x, R, bias, h0, c0], asking for the final state."""
+    gates_x, R, bias, h0, c0 = inputs  # noqa: N806
+    return lstm_scan(gates_x, R, bias, (h0, c0), output_final_state=True, backend=backend)
+
+
 def _run(inputs, backend, use_h=True, use_c_last=True):
-    h, (h_last, c_last) = lstm_scan(*inputs, backend=backend)
+    h, (h_last, c_last) = _scan(inputs, backend)
     gen = torch.Generator().manual_seed(3)
     loss = 0.3 * h_last.sum()
     if use_h:
@@ -75,7 +81,7 @@ def test_reference_is_nn_lstm(heads, head_dim):
     lstm = _dense_lstm_from_heads(R, bias)
     expected, (h_n, c_n) = lstm(gates_x.detach().reshape(2, 9, 4 * width),
                                 (h0.detach()[None], c0.detach()[None]))
-    h, (h_last, c_last) = lstm_scan(gates_x, R, bias, h0, c0, backend="reference")
+    h, (h_last, c_last) = _scan([gates_x, R, bias, h0, c0], "reference")
     torch.testing.assert_close(h, expected, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(h_last, h_n[0], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(c_last, c_n[0], rtol=1e-10, atol=1e-12)
@@ -90,7 +96,8 @@ def test_nn_lstm_weights_in_the_documented_layout():
     gates_x = nn.functional.linear(x, lstm.weight_ih_l0).view(3, 11, 4, 1, 5)
     bias = (lstm.bias_ih_l0 + lstm.bias_hh_l0).view(4, 1, 5)
     for backend in ("reference", "torch"):
-        h, (h_last, c_last) = lstm_scan(gates_x, lstm.weight_hh_l0[None], bias, backend=backend)
+        h, (h_last, c_last) = lstm_scan(gates_x, lstm.weight_hh_l0[None], bias,
+                                        output_final_state=True, backend=backend)
         torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(c_last, c_n[0], rtol=1e-5, atol=1e-6)
 
@@ -100,7 +107,7 @@ def test_gradcheck_reference_and_torch():
     for backend in ("reference", "torch"):
 
         def outputs(*x, backend=backend):
-            h, (h_last, c_last) = lstm_scan(*x, backend=backend)
+            h, (h_last, c_last) = _scan(x, backend)
             return h, h_last, c_last
 
         assert torch.autograd.gradcheck(outputs, inputs)
@@ -121,17 +128,37 @@ def test_torch_without_bias_and_partial_losses(assert_rel_close):
 
 def test_half_inputs_compute_in_fp32():
     gates_x, R, bias, h0, c0 = _inputs(2, 5, 2, 4)  # noqa: N806
-    h, (h_last, c_last) = lstm_scan(gates_x.bfloat16(), R, bias, h0, c0, backend="torch")
+    h, (h_last, c_last) = _scan([gates_x.bfloat16(), R, bias, h0, c0], "torch")
     assert h.dtype == h_last.dtype == c_last.dtype == torch.bfloat16
-    h_ref, _ = lstm_scan(gates_x, R, bias, h0, c0, backend="reference")
+    h_ref, _ = _scan([gates_x, R, bias, h0, c0], "reference")
     assert (h.float() - h_ref).abs().max() < 2e-2
 
 
 def test_auto_is_torch_on_cpu():
     inputs = _inputs(2, 4, 2, 3)
-    h_auto, _ = lstm_scan(*inputs)
-    h_torch, _ = lstm_scan(*inputs, backend="torch")
+    h_auto, _ = _scan(inputs)
+    h_torch, _ = _scan(inputs, "torch")
     assert torch.equal(h_auto, h_torch)
+
+
+def test_final_state_only_when_asked_and_pieces_chain():
+    """(y, None) by default; two calls chained through the final state equal one call."""
+    gates_x, R, bias, _, _ = _inputs(2, 9, 2, 3)  # noqa: N806
+    h, final_state = lstm_scan(gates_x, R, bias)
+    assert final_state is None
+    h1, state = lstm_scan(gates_x[:, :4], R, bias, output_final_state=True)
+    h2, _ = lstm_scan(gates_x[:, 4:], R, bias, state)
+    torch.testing.assert_close(torch.cat([h1, h2], 1), h)
+
+
+def test_deprecated_h0_c0_keywords_keep_working():
+    gates_x, R, bias, h0, c0 = _inputs(2, 5, 2, 3)  # noqa: N806
+    expected = _scan([gates_x, R, bias, h0, c0], "torch")
+    with pytest.warns(DeprecationWarning, match="initial_state"):
+        h, (h_last, c_last) = lstm_scan(gates_x, R, bias, h0=h0, c0=c0, backend="torch")
+    torch.testing.assert_close((h, h_last, c_last), (expected[0], *expected[1]))
+    with pytest.raises(ValueError, match="not with the deprecated"):
+        lstm_scan(gates_x, R, bias, (h0, c0), h0=h0)
 
 
 def test_errors():
@@ -142,8 +169,10 @@ def test_errors():
         lstm_scan(gates_x, R.transpose(1, 2))
     with pytest.raises(ValueError, match="bias"):
         lstm_scan(gates_x, R, bias.reshape(4, 6))
-    with pytest.raises(ValueError, match="h0"):
-        lstm_scan(gates_x, R, bias, h0[:1])
+    with pytest.raises(ValueError, match=r"initial_state\[0\] \(h0\)"):
+        lstm_scan(gates_x, R, bias, (h0[:1], None))
+    with pytest.raises(TypeError, match="pair"):
+        lstm_scan(gates_x, R, bias, h0)
     with pytest.raises(ValueError, match="no time steps"):
         lstm_scan(gates_x[:, :0], R)
     with pytest.raises(ValueError, match="Unknown kernel backend"):
@@ -171,8 +200,8 @@ def test_triton_partial_losses_no_bias_and_no_grad(triton_device, assert_rel_clo
     _compare(inputs, "triton", assert_rel_close, use_h=False)
     _compare(inputs, "triton", assert_rel_close, use_c_last=False)
     with torch.no_grad():  # the forward then stores no gates or cell states
-        h, (_, c_last) = lstm_scan(*inputs, backend="triton")
-        h_ref, (_, c_ref) = lstm_scan(*inputs, backend="reference")
+        h, (_, c_last) = _scan(inputs, "triton")
+        h_ref, (_, c_ref) = _scan(inputs, "reference")
     assert_rel_close(h, h_ref, 1e-5, "h")
     assert_rel_close(c_last, c_ref, 1e-5, "c_last")
 

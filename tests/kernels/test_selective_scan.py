@@ -3,11 +3,10 @@ import torch
 
 from tsk.kernels import selective_scan
 
-NAMES = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
-
 
 def _inputs(batch, channels, state, length, *, groups=None, optional=True, device="cpu",
             dtype=torch.float32, seed=0):
+    """The scan's arguments; `optional` adds D, z, delta_bias and an initial state."""
     gen = torch.Generator().manual_seed(seed)
     bc_shape = (batch, state, length) if groups is None else (batch, groups, state, length)
     tensors = {
@@ -19,13 +18,15 @@ def _inputs(batch, channels, state, length, *, groups=None, optional=True, devic
         "D": torch.randn(channels, generator=gen, dtype=dtype) if optional else None,
         "z": torch.randn(batch, channels, length, generator=gen, dtype=dtype) if optional else None,
         "delta_bias": torch.randn(channels, generator=gen, dtype=dtype) - 1 if optional else None,
+        "initial_state": (torch.randn(batch, channels, state, generator=gen, dtype=dtype)
+                          if optional else None),
     }
     return {k: (v.to(device).requires_grad_() if v is not None else None)
             for k, v in tensors.items()}
 
 
 def _run(inputs, backend, softplus, seed=1):
-    y, last = selective_scan(**inputs, delta_softplus=softplus, return_last_state=True,
+    y, last = selective_scan(**inputs, delta_softplus=softplus, output_final_state=True,
                              backend=backend)
     gen = torch.Generator().manual_seed(seed)
     w_y = torch.randn(y.shape, generator=gen).to(y)
@@ -89,10 +90,51 @@ def test_non_contiguous(assert_rel_close):
     _compare(inputs, "torch", assert_rel_close)
 
 
-def test_without_last_state_returns_tensor():
+def test_final_state_only_when_asked():
     inputs = _inputs(1, 2, 2, 5)
-    y = selective_scan(**inputs)
-    assert isinstance(y, torch.Tensor) and y.shape == (1, 2, 5)
+    y, final_state = selective_scan(**inputs)
+    assert y.shape == (1, 2, 5) and final_state is None
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+def test_scanning_in_pieces_from_the_final_state_equals_one_scan(backend, assert_rel_close):
+    """What initial_state is for: a long sequence scanned in two calls, the second starting from
+    the first's final state, gives the one-call outputs and final state."""
+    _check_pieces(backend, "cpu", assert_rel_close)
+
+
+@pytest.mark.triton
+def test_triton_scanning_in_pieces(triton_device, assert_rel_close):
+    _check_pieces("triton", triton_device, assert_rel_close)
+
+
+def _check_pieces(backend, device, assert_rel_close):
+    inputs = _inputs(2, 4, 3, 23, device=device)
+    inputs["initial_state"] = None
+    y_ref, last_ref, _ = _run(inputs, backend, softplus=True)
+    split = 9
+    first = {k: v[..., :split] if k in ("u", "delta", "z", "B", "C") else v
+             for k, v in inputs.items()}
+    second = {k: v[..., split:] if k in ("u", "delta", "z", "B", "C") else v
+              for k, v in inputs.items()}
+    y1, mid = selective_scan(**first, delta_softplus=True, output_final_state=True,
+                             backend=backend)
+    second["initial_state"] = mid
+    y2, last = selective_scan(**second, delta_softplus=True, output_final_state=True,
+                              backend=backend)
+    assert_rel_close(torch.cat([y1, y2], -1), y_ref, 1e-5, "y")
+    assert_rel_close(last, last_ref, 1e-5, "last state")
+
+
+def test_deprecated_return_last_state_keeps_the_old_results():
+    inputs = _inputs(1, 2, 2, 5)
+    y_new, last_new = selective_scan(**inputs, output_final_state=True)
+    with pytest.warns(DeprecationWarning, match="output_final_state"):
+        y = selective_scan(**inputs, return_last_state=False)
+    with pytest.warns(DeprecationWarning, match="output_final_state"):
+        y_old, last_old = selective_scan(**inputs, return_last_state=True)
+    assert isinstance(y, torch.Tensor) and torch.equal(y, y_new)
+    assert torch.equal(y_old, y_new) and torch.equal(last_old, last_new)
 
 
 def test_gradcheck_float64():
@@ -102,7 +144,7 @@ def test_gradcheck_float64():
     for backend in ("reference", "torch"):
         def fn(*args, backend=backend):
             y, last = selective_scan(**dict(zip(names, args, strict=True)), delta_softplus=True,
-                                     return_last_state=True, backend=backend)
+                                     output_final_state=True, backend=backend)
             return y, last
 
         assert torch.autograd.gradcheck(fn, list(inputs.values()))
@@ -110,7 +152,7 @@ def test_gradcheck_float64():
 
 def test_bfloat16_inputs_keep_dtype():
     inputs = {k: v.detach().bfloat16() for k, v in _inputs(1, 2, 2, 5).items()}
-    y = selective_scan(**inputs, delta_softplus=True)
+    y, _ = selective_scan(**inputs, delta_softplus=True)
     assert y.dtype == torch.bfloat16
 
 
@@ -125,6 +167,10 @@ def test_errors():
     inputs = _inputs(1, 4, 3, 5, optional=False)
     inputs["B"] = inputs["B"][0]
     with pytest.raises(ValueError, match=r"\[B, N, L\] or \[B, G, N, L\]"):
+        selective_scan(**inputs)
+    inputs = _inputs(1, 4, 3, 5)
+    inputs["initial_state"] = inputs["initial_state"][..., :2]
+    with pytest.raises(ValueError, match=r"initial_state must have shape \[1, 4, 3\]"):
         selective_scan(**inputs)
 
 

@@ -133,8 +133,10 @@ class LSTM(nn.Module):
         for layer in range(self.config.n_layers):
             weight_ih, R, bias = self._layer_weights(layer)  # noqa: N806
             gates_x = F.linear(x, weight_ih).view(batch, length, 4, heads, d_model // heads)
-            h0, c0 = (state[0][layer], state[1][layer]) if state is not None else (None, None)
-            x, (h, c) = lstm_scan(gates_x, R, bias, h0, c0, backend=backend)  # [B, L, D]
+            initial = (state[0][layer], state[1][layer]) if state is not None else None
+            x, (h, c) = lstm_scan(  # x [B, L, D]
+                gates_x, R, bias, initial, output_final_state=True, backend=backend
+            )
             if layer < self.config.n_layers - 1:
                 x = F.dropout(x, dropout, self.training)
             h_last.append(h)

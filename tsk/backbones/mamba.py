@@ -120,7 +120,7 @@ class MambaMixer(nn.Module):
             [self.dt_rank, self.d_state, self.d_state], dim=-1
         )
         dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # [B, E, L], bias added in the scan
-        y = selective_scan(
+        y, _ = selective_scan(
             x, dt, self.A(), B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
             delta_bias=self.dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend,
         )  # [B, E, L]

@@ -11,6 +11,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -77,6 +78,15 @@ def resolve_backend(backend: str, *tensors: torch.Tensor | None) -> str:
                 "the kernels in the (slow) interpreter."
             )
     return backend
+
+
+def warn_deprecated_keyword(op: str, keyword: str, instead: str) -> None:
+    """A DeprecationWarning, pointed at the op's caller, for a keyword kept one more release."""
+    warnings.warn(
+        f"{op}({keyword}=...) is deprecated and will be removed in the next release: {instead}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def check_tensor(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from tsk.kernels.common.dispatch import check_tensor, resolve_backend
+from tsk.kernels.common.dispatch import check_tensor, resolve_backend, warn_deprecated_keyword
 from tsk.kernels.selective_scan.eager import selective_scan_torch
 from tsk.kernels.selective_scan.reference import selective_scan_reference
 
@@ -21,21 +21,27 @@ def selective_scan(
     z: Tensor | None = None,
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
-    return_last_state: bool = False,
+    initial_state: Tensor | None = None,
+    output_final_state: bool = False,
     backend: str = "auto",
-) -> Tensor | tuple[Tensor, Tensor]:
+    *,
+    return_last_state: bool | None = None,
+) -> tuple[Tensor, Tensor | None] | Tensor:
     """Selective scan, with the semantics of mamba_ssm's `selective_scan_ref`.
 
     Shapes: u, delta [B, D, L]; A [D, N] real; B, C [B, N, L], or grouped [B, G, N, L] with D
-    divisible by G (channel d reads group d // (D / G)); D [D]; z [B, D, L]; delta_bias [D].
-    Returns y [B, D, L] in u's dtype, and the last state [B, D, N] (float32) when
-    `return_last_state`.
+    divisible by G (channel d reads group d // (D / G)); D [D]; z [B, D, L]; delta_bias [D];
+    initial_state [B, D, N] (h_{-1}; zeros when None). Returns (y [B, D, L] in u's dtype,
+    final_state [B, D, N] in float32 (float64 for float64 inputs) when `output_final_state`,
+    else None): the convention of every scan op (and of flash-linear-attention), so a long
+    sequence can be scanned in pieces, each starting from the last one's final state.
+    `return_last_state` is deprecated: it returns y alone, or (y, last) when True, as before.
 
     Plain-PyTorch equivalent (B, C ungrouped)::
 
         if delta_bias is not None: delta = delta + delta_bias[:, None]
         if delta_softplus: delta = F.softplus(delta)
-        h = zeros(B, D, N)
+        h = initial_state if initial_state is not None else zeros(B, D, N)
         for t in range(L):
             h = exp(delta[..., t, None] * A) * h + (delta[..., t] * u[..., t])[..., None] * B[:, None, :, t]
             y[..., t] = (h * C[:, None, :, t]).sum(-1)
@@ -45,7 +51,7 @@ def selective_scan(
     backend: "auto" (Triton on CUDA, torch otherwise), "reference" (the loop above), "torch"
     (chunked time-major scan with a hand-written reverse-scan backward; the CPU path) or
     "triton" (state kept on-chip, fused forward and backward kernels). All are differentiable
-    w.r.t. every tensor argument.
+    w.r.t. every tensor argument, initial_state included.
     """  # noqa: E501
     check_tensor("u", u, [None, None, None], complex_ok=False)
     batch, channels, length = u.shape
@@ -72,12 +78,22 @@ def selective_scan(
             check_tensor(name, vec, [channels], complex_ok=False)
     if z is not None:
         check_tensor("z", z, [batch, channels, length], complex_ok=False)
-    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    chosen = resolve_backend(backend, u, delta, A, B, C)
+    if initial_state is not None:
+        check_tensor("initial_state", initial_state, [batch, channels, state], complex_ok=False)
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state)
+    chosen = resolve_backend(backend, u, delta, A, B, C, initial_state)
     if chosen == "reference":
-        return selective_scan_reference(*args)
-    if chosen == "triton":
+        y, final_state = selective_scan_reference(*args)
+    elif chosen == "triton":
         from tsk.kernels.selective_scan.triton import selective_scan_triton
 
-        return selective_scan_triton(*args)
-    return selective_scan_torch(*args)
+        y, final_state = selective_scan_triton(*args)
+    else:
+        y, final_state = selective_scan_torch(*args)
+    if return_last_state is not None:
+        warn_deprecated_keyword(
+            "selective_scan", "return_last_state",
+            "pass output_final_state=True and unpack (y, final_state)",
+        )
+        return (y, final_state) if return_last_state else y
+    return y, final_state if output_final_state else None

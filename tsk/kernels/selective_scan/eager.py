@@ -37,14 +37,14 @@ def _chunk_length(length: int, state_elements: int) -> int:
 class SelectiveScanTorch(torch.autograd.Function):
     """Core scan without D, z, bias, softplus (those are plain autograd ops around it).
 
-    u, delta [B, G, Dg, L]; A [G, Dg, N]; B, C [B, G, N, L] (all the same float dtype).
-    Returns y [B, G, Dg, L] and the last state [B, G, Dg, N].
+    u, delta [B, G, Dg, L]; A [G, Dg, N]; B, C [B, G, N, L]; h0 [B, G, Dg, N] (all the same
+    float dtype). Returns y [B, G, Dg, L] and the last state [B, G, Dg, N].
     Inside, states are laid out [T, B, G, N, Dg] (channels innermost): the sums over N are then
     outer reductions or row-vector matmuls, both much faster on CPU than inner length-N sums.
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C):  # noqa: N803
+    def forward(ctx, u, delta, A, B, C, h0):  # noqa: N803
         batch, groups, dg, length = u.shape
         state = A.shape[-1]
         # time-major, contiguous per step
@@ -56,7 +56,8 @@ class SelectiveScanTorch(torch.autograd.Function):
         chunk = _chunk_length(length, batch * groups * dg * state)
         n_chunks = -(-length // chunk)
         # starts[c] = state before chunk c; starts[n_chunks] = last state
-        starts = u.new_zeros(n_chunks + 1, batch, groups, state, dg)
+        starts = u.new_empty(n_chunks + 1, batch, groups, state, dg)
+        starts[0].copy_(h0.transpose(-1, -2))
         y_t = u.new_empty(length, batch, groups, dg)  # [L, B, G, Dg]
         decay_buf = u.new_empty(chunk, batch, groups, state, dg)
         hs_buf = torch.empty_like(decay_buf)
@@ -142,6 +143,7 @@ class SelectiveScanTorch(torch.autograd.Function):
             grad_A_t.transpose(1, 2),
             _time_last(grad_B_t),
             _time_last(grad_C_t),
+            carry.transpose(-1, -2),  # dLoss/dh0 = exp(delta_0 A) g_0
         )
 
 
@@ -221,15 +223,19 @@ def selective_scan_torch(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Fast torch selective scan (same arguments and results as the public `selective_scan`)."""
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fast torch selective scan: (y, last state), as `selective_scan_reference`."""
     dtype = compute_dtype(u, delta, A, B, C)
     batch, channels, length = u.shape
+    state = A.shape[-1]
     delta_ = prepare_delta(delta, delta_bias, delta_softplus, dtype)
     args = split_groups(u.to(dtype), delta_, A.to(dtype), B.to(dtype), C.to(dtype))
-    y, last = SelectiveScanTorch.apply(*args)
+    groups = args[0].shape[1]
+    if initial_state is None:
+        h0 = u.new_zeros(batch, groups, channels // groups, state, dtype=dtype)
+    else:
+        h0 = initial_state.to(dtype).reshape(batch, groups, channels // groups, state)
+    y, last = SelectiveScanTorch.apply(*args, h0)
     y = finish_output(y.reshape(batch, channels, length), u, D, z).to(u.dtype)
-    if return_last_state:
-        return y, last.reshape(batch, channels, A.shape[-1])
-    return y
+    return y, last.reshape(batch, channels, state)

@@ -25,12 +25,13 @@ def selective_scan_reference(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t; y_t = <h_t, C_t> + D u_t; y *= silu(z).
 
     u, delta [B, D, L]; A [D, N]; B, C [B, N, L] or [B, G, N, L]; D [D]; z [B, D, L];
-    delta_bias [D]. Returns y [B, D, L] (u's dtype) and, if asked, the last state [B, D, N].
+    delta_bias [D]; initial_state [B, D, N] (h_{-1}, zeros when None). Returns y [B, D, L]
+    (u's dtype) and the last state [B, D, N] (float32, float64 for float64 inputs).
     """
     dtype = compute_dtype(u, delta, A, B, C)
     channels = u.shape[1]
@@ -42,7 +43,10 @@ def selective_scan_reference(
     A_ = A.to(dtype)
     B_ = expand_groups(B.to(dtype), channels)  # [B, D or 1, N, L]
     C_ = expand_groups(C.to(dtype), channels)
-    state = u_.new_zeros(u.shape[0], channels, A.shape[1])  # [B, D, N]
+    if initial_state is None:
+        state = u_.new_zeros(u.shape[0], channels, A.shape[1])  # [B, D, N]
+    else:
+        state = initial_state.to(dtype)
     outputs = []
     # unbind (not x[..., t]) so that the backward stacks the per-step gradients once instead of
     # building a full-size zero tensor per step (which would make it O(L^2))
@@ -58,4 +62,4 @@ def selective_scan_reference(
     if z is not None:
         y = y * F.silu(z.to(dtype))
     y = y.to(u.dtype)
-    return (y, state) if return_last_state else y
+    return y, state

@@ -104,10 +104,10 @@ def _chunk_states(u_ptr, delta_ptr, b_rows, c_rows, row, d, k, mask_n, A2, bias,
 @triton.jit
 def _selective_scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-    out_ptr, starts_ptr, last_ptr,
+    init_ptr, out_ptr, starts_ptr, last_ptr,
     D, L, N, n_chunks, group_width, sb_b, sb_g, sb_n, sc_b, sc_g, sc_n,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_INIT: tl.constexpr, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: B * D * L can pass 2**31
     d0 = tl.program_id(1) * BLOCK_D
@@ -125,7 +125,11 @@ def _selective_scan_fwd_kernel(
     b_rows = B_ptr + b * sb_b + group * sb_g + n * sb_n  # [BLOCK_N]
     c_rows = C_ptr + b * sc_b + group * sc_g + n * sc_n
     state_rows = (b * D + d[:, None]) * n_chunks * N + n[None, :]
-    h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
+    state_off = (b * D + d[:, None]) * N + n[None, :]  # [B, D, N] initial and last states
+    if HAS_INIT:
+        h = tl.load(init_ptr + state_off, mask=mask_dn, other=0.0).to(tl.float32)
+    else:
+        h = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     for c in range(0, n_chunks):
         tl.store(starts_ptr + state_rows + c * N, h, mask=mask_dn)
         t, mask, mask_nt, offsets, u, _, delta, B_t, C_t, _, _, states = _chunk_states(
@@ -140,7 +144,7 @@ def _selective_scan_fwd_kernel(
         tl.store(out_ptr + offsets, y.to(out_ptr.dtype.element_ty), mask=mask)
         # steps past L have delta = 0 (identity maps): the last column is the state at L - 1
         h = tl.sum(tl.where((k == CHUNK - 1)[None, None, :], states, 0.0), axis=2)
-    tl.store(last_ptr + (b * D + d[:, None]) * N + n[None, :], h, mask=mask_dn)
+    tl.store(last_ptr + state_off, h, mask=mask_dn)
 
 
 @_autotuned(reset_to_zero=["dB_ptr", "dC_ptr"])
@@ -148,11 +152,11 @@ def _selective_scan_fwd_kernel(
 def _selective_scan_bwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     gout_ptr, glast_ptr, starts_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    du_ptr, ddelta_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dinit_ptr,
     D, L, N, n_chunks, group_width, sb_b, sb_g, sb_n, sc_b, sc_g, sc_n,
     sdb_b, sdb_g, sdc_b, sdc_g,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_INIT: tl.constexpr, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
     d0 = tl.program_id(1) * BLOCK_D
@@ -174,7 +178,8 @@ def _selective_scan_bwd_kernel(
     state_rows = (b * D + d[:, None]) * n_chunks * N + n[None, :]
     last_chunk = (k == CHUNK - 1)[None, None, :]
     # dLoss/dh carried in from after the chunk (before the last one: the last state's grad)
-    carry = tl.load(glast_ptr + (b * D + d[:, None]) * N + n[None, :], mask=mask_dn, other=0.0)
+    state_off = (b * D + d[:, None]) * N + n[None, :]
+    carry = tl.load(glast_ptr + state_off, mask=mask_dn, other=0.0)
     dA_acc = tl.zeros([BLOCK_D, BLOCK_N], dtype=tl.float32)
     dD_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     dbias_acc = tl.zeros([BLOCK_D], dtype=tl.float32)
@@ -226,6 +231,8 @@ def _selective_scan_bwd_kernel(
         tl.atomic_add(dc_rows[:, None] + t[None, :], dC_t, mask=mask_nt)
         # what the previous chunk's last state receives: exp(delta_first A) g_first
         carry = tl.sum(tl.where((k == 0)[None, None, :], decay * g, 0.0), axis=2)
+    if HAS_INIT:  # after the first chunk, the carry is dLoss/dh_{-1}
+        tl.store(dinit_ptr + state_off, carry, mask=mask_dn)
     partial = (b * D + d) * N
     tl.store(dA_ptr + partial[:, None] + n[None, :], dA_acc, mask=mask_dn)
     if HAS_D:
@@ -256,8 +263,10 @@ class SelectiveScanTriton(torch.autograd.Function):
     """u, delta, z [B, D, L]; A [D, N]; B, C [B, N, L] or [B, G, N, L]; D, delta_bias [D]."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):  # noqa: N803
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, h0):  # noqa: N803
         u, delta, A = u.contiguous(), delta.contiguous(), A.contiguous()
+        h0_dtype = h0.dtype if h0 is not None else None
+        h0 = h0.float().contiguous() if h0 is not None else None
         z = z.contiguous() if z is not None else None
         B4, C4 = _grouped(B), _grouped(C)  # noqa: N806
         batch, channels, length = u.shape
@@ -272,16 +281,18 @@ class SelectiveScanTriton(torch.autograd.Function):
         with triton_device_guard(u):
             _selective_scan_fwd_kernel[lambda meta: (batch, channels // meta["BLOCK_D"])](
                 u, delta, A, B4, C4, D if D is not None else u, z if z is not None else u,
-                delta_bias if delta_bias is not None else u, out, starts, last,
+                delta_bias if delta_bias is not None else u,
+                h0 if h0 is not None else last, out, starts, last,
                 channels, length, state, n_chunks, channels // groups,
                 B4.stride(0), _group_stride(B4), B4.stride(2),
                 C4.stride(0), _group_stride(C4), C4.stride(2),
                 HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=softplus, CHUNK=chunk, BLOCK_N=block_n,
+                SOFTPLUS=softplus, HAS_INIT=h0 is not None, CHUNK=chunk, BLOCK_N=block_n,
                 **_interpreter_block_d(channels // groups),
             )
         ctx.save_for_backward(u, delta, A, B4, C4, D, z, delta_bias, starts)
         ctx.shapes = (B.dim(), C.dim(), groups, chunk, n_chunks, softplus)
+        ctx.h0_dtype = h0_dtype
         return out, last
 
     @staticmethod
@@ -300,6 +311,7 @@ class SelectiveScanTriton(torch.autograd.Function):
         grad_A = torch.empty(batch, channels, state, **f32)  # noqa: N806
         grad_D = torch.empty(batch, channels, **f32) if D is not None else None  # noqa: N806
         grad_bias = torch.empty(batch, channels, **f32) if delta_bias is not None else None
+        grad_h0 = torch.empty(batch, channels, state, **f32) if ctx.h0_dtype is not None else None
         with triton_device_guard(u):
             _selective_scan_bwd_kernel[lambda meta: (batch, channels // meta["BLOCK_D"])](
                 u, delta, A, B4, C4, D if D is not None else u, z if z is not None else u,
@@ -307,12 +319,14 @@ class SelectiveScanTriton(torch.autograd.Function):
                 grad_out.contiguous(), grad_last.float().contiguous(), starts,
                 grad_u, grad_delta, grad_z if z is not None else u, grad_A, grad_B, grad_C,
                 grad_D if D is not None else grad_A, grad_bias if grad_bias is not None else grad_A,
+                grad_h0 if grad_h0 is not None else grad_A,
                 channels, length, state, n_chunks, channels // groups,
                 B4.stride(0), _group_stride(B4), B4.stride(2),
                 C4.stride(0), _group_stride(C4), C4.stride(2),
                 grad_B.stride(0), _group_stride(grad_B), grad_C.stride(0), _group_stride(grad_C),
                 HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=softplus, CHUNK=chunk, BLOCK_N=triton.next_power_of_2(state),
+                SOFTPLUS=softplus, HAS_INIT=grad_h0 is not None, CHUNK=chunk,
+                BLOCK_N=triton.next_power_of_2(state),
                 **_interpreter_block_d(channels // groups),
             )
         grad_B = grad_B.to(B4.dtype)  # noqa: N806
@@ -325,6 +339,7 @@ class SelectiveScanTriton(torch.autograd.Function):
             grad_z,
             grad_bias.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
             None,
+            grad_h0.to(ctx.h0_dtype) if grad_h0 is not None else None,
         )
 
 
@@ -338,9 +353,10 @@ def selective_scan_triton(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    initial_state: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton selective scan (float32 inside, inputs read and outputs written in their own
-    dtype); same arguments and results as `selective_scan`."""
-    out, last = SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    return (out, last) if return_last_state else out
+    dtype): (y, last state), as `selective_scan_reference`."""
+    return SelectiveScanTriton.apply(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state
+    )
