@@ -7,7 +7,51 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+_DROP_BITS = 15  # random bits per element: the drop probability is a multiple of 2**-15
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout, as `F.dropout`, with the random numbers drawn 15 bits per element.
+
+    Why: on a CPU, torch's `bernoulli_` draws one 32-bit Mersenne-Twister number per element and
+    took 16% of an S4D forecaster's training step. Here one 64-bit draw serves four elements
+    (their 16-bit quarters, each masked to 15 bits): 2.5x faster at [64, 42, 64]. The drop
+    probability is `p` rounded to a multiple of 2**-15 (0.1 -> 0.100006) and the kept values are
+    scaled by 1 / (1 - that probability), so the output's expectation is exactly `x`. On CUDA
+    (Philox, already fast) and in evaluation it is `F.dropout`.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}.")
+    if not training or p in (0.0, 1.0) or x.is_cuda:
+        return F.dropout(x, p, training)
+    levels = 1 << _DROP_BITS
+    dropped = round(p * levels)
+    if dropped == 0:  # p below half a level: nothing to drop at this resolution
+        return x
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_()
+    bits = words.view(torch.int16)[:n].view(x.shape) & (levels - 1)  # uniform on [0, 2**15)
+    keep = (bits >= dropped).to(x.dtype).mul_(levels / (levels - dropped))
+    return x * keep
+
+
+class Dropout(nn.Module):
+    """`nn.Dropout` through `dropout` (faster random numbers on CPU; see there)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}.")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def optim_hint(param: nn.Parameter, **hint: float) -> nn.Parameter:
@@ -36,7 +80,7 @@ class ResidualStack(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.norms = nn.ModuleList(norm(d_model) for _ in blocks)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.final_norm = norm(d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsk._names import unknown_name_error
+from tsk.backbones.common import dropout
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import lstm_scan
 from tsk.kernels.common import BACKENDS, resolve_backend
@@ -128,7 +129,7 @@ class LSTM(nn.Module):
         batch, length, d_model = x.shape
         heads = self.config.heads
         # nn.LSTM's dropout: on every layer's output but the last, in training only
-        dropout = self.config.dropout if self.config.n_layers > 1 else 0.0
+        rate = self.config.dropout if self.config.n_layers > 1 else 0.0
         h_last, c_last = [], []
         for layer in range(self.config.n_layers):
             weight_ih, R, bias = self._layer_weights(layer)  # noqa: N806
@@ -138,7 +139,7 @@ class LSTM(nn.Module):
                 gates_x, R, bias, initial, output_final_state=True, backend=backend
             )
             if layer < self.config.n_layers - 1:
-                x = F.dropout(x, dropout, self.training)
+                x = dropout(x, rate, self.training)
             h_last.append(h)
             c_last.append(c)
         return x, (torch.stack(h_last), torch.stack(c_last))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import ResidualStack, StackedBackbone, optim_hint
+from tsk.backbones.common import Dropout, ResidualStack, StackedBackbone, optim_hint
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import selective_scan
 
@@ -157,7 +157,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), Dropout(dropout),
                                  nn.Linear(d_ff, d_model))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:

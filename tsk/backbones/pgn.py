@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import ResidualStack, StackedBackbone
+from tsk.backbones.common import Dropout, ResidualStack, StackedBackbone
 from tsk.backbones.registry import register_backbone
 from tsk.kernels.common import fft_size
 
@@ -224,7 +224,7 @@ class TPGNCore(nn.Module):
         self.long_fold = nn.Conv1d(width, width, n_periods, groups=groups)
         self.patch_embed = nn.Conv1d(groups * n_features, width, period, groups=groups)
         self.short_fold = nn.Conv1d(width, width, n_periods, groups=groups)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.project = nn.Conv1d(2 * width, groups * out_per_column, 1, groups=groups)
 
     def _check(self, grid: torch.Tensor) -> None:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsk.backbones.common import Dropout
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import companion_kernel, fftconv
 from tsk.kernels.common import fit_length, poly_mul, series_inverse
@@ -154,7 +155,7 @@ class PreActivationMLP(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, dropout: float, skip: bool) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear = nn.Linear(d_in, d_out)
         self.skip = skip
 

@@ -1,4 +1,5 @@
-"""Stride-1 sliding windows over scaled series, as a map-style torch Dataset."""
+"""Stride-1 sliding windows over scaled series, as a map-style torch Dataset that also fetches
+whole batches at once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ class WindowDataset(Dataset):
     channel; otherwise `x` holds all columns and `y` all targets. `starts[i]` limits series `i`'s
     window starts to `[starts[i][0], starts[i][1])` (`None`: all of them). `horizon=0` gives
     inputs only (prediction).
+
+    A DataLoader fetches a batch with `__getitems__`: one gather over the series, stored end to
+    end, instead of one `__getitem__` and a stack per sample (which cost ~25 us a window, a
+    default ETTh1 epoch ~15 s). Pass `collate_fn=WindowDataset.collate` (the batch is ready).
     """
 
     def __init__(
@@ -29,32 +34,54 @@ class WindowDataset(Dataset):
         channel_independent: bool,
         starts: Sequence[tuple[int, int] | None] | None = None,
     ) -> None:
-        self.data = [torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays]
+        parts = [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
         self.channel_independent = channel_independent
         span = lookback + horizon
         index = []
-        for i, values in enumerate(self.data):
+        for i, values in enumerate(parts):
             lo, hi = (0, len(values) - span + 1) if starts is None or starts[i] is None else starts[i]
             hi = min(hi, len(values) - span + 1)
             if hi > lo:
                 index.append(np.stack([np.full(hi - lo, i), np.arange(lo, hi)], axis=1))
         self.index = np.concatenate(index) if index else np.zeros((0, 2), dtype=np.int64)
         self.channels = n_targets if channel_independent else 1
+        # all series end to end: a window of series i starting at s begins at row offsets[i] + s
+        width = parts[0].shape[1] if parts else n_targets
+        self.values = torch.from_numpy(np.concatenate(parts) if parts else np.zeros((0, width),
+                                                                                    np.float32))
+        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)
+        self._first_rows = torch.from_numpy(offsets[self.index[:, 0]] + self.index[:, 1]
+                                            if len(self.index) else np.zeros(0, np.int64))
+        self._steps = torch.arange(span)
+        self._exogenous = torch.arange(n_targets, width)
 
     def __len__(self) -> int:
         return len(self.index) * self.channels
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        window, channel = divmod(item, self.channels)
-        series, start = self.index[window]
-        values = self.data[series]
-        x = values[start : start + self.lookback]
-        y = values[start + self.lookback : start + self.lookback + self.horizon, : self.n_targets]
+        batch = self.__getitems__([item])
+        return {key: value[0] for key, value in batch.items()}
+
+    def __getitems__(self, items: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The samples `items` as one batch: `inputs [B, lookback, F]`, `targets [B, horizon, C']`."""
+        window, channel = np.divmod(np.asarray(items, dtype=np.int64), self.channels)
+        rows = self._first_rows[window][:, None] + self._steps  # [B, lookback + horizon]
+        past, future = rows[:, : self.lookback], rows[:, self.lookback :]
         if self.channel_independent:
-            x = torch.cat([x[:, channel : channel + 1], x[:, self.n_targets :]], dim=1)
-            y = y[:, channel : channel + 1]
+            channel = torch.from_numpy(channel)
+            columns = torch.cat([channel[:, None], self._exogenous.expand(len(channel), -1)], 1)
+            x = self.values[past[:, :, None], columns[:, None, :]]  # [B, lookback, 1 + E]
+            y = self.values[future, channel[:, None]][..., None]  # [B, horizon, 1]
+        else:
+            x = self.values[past]
+            y = self.values[future, : self.n_targets]
         return {"inputs": x, "targets": y}
+
+    @staticmethod
+    def collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The DataLoader's `collate_fn` for this dataset: `__getitems__` made the batch."""
+        return batch
 
     def window_of(self, item: int) -> tuple[int, int, int]:
         """`(series, start, channel)` of sample `item`."""

@@ -185,7 +185,7 @@ class Forecaster(SequenceEstimator):
         self.scalers_ = scalers
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
         return FitData(
-            train_set, val_set,
+            train_set, val_set, collate=WindowDataset.collate,
             digest=_data_digest([*zip(series, cuts, strict=True), *validation]),
             warm_start=_ridge_start if self._ridge_start(self.tokens_) else None,
         )
@@ -332,7 +332,8 @@ class Forecaster(SequenceEstimator):
             [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
             self.lookback_, 0, len(self.schema_.targets), self.channel_independent,
         )
-        raw = join_outputs(self._predict_outputs(dataset)).numpy()  # [S * channels, H, outputs]
+        # [S * channels, H, outputs]
+        raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate)).numpy()
         if not np.isfinite(raw).all():
             raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
                                      "these inputs are out of range (refit it, e.g. with a lower "
@@ -386,7 +387,7 @@ class Forecaster(SequenceEstimator):
             scaled = scaler.transform(s.values)
             dataset = WindowDataset([scaled], self.lookback_, self.horizon, n_targets,
                                     self.channel_independent)
-            raw = join_outputs(self._predict_outputs(dataset)).numpy()
+            raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate)).numpy()
             n_windows = len(dataset.index)
             pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
             pred = pred.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, n_targets)

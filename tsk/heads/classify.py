@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsk.backbones import is_causal
+from tsk.backbones.common import Dropout
 
 CLASSIFY_KINDS = ("sequence",)  # the backbone kinds the classification head takes
 POOLINGS = ("mean", "last", "attention")
@@ -164,7 +165,7 @@ class ClassifyNet(nn.Module):
         self.backward_backbone = backward
         directions = 1 if backward is None else 2
         self.pools = nn.ModuleList(Pooling(pooling, d_model) for _ in range(directions))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classify = nn.Linear(directions * d_model, n_classes)
         weights = torch.ones(n_classes) if class_weights is None else torch.as_tensor(
             class_weights, dtype=torch.float32)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsk.backbones.common import Dropout
+
 SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting heads take
 
 
@@ -82,7 +84,7 @@ class ForecastHead(nn.Module):
         self.reduce = nn.Linear(d_model, head_dim)
         self.flatten_proj = nn.Linear((n_tokens or lookback) * head_dim, horizon * n_out)
         self.skip = nn.Linear(lookback, horizon)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         nn.init.zeros_(self.flatten_proj.weight)
         nn.init.zeros_(self.flatten_proj.bias)
 
@@ -243,7 +245,7 @@ class VariateForecastNet(ForecastLoss, nn.Module):
         self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         self.embed = nn.Linear(lookback, d_model)
         self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.project = nn.Linear(d_model, horizon)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
