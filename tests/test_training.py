@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import RandomSampler
 
 from tsk.training import ReplayableSampler
@@ -51,3 +55,79 @@ def test_a_fit_is_quiet_unless_verbose(capfd, recwarn):
         assert any("GPU available" in record.getMessage() for record in records)
     finally:
         logging.getLogger("lightning").removeHandler(handler)
+
+
+def _loader(n: int, batch_size: int = 4):
+    from torch.utils.data import DataLoader
+
+    return DataLoader(range(n), batch_size=batch_size)
+
+
+def test_validation_interval_under_a_step_budget():
+    from tsk.training import validation_interval
+
+    loader = _loader(400)  # 100 batches an epoch
+    assert validation_interval(loader, None, None) is None  # once per epoch, Lightning's way
+    assert validation_interval(loader, None, 7) == 7
+    assert validation_interval(loader, 30, None) == 3  # a tenth of a budget within one epoch
+    assert validation_interval(loader, 155, None) == 16  # across an epoch end
+    assert validation_interval(loader, 5000, None) == 100  # long budgets: once per epoch
+    assert validation_interval(loader, 30, None, limit_train_batches=2) == 2
+    assert validation_interval(loader, 5000, None, limit_train_batches=0.5) == 50
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            validation_interval(loader, bad, None)
+
+
+class _Record(Callback):
+    """The learning rate at every training step and the step of every validation."""
+
+    def __init__(self) -> None:
+        self.rates, self.validated = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.validated.append(trainer.global_step)
+
+
+def _small_forecaster(**options):
+    import tsk
+
+    return tsk.Forecaster("s4d", horizon=4, lookback=12, d_model=8, n_layers=1, ridge_init=False,
+                          batch_size=4, enable_progress_bar=False, random_state=0, **options)
+
+
+@pytest.mark.parametrize("where", ["param", "trainer_kwargs"])
+def test_a_step_budget_stops_the_fit_validates_it_and_anneals(where):
+    """`max_steps` (or Lightning's own, in trainer_kwargs, which crashed early stopping before)
+    ends the fit at that step, mid-epoch; validation ran every tenth of the budget, the last
+    step included; the learning rate followed a cosine over the budget, not over the epochs."""
+    from tests.conftest import make_long
+
+    budget, record = 30, _Record()
+    options = {"max_steps": budget} if where == "param" else {"trainer_kwargs": {"max_steps": budget}}
+    options.setdefault("trainer_kwargs", {})["callbacks"] = [record]
+    model = _small_forecaster(patience=100, learning_rate=1e-3, **options)
+    model.fit(make_long(n_series=2, length=120))  # ~170 training batches an epoch
+    steps = [h["step"] for h in model.fit_summary_.history]
+    assert steps == record.validated == list(range(3, budget + 1, 3))
+    assert {h["epoch"] for h in model.fit_summary_.history} == {0}
+    assert len(record.rates) == budget
+    expected = [0.5e-3 * (1 + math.cos(math.pi * t / budget)) for t in range(budget)]
+    assert record.rates == pytest.approx(expected, rel=1e-6)
+
+
+def test_patience_counts_validations_on_a_step_schedule():
+    """With validation every 5 steps and patience 1, a fit whose validation loss cannot improve
+    (a learning rate of 1e-12) stops at its second validation, 10 steps in, not after epochs."""
+    from tests.conftest import make_long
+
+    record = _Record()
+    model = _small_forecaster(val_check_steps=5, patience=1, learning_rate=1e-12, max_epochs=3,
+                              trainer_kwargs={"callbacks": [record]})
+    model.fit(make_long(n_series=2, length=120))
+    assert record.validated == [5, 10]
+    assert [h["step"] for h in model.fit_summary_.history] == [5, 10]

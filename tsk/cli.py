@@ -43,7 +43,7 @@ def _forecaster(args: argparse.Namespace) -> Any:
         channel_independent=not args.channel_mixing, exogenous=args.exogenous or None,
         time_features=args.time_features, instance_norm=args.instance_norm,
         ridge_init=args.ridge_init, d_model=args.d_model, n_layers=args.n_layers,
-        max_epochs=args.max_epochs,
+        max_epochs=args.max_epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
         verbose=args.verbose,
@@ -110,7 +110,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def _classifier(args: argparse.Namespace) -> Any:
     from tsk import Classifier
 
-    training = {name: getattr(args, name) for name in ("max_epochs", "batch_size", "learning_rate")
+    training = {name: getattr(args, name)
+                for name in ("max_epochs", "max_steps", "batch_size", "learning_rate")
                 if getattr(args, name) is not None}  # unset: the Classifier's own defaults
     return Classifier(
         backbone=args.backbone, d_model=args.d_model, n_layers=args.n_layers,
@@ -346,6 +347,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--d-model", type=int, default=None)
     parser.add_argument("--n-layers", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="a training budget in optimizer steps (validated every tenth)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="default 1e-4 from the ridge start, else 1e-3")
@@ -432,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-len", type=int, default=None, help="tokens of this many steps "
                    "(default: one token per step)")
     p.add_argument("--max-epochs", type=int, default=None, help="default: the Classifier's")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="a training budget in optimizer steps (validated every tenth)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the Classifier's")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the Classifier's")
     p.add_argument("--seed", type=int, default=0)

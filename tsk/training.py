@@ -7,6 +7,7 @@ import copy
 import itertools
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -24,6 +25,9 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 logger = logging.getLogger(__name__)
+
+VALIDATIONS_PER_BUDGET = 10
+"""How many times a fit whose `max_steps` ends it within one epoch is validated."""
 
 MID_EPOCH_CHECKPOINT_SECONDS = 600.0
 """How often a resumable fit also rewrites `last.ckpt` within an epoch: at most this much
@@ -51,7 +55,9 @@ class TaskModule(L.LightningModule):
     added to the training loss (the logged `train_loss` is the task loss alone).
 
     A parameter with an `_optim` dict (e.g. `{"lr": 1e-3, "weight_decay": 0.0}`, as SSM
-    parameters carry) gets its own optimizer group.
+    parameters carry) gets its own optimizer group. The learning rate follows a cosine over the
+    steps the fit may take (`max_epochs` epochs, or `max_steps` when that comes first), updated
+    every step, so a fit cut short by a step budget still anneals.
     """
 
     def __init__(self, net: nn.Module, learning_rate: float, weight_decay: float = 0.0,
@@ -101,8 +107,11 @@ class TaskModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             param_groups, lr=self.learning_rate, weight_decay=self.weight_decay
         )
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        total = self.trainer.estimated_stepping_batches
+        steps = int(total) if math.isfinite(total) else self.max_epochs
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 @dataclass
@@ -163,7 +172,7 @@ class ResumableRun(Callback):
         self.generator = self.sampler.generator if self.sampler is not None else loader.generator
         self.batch_size = loader.batch_size  # set whenever the sampler is (no batch_sampler)
         self.seconds = 0.0
-        self.history: list[dict[str, float]] = []  # each validated epoch's val_* metrics
+        self.history: list[dict[str, float]] = []  # each validation's epoch, step and val_*
         self._since: float | None = None
         self._restore: dict[str, Any] | None = None
         self._trainer: L.Trainer | None = None
@@ -187,8 +196,9 @@ class ResumableRun(Callback):
             return  # not an epoch: the sanity check, or the start validated before fitting
         metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
                    if key.startswith("val_")}
-        self.history = [h for h in self.history if h["epoch"] != trainer.current_epoch]
-        self.history.append({"epoch": trainer.current_epoch, **metrics})
+        step = trainer.global_step
+        self.history = [h for h in self.history if h.get("step") != step]
+        self.history.append({"epoch": trainer.current_epoch, "step": step, **metrics})
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -383,6 +393,8 @@ def _fit_module(
     *,
     max_epochs: int,
     patience: int,
+    max_steps: int | None = None,
+    val_check_steps: int | None = None,
     accelerator: str = "auto",
     devices: Any = "auto",
     enable_progress_bar: bool = True,
@@ -397,6 +409,11 @@ def _fit_module(
     "max": which way is better), its best checkpoint restored into `module`. Without validation
     data every epoch trains and the last weights stay.
 
+    `max_steps` caps the optimizer steps (the fit ends at `max_epochs` or `max_steps`, whichever
+    comes first; Lightning's own `max_steps` in `trainer_kwargs` means the same). Validation
+    runs every `val_check_steps` steps, across epoch ends (`validation_interval`); early
+    stopping's `patience` counts validations, not epochs.
+
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
     a candidate too: validated first, and kept if no epoch beats them.
@@ -410,6 +427,12 @@ def _fit_module(
     another one raises instead of training one fit's state on another's data.
     """
     kwargs = dict(trainer_kwargs or {})
+    max_steps = kwargs.pop("max_steps", max_steps)
+    max_steps = None if max_steps in (None, -1) else max_steps
+    interval = validation_interval(train_loader, max_steps, val_check_steps,
+                                   kwargs.get("limit_train_batches"))
+    if val_loader is not None and interval is not None:
+        kwargs.update(val_check_interval=interval, check_val_every_n_epoch=None)
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled())
     with tempfile.TemporaryDirectory(prefix="tsk-fit-") as tmp:
@@ -430,7 +453,9 @@ def _fit_module(
             checkpoint = _EveryEpochCheckpoint(dirpath=directory, monitor=monitor, mode=mode,
                                                save_top_k=1, save_last=persistent,
                                                every_seconds=every)
-            callbacks += [EarlyStopping(monitor, patience=patience, mode=mode), checkpoint]
+            # checked after each validation, not at epoch ends (a validation may fall mid-epoch)
+            callbacks += [EarlyStopping(monitor, patience=patience, mode=mode,
+                                        check_on_train_epoch_end=False), checkpoint]
         else:
             kwargs.setdefault("limit_val_batches", 0)  # no validation data: skip that loop
             if persistent:  # the latest
@@ -443,7 +468,8 @@ def _fit_module(
         kwargs.setdefault("logger", False)
         kwargs.setdefault("enable_model_summary", False)
         trainer = L.Trainer(
-            max_epochs=max_epochs, accelerator=accelerator,
+            max_epochs=max_epochs, max_steps=max_steps if max_steps is not None else -1,
+            accelerator=accelerator,
             devices=kwargs.pop("devices", devices), callbacks=callbacks,
             enable_progress_bar=enable_progress_bar, deterministic=kwargs.pop("deterministic", True),
             **kwargs,
@@ -472,8 +498,8 @@ def _fit_module(
             module.load_state_dict(state["state_dict"])
             best = float(checkpoint.best_model_score)
             best_loss = best if monitor == "val_loss" else next(
-                (h.get("val_loss", best_loss) for h in run.history if h["epoch"] == state["epoch"]),
-                best_loss)
+                (h.get("val_loss", best_loss) for h in run.history
+                 if h.get("step") == state["global_step"]), best_loss)
         # the start wins ties, and also when no epoch was scored (best is NaN)
         if initial is not None and not (initial[monitor] > best if mode == "min"
                                         else initial[monitor] < best):
@@ -488,6 +514,33 @@ def _fit_module(
     module.cpu()
     return FitSummary(trainer.current_epoch, best_loss, seconds, trainer.global_rank, start_kept,
                       monitor, best, run.history)
+
+
+def validation_interval(train_loader: DataLoader, max_steps: int | None,
+                        val_check_steps: int | None, limit_train_batches: Any = None) -> int | None:
+    """Training steps between validations, or None for once per epoch (Lightning's default).
+
+    `val_check_steps` when given; once per epoch when neither it nor `max_steps` is. Under a
+    step budget, every `ceil(max_steps / VALIDATIONS_PER_BUDGET)` steps or once per epoch,
+    whichever is more often, counted across epoch ends: a fit that its budget ends within (or
+    soon after) an epoch is still validated several times, and its last steps are too (Lightning
+    does not validate where `max_steps` stops it; less than one interval goes unvalidated).
+    """
+    if val_check_steps is not None:
+        if isinstance(val_check_steps, bool) or not isinstance(val_check_steps, int) \
+                or val_check_steps <= 0:
+            raise ValueError(f"val_check_steps must be a positive integer, got {val_check_steps!r}.")
+        return val_check_steps
+    if max_steps is None:
+        return None
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}.")
+    per_epoch = len(train_loader)
+    if isinstance(limit_train_batches, int) and not isinstance(limit_train_batches, bool):
+        per_epoch = min(per_epoch, limit_train_batches)
+    elif isinstance(limit_train_batches, float):
+        per_epoch = max(1, int(per_epoch * limit_train_batches))
+    return max(1, min(per_epoch, math.ceil(max_steps / VALIDATIONS_PER_BUDGET)))
 
 
 def predict_batches(net: nn.Module, loader: DataLoader, device: torch.device) -> list[Any]:

@@ -50,7 +50,16 @@ class TrainingParam:
 TRAINING_PARAMS = (
     TrainingParam("max_epochs", 20, "Most passes over the training data (a `Classifier`'s None: "
                   "as many as its training-set size calls for)."),
-    TrainingParam("patience", 3, "Epochs without a better validation score before stopping."),
+    TrainingParam("max_steps", None, "Most optimizer steps (None: `max_epochs` alone bounds the "
+                  "fit): the budget knob. The fit ends at whichever comes first; under a budget "
+                  "that ends it within a few epochs, validation (and early stopping) runs every "
+                  "tenth of the budget instead of once per epoch. Fewer steps train on fewer "
+                  "windows: faster, and as accurate only while validation keeps improving."),
+    TrainingParam("val_check_steps", None, "Validate every this many steps, across epoch ends "
+                  "(None: once per epoch, or as `max_steps` says); `patience` then counts "
+                  "validations."),
+    TrainingParam("patience", 3, "Validations (once per epoch by default) without a better "
+                  "score before stopping."),
     TrainingParam("batch_size", 64, "Samples per training step."),
     TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 from random weights, 1e-4 from a "
                   "closed-form start (`learning_rate_` says which)."),
@@ -177,6 +186,9 @@ class SequenceEstimator(BaseEstimator):
     def _validate_training_params(self) -> None:
         """The shared parameters, and the backbone sizes every estimator takes where set."""
         self._check_positive_ints("batch_size", "patience")
+        for name in ("max_steps", "val_check_steps"):
+            if getattr(self, name) is not None:
+                self._check_positive_ints(name)
         if self.max_epochs is not None or self._training_defaults.get("max_epochs", 1) is not None:
             self._check_positive_ints("max_epochs")  # None only where the class picks it
         for name in ("learning_rate", "weight_decay"):
@@ -254,6 +266,7 @@ class SequenceEstimator(BaseEstimator):
         monitor, mode = self._monitor
         summary = fit_module(
             module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
+            max_steps=self.max_steps, val_check_steps=self.val_check_steps,
             accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs, verbose=self.verbose,
             keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,

@@ -1,0 +1,182 @@
+"""Training throughput of each backbone's default `Forecaster` on ETTm1-96 shapes, side by side
+with an earlier tsk (before/after a change) and with neuralforecast's PatchTST and DLinear.
+
+Every measurement runs in its own process, one at a time (two on 2 cores slow each other), in
+the order before, after, peers for each backbone, so that drift of the machine hits all alike:
+
+- tsk: `Forecaster(backbone, horizon=96)` at its defaults (lookback 336, patches for the
+  generic head, batch 64, channel-independent) on ETTm1's TSLib training rows (34,560 x 7),
+  `--steps` training steps after `--warmup`; windows per second = batch x steps / seconds
+  between the first timed step's start and the last one's end (data loading included; the
+  ridge start and validation are not). `--before PATH` imports tsk from another checkout (e.g. a
+  `git worktree` of the commit before the change).
+- peers (`--peer-python`: an environment with neuralforecast, never a tsk dependency): PatchTST
+  and DLinear at their defaults with h=96, input_size=336 on the same rows as 7 univariate
+  series; a step draws `windows_batch_size` (1024) windows.
+
+An epoch of the default fit on a 36,000 x 21 series (the size the issue names: ~28,400 training
+windows per channel, 21 channels) is estimated from the windows per second.
+
+    uv run python benchmarks/throughput.py --data-dir DATA --before /tmp/tsk-before \\
+        --peer-python /tmp/nfenv/.venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "throughput.csv"
+COLUMNS = ["model", "version", "windows_per_s", "ms_per_step", "batch", "steps", "params",
+           "epoch_36k_x21_s", "machine", "torch", "date"]
+WINDOWS_36K_X21 = (round(0.8 * 36000) - 336 - 96 + 1) * 21
+ETTM1_TRAIN_ROWS = 12 * 30 * 24 * 4
+
+
+def ettm1_train(data_dir: str):
+    """ETTm1's TSLib training rows as a wide frame (`ds` + 7 channels)."""
+    import pandas as pd
+
+    root = Path(data_dir)
+    path = next(p for p in (root / "forecasting" / "ETT-small" / "ETTm1.csv",
+                            root / "ETT-small" / "ETTm1.csv") if p.is_file())
+    frame = pd.read_csv(path, parse_dates=["date"])
+    return frame.iloc[:ETTM1_TRAIN_ROWS].rename(columns={"date": "ds"})
+
+
+def measure_tsk(args: argparse.Namespace) -> dict:
+    """Train `args.steps + args.warmup` steps of the default Forecaster and time the last ones."""
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    import tsk
+
+    class Clock(Callback):
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+            self.end = 0.0
+
+        def on_train_batch_start(self, *_: object) -> None:
+            self.starts.append(time.perf_counter())
+
+        def on_train_batch_end(self, *_: object) -> None:
+            self.end = time.perf_counter()
+
+    clock = Clock()
+    steps = args.steps + args.warmup
+    model = tsk.Forecaster(args.model, horizon=96, max_epochs=1, enable_progress_bar=False,
+                           random_state=0, trainer_kwargs={"limit_train_batches": steps,
+                                                           "limit_val_batches": 1,
+                                                           "callbacks": [clock]})
+    model.fit(ettm1_train(args.data_dir))
+    seconds = clock.end - clock.starts[args.warmup]
+    return {"windows_per_s": model.batch_size * args.steps / seconds,
+            "ms_per_step": 1000 * seconds / args.steps, "batch": model.batch_size,
+            "params": sum(p.numel() for p in model.net_.parameters()), "torch": torch.__version__}
+
+
+def measure_peer(args: argparse.Namespace) -> dict:
+    """neuralforecast's model `args.model` at its defaults (h=96, input_size=336)."""
+    import logging
+
+    import torch
+    from lightning.pytorch.callbacks import Callback
+    from neuralforecast import NeuralForecast, models
+
+    logging.disable(logging.WARNING)
+
+    class Clock(Callback):
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+            self.end = 0.0
+
+        def on_train_batch_start(self, *_: object) -> None:
+            self.starts.append(time.perf_counter())
+
+        def on_train_batch_end(self, *_: object) -> None:
+            self.end = time.perf_counter()
+
+    clock = Clock()
+    wide = ettm1_train(args.data_dir)
+    long = wide.melt(id_vars="ds", var_name="unique_id", value_name="y")
+    steps = args.steps + args.warmup
+    model = getattr(models, args.model)(h=96, input_size=336, max_steps=steps,
+                                        enable_progress_bar=False, callbacks=[clock],
+                                        logger=False, enable_model_summary=False)
+    NeuralForecast(models=[model], freq="15min").fit(long)
+    seconds = clock.end - clock.starts[args.warmup]
+    windows = model.windows_batch_size
+    return {"windows_per_s": windows * args.steps / seconds,
+            "ms_per_step": 1000 * seconds / args.steps, "batch": windows,
+            "params": sum(p.numel() for p in model.parameters()), "torch": torch.__version__}
+
+
+def run(python: str, kind: str, model: str, args: argparse.Namespace,
+        tsk_root: str | None = None) -> dict:
+    """One measurement in a fresh process (its tsk from `tsk_root` when given)."""
+    env = dict(os.environ)
+    if tsk_root is not None:
+        env["PYTHONPATH"] = tsk_root
+    command = [python, __file__, "--measure", kind, "--model", model, "--data-dir", args.data_dir,
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("TSK_DATA_DIR", "../shared/data"))
+    parser.add_argument("--backbones", nargs="+",
+                        default=["s4d", "s4", "mamba", "lstm", "pgn", "spacetime", "tpgn"])
+    parser.add_argument("--peers", nargs="*", default=["PatchTST", "DLinear"])
+    parser.add_argument("--before", default=None, help="a checkout of the earlier tsk")
+    parser.add_argument("--before-name", default="before")
+    parser.add_argument("--after-name", default="after")
+    parser.add_argument("--peer-python", default=None, help="a Python with neuralforecast")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--measure", choices=["tsk", "peer"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        result = measure_tsk(args) if args.measure == "tsk" else measure_peer(args)
+        print(json.dumps(result))
+        return
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from results_io import append_row, machine
+
+    jobs = []
+    for backbone in args.backbones:
+        if args.before is not None:
+            jobs.append((sys.executable, "tsk", backbone, args.before_name, args.before))
+        jobs.append((sys.executable, "tsk", backbone, args.after_name, None))
+    if args.peer_python:
+        jobs += [(args.peer_python, "peer", peer, "neuralforecast", None) for peer in args.peers]
+    for python, kind, model, version, root in jobs:
+        result = run(python, kind, model, args, root)
+        row = {"model": model, "version": version, "steps": args.steps, "machine": machine(),
+               "date": dt.date.today().isoformat()}
+        if "error" in result:
+            print(f"{model} ({version}): failed: {result['error']}", flush=True)
+            continue
+        row.update({key: result[key] for key in ("batch", "params", "torch")})
+        row["windows_per_s"] = round(result["windows_per_s"], 1)
+        row["ms_per_step"] = round(result["ms_per_step"], 2)
+        row["epoch_36k_x21_s"] = round(WINDOWS_36K_X21 / result["windows_per_s"], 1)
+        append_row(RESULTS, COLUMNS, row)
+        print(f"{model:10s} {version:15s} {row['windows_per_s']:9.1f} windows/s "
+              f"{row['ms_per_step']:8.2f} ms/step (batch {row['batch']}); a 36k x 21 epoch "
+              f"~{row['epoch_36k_x21_s']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
