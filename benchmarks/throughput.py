@@ -44,8 +44,12 @@ def ettm1_train(data_dir: str):
     import pandas as pd
 
     root = Path(data_dir)
-    path = next(p for p in (root / "forecasting" / "ETT-small" / "ETTm1.csv",
-                            root / "ETT-small" / "ETTm1.csv") if p.is_file())
+    candidates = [root / folder / f"ETTm1.csv{suffix}" for folder in ("forecasting/ETT-small",
+                                                                       "ETT-small")
+                  for suffix in ("", ".gz")]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"ETTm1.csv not found under {root} (tried {candidates}).")
     frame = pd.read_csv(path, parse_dates=["date"])
     return frame.iloc[:ETTM1_TRAIN_ROWS].rename(columns={"date": "ds"})
 
