@@ -114,7 +114,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
     metrics = model.evaluate(split.test(args.lookback))
     summary = model.fit_summary_
     epochs = max(summary.epochs, 1)
-    backbone_config = tsk.backbones.make_config(backbone, **model._backbone_config())
+    backbone_config = tsk.backbones.make_config(backbone, **model._backbone_config(model.lookback_))
     return {
         "dataset": dataset, "horizon": horizon, "backbone": backbone, "lookback": args.lookback,
         "seed": seed, "setting": args.setting, "protocol": args.protocol,

@@ -2,7 +2,8 @@
 with an earlier tsk (before/after a change) and with neuralforecast's PatchTST and DLinear.
 
 Every measurement runs in its own process, one at a time (two on 2 cores slow each other), in
-the order before, after, peers for each backbone, so that drift of the machine hits all alike:
+rounds of before, after, peers for each backbone; the median of `--repeats` rounds is recorded
+(single runs of the same code on this machine differ by up to 25%):
 
 - tsk: `Forecaster(backbone, horizon=96)` at its defaults (lookback 336, patches for the
   generic head, batch 64, channel-independent) on ETTm1's TSLib training rows (34,560 x 7),
@@ -90,21 +91,19 @@ def measure_peer(args: argparse.Namespace) -> dict:
     import logging
 
     import torch
-    from lightning.pytorch.callbacks import Callback
     from neuralforecast import NeuralForecast, models
+    from pytorch_lightning.callbacks import Callback  # neuralforecast's Lightning
 
     logging.disable(logging.WARNING)
 
-    class Clock(Callback):
-        def __init__(self) -> None:
-            self.starts: list[float] = []
-            self.end = 0.0
+    times: dict[str, list[float]] = {"starts": [], "ends": []}  # fit copies the callback
 
+    class Clock(Callback):
         def on_train_batch_start(self, *_: object) -> None:
-            self.starts.append(time.perf_counter())
+            times["starts"].append(time.perf_counter())
 
         def on_train_batch_end(self, *_: object) -> None:
-            self.end = time.perf_counter()
+            times["ends"].append(time.perf_counter())
 
     clock = Clock()
     wide = ettm1_train(args.data_dir)
@@ -114,7 +113,7 @@ def measure_peer(args: argparse.Namespace) -> dict:
                                         enable_progress_bar=False, callbacks=[clock],
                                         logger=False, enable_model_summary=False)
     NeuralForecast(models=[model], freq="15min").fit(long)
-    seconds = clock.end - clock.starts[args.warmup]
+    seconds = times["ends"][-1] - times["starts"][args.warmup]
     windows = model.windows_batch_size
     return {"windows_per_s": windows * args.steps / seconds,
             "ms_per_step": 1000 * seconds / args.steps, "batch": windows,
@@ -135,6 +134,34 @@ def run(python: str, kind: str, model: str, args: argparse.Namespace,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def write_page(path: Path = RESULTS) -> Path:
+    """results/throughput.md from the CSV: each model's windows per second per version, and the
+    ratio of each version to the first one recorded for that model (its "before")."""
+    import csv
+
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    lines = ["# Training throughput", "",
+             "Default `Forecaster(backbone, horizon=96)` on ETTm1's training rows (lookback 336, "
+             "batch 64, channel-independent), windows per second of training (data loading "
+             "included), median of repeated rounds; neuralforecast's models at their defaults "
+             "(h=96, input_size=336, 1024 windows a step) on the same rows "
+             "(`benchmarks/throughput.py`). The 36k x 21 column estimates one epoch of the "
+             "default fit on a 36,000-row, 21-channel series from that rate.", "",
+             "| model | version | windows/s | ms/step | vs first | 36k x 21 epoch (s) | params "
+             "| date | machine |", "|---|---|---|---|---|---|---|---|---|"]
+    first: dict[str, float] = {}
+    for row in rows:
+        rate = float(row["windows_per_s"])
+        base = first.setdefault(row["model"], rate)
+        lines.append(f"| {row['model']} | {row['version']} | {rate:.0f} | {row['ms_per_step']} "
+                     f"| {rate / base:.2f}x | {row['epoch_36k_x21_s']} | {row['params']} "
+                     f"| {row['date']} | {row['machine']}, torch {row['torch']} |")
+    page = path.with_suffix(".md")
+    page.write_text("\n".join(lines) + "\n")
+    return page
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("TSK_DATA_DIR", "../shared/data"))
@@ -147,6 +174,8 @@ def main() -> None:
     parser.add_argument("--peer-python", default=None, help="a Python with neuralforecast")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of every measurement (the median is recorded)")
     parser.add_argument("--measure", choices=["tsk", "peer"], help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,13 +194,18 @@ def main() -> None:
         jobs.append((sys.executable, "tsk", backbone, args.after_name, None))
     if args.peer_python:
         jobs += [(args.peer_python, "peer", peer, "neuralforecast", None) for peer in args.peers]
-    for python, kind, model, version, root in jobs:
-        result = run(python, kind, model, args, root)
+    rounds: dict[tuple, list[dict]] = {}
+    for _ in range(args.repeats):  # whole rounds: a slow spell of the machine hits every job
+        for job in jobs:
+            rounds.setdefault(job, []).append(run(job[0], job[1], job[2], args, job[4]))
+    for (_, _, model, version, _), results in rounds.items():
         row = {"model": model, "version": version, "steps": args.steps, "machine": machine(),
                "date": dt.date.today().isoformat()}
-        if "error" in result:
-            print(f"{model} ({version}): failed: {result['error']}", flush=True)
+        failed = [r["error"] for r in results if "error" in r]
+        if failed:
+            print(f"{model} ({version}): failed: {failed[0]}", flush=True)
             continue
+        result = sorted(results, key=lambda r: r["windows_per_s"])[len(results) // 2]
         row.update({key: result[key] for key in ("batch", "params", "torch")})
         row["windows_per_s"] = round(result["windows_per_s"], 1)
         row["ms_per_step"] = round(result["ms_per_step"], 2)
@@ -180,6 +214,8 @@ def main() -> None:
         print(f"{model:10s} {version:15s} {row['windows_per_s']:9.1f} windows/s "
               f"{row['ms_per_step']:8.2f} ms/step (batch {row['batch']}); a 36k x 21 epoch "
               f"~{row['epoch_36k_x21_s']:.0f} s", flush=True)
+    if RESULTS.is_file():
+        write_page()
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ class TaskModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             param_groups, lr=self.learning_rate, weight_decay=self.weight_decay
         )
-        total = self.trainer.estimated_stepping_batches
+        # outside a fit (no trainer attached) the schedule has no steps to count: one per epoch
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else math.inf
         steps = int(total) if math.isfinite(total) else self.max_epochs
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
         return {"optimizer": optimizer,
