@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "throughput.csv"
+# test accuracy of the same versions' default fits (benchmarks/accuracy.py rows with a version)
+ACCURACY = RESULTS.with_name("throughput_accuracy.csv")
 COLUMNS = ["model", "version", "windows_per_s", "ms_per_step", "batch", "steps", "params",
            "epoch_36k_x21_s", "machine", "torch", "date"]
 WINDOWS_36K_X21 = (round(0.8 * 36000) - 336 - 96 + 1) * 21
@@ -157,6 +159,18 @@ def write_page(path: Path = RESULTS) -> Path:
         lines.append(f"| {row['model']} | {row['version']} | {rate:.0f} | {row['ms_per_step']} "
                      f"| {rate / base:.2f}x | {row['epoch_36k_x21_s']} | {row['params']} "
                      f"| {row['date']} | {row['machine']}, torch {row['torch']} |")
+    if ACCURACY.is_file():
+        with ACCURACY.open() as handle:
+            fits = list(csv.DictReader(handle))
+        lines += ["", "## Test accuracy of the same versions", "",
+                  "`benchmarks/accuracy.py` under the TSLib protocol at the Forecaster's defaults "
+                  "(s4d, batch 64, max_epochs 20, patience 3; lookback 336, ILI 104), one seed. "
+                  "\"start kept\": no epoch beat the ridge start on validation, so the number is "
+                  "the ridge regression's.", "",
+                  "| dataset | horizon | version | MSE | MAE | epochs | train seconds | start kept |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['horizon']} | {r['version']} | {r['mse']} | {r['mae']} "
+                  f"| {r['epochs']} | {r['train_seconds']} | {r['start_kept']} |" for r in fits]
     page = path.with_suffix(".md")
     page.write_text("\n".join(lines) + "\n")
     return page
