@@ -57,6 +57,22 @@ def ettm1_train(data_dir: str):
     return frame.iloc[:ETTM1_TRAIN_ROWS].rename(columns={"date": "ds"})
 
 
+def step_clock(callback_base: type) -> tuple[object, dict[str, list[float]]]:
+    """A Lightning callback (of `callback_base`: tsk's Lightning or neuralforecast's) noting when
+    each training step starts and ends, and the lists it fills (shared, so copies of the
+    callback made by the fit still report)."""
+    times: dict[str, list[float]] = {"starts": [], "ends": []}
+
+    class Clock(callback_base):
+        def on_train_batch_start(self, *_: object) -> None:
+            times["starts"].append(time.perf_counter())
+
+        def on_train_batch_end(self, *_: object) -> None:
+            times["ends"].append(time.perf_counter())
+
+    return Clock(), times
+
+
 def measure_tsk(args: argparse.Namespace) -> dict:
     """Train `args.steps + args.warmup` steps of the default Forecaster and time the last ones."""
     import torch
@@ -64,25 +80,14 @@ def measure_tsk(args: argparse.Namespace) -> dict:
 
     import tsk
 
-    class Clock(Callback):
-        def __init__(self) -> None:
-            self.starts: list[float] = []
-            self.end = 0.0
-
-        def on_train_batch_start(self, *_: object) -> None:
-            self.starts.append(time.perf_counter())
-
-        def on_train_batch_end(self, *_: object) -> None:
-            self.end = time.perf_counter()
-
-    clock = Clock()
+    clock, times = step_clock(Callback)
     steps = args.steps + args.warmup
     model = tsk.Forecaster(args.model, horizon=96, max_epochs=1, enable_progress_bar=False,
                            random_state=0, trainer_kwargs={"limit_train_batches": steps,
                                                            "limit_val_batches": 1,
                                                            "callbacks": [clock]})
     model.fit(ettm1_train(args.data_dir))
-    seconds = clock.end - clock.starts[args.warmup]
+    seconds = times["ends"][-1] - times["starts"][args.warmup]
     return {"windows_per_s": model.batch_size * args.steps / seconds,
             "ms_per_step": 1000 * seconds / args.steps, "batch": model.batch_size,
             "params": sum(p.numel() for p in model.net_.parameters()), "torch": torch.__version__}
@@ -98,16 +103,7 @@ def measure_peer(args: argparse.Namespace) -> dict:
 
     logging.disable(logging.WARNING)
 
-    times: dict[str, list[float]] = {"starts": [], "ends": []}  # fit copies the callback
-
-    class Clock(Callback):
-        def on_train_batch_start(self, *_: object) -> None:
-            times["starts"].append(time.perf_counter())
-
-        def on_train_batch_end(self, *_: object) -> None:
-            times["ends"].append(time.perf_counter())
-
-    clock = Clock()
+    clock, times = step_clock(Callback)
     wide = ettm1_train(args.data_dir)
     long = wide.melt(id_vars="ds", var_name="unique_id", value_name="y")
     steps = args.steps + args.warmup

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, RandomSampler
 logger = logging.getLogger(__name__)
 
 VALIDATIONS_PER_BUDGET = 10
-"""How many times a fit whose `max_steps` ends it within one epoch is validated."""
+"""Validations a step budget gets at least (`validation_interval`), however few epochs it spans."""
 
 MID_EPOCH_CHECKPOINT_SECONDS = 600.0
 """How often a resumable fit also rewrites `last.ckpt` within an epoch: at most this much
@@ -528,20 +528,23 @@ def validation_interval(train_loader: DataLoader, max_steps: int | None,
     does not validate where `max_steps` stops it; less than one interval goes unvalidated).
     """
     if val_check_steps is not None:
-        if isinstance(val_check_steps, bool) or not isinstance(val_check_steps, int) \
-                or val_check_steps <= 0:
-            raise ValueError(f"val_check_steps must be a positive integer, got {val_check_steps!r}.")
-        return val_check_steps
+        return _positive_int("val_check_steps", val_check_steps)
     if max_steps is None:
         return None
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}.")
+    _positive_int("max_steps", max_steps)
     per_epoch = len(train_loader)
     if isinstance(limit_train_batches, int) and not isinstance(limit_train_batches, bool):
         per_epoch = min(per_epoch, limit_train_batches)
     elif isinstance(limit_train_batches, float):
         per_epoch = max(1, int(per_epoch * limit_train_batches))
     return max(1, min(per_epoch, math.ceil(max_steps / VALIDATIONS_PER_BUDGET)))
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """`value`, or a ValueError naming `name` unless it is a positive integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
 
 
 def predict_batches(net: nn.Module, loader: DataLoader, device: torch.device) -> list[Any]:
