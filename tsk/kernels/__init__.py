@@ -10,9 +10,10 @@ from tsk.kernels.fftconv import fftconv
 from tsk.kernels.linear_scan import linear_scan
 from tsk.kernels.lstm_scan import lstm_scan
 from tsk.kernels.s4d_kernel import s4d_kernel
+from tsk.kernels.scan2d import scan2d
 from tsk.kernels.selective_scan import selective_scan
 
 __all__ = [
-    "cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel",
+    "cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel", "scan2d",
     "selective_scan",
 ]
