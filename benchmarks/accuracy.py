@@ -75,7 +75,7 @@ def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecas
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         ridge_init=SWITCH[args.ridge_start], enable_progress_bar=args.progress,
         instance_norm=args.instance_norm == "on",
-        tokens=args.tokens, channel_independent=args.tokens != "variates",
+        tokens=args.tokens, channel_independent=False if args.tokens == "variates" else None,
         backbone_kwargs=json.loads(args.backbone_kwargs) if args.backbone_kwargs else None,
         time_features=SWITCH[args.time_features], **params,
     )

@@ -3,6 +3,10 @@
     uv run python benchmarks/kernels.py                  # CPU sections, writes results/
     uv run python benchmarks/kernels.py --quick          # small sizes, a smoke test
     uv run python benchmarks/kernels.py --ops selective_scan --threads 2
+    uv run python benchmarks/kernels.py --ops scan2d         # time T and variate count V
+
+A case is a length L (time steps), or for `scan2d` a pair (L, V): the 2-D scan is measured
+against both the sequence length and the variate count.
 
 CPU timing: wall clock (time.perf_counter) of one forward (autograd on) and of that forward plus
 `torch.autograd.grad` of a fixed random projection of the outputs. Fast path and reference run
@@ -51,6 +55,7 @@ from tsk.kernels import (  # noqa: E402
     linear_scan,
     lstm_scan,
     s4d_kernel,
+    scan2d,
     selective_scan,
 )
 
@@ -92,6 +97,30 @@ def make_case(op: str, length: int, device: str = "cpu", seed: int = 0,
         # bytes: read u, delta, B, C, write y (forward); flops ~ 9 per state element
         bytes_min = elt * (3 * batch * channels * length + 2 * batch * state * length)
         flops = 9 * batch * channels * state * length
+    elif op == "scan2d":
+        dims = dims or {}
+        batch, channels, n_var, state = (dims.get("B", 8), dims.get("D", 64), dims.get("V", 7),
+                                         dims.get("N", 8))
+        grid = (batch, channels, n_var, length)
+        u = leaf(torch.randn(*grid, generator=gen))
+        delta_t = leaf(0.01 + 0.1 * torch.rand(*grid, generator=gen))
+        delta_v = leaf(0.01 + 0.1 * torch.rand(*grid, generator=gen))
+        A1, A4 = (leaf(-torch.exp(torch.randn(channels, state, generator=gen) * 0.5), cast=False)
+                  for _ in range(2))
+        A2, A3 = (leaf(0.3 * torch.randn(channels, state, generator=gen), cast=False)
+                  for _ in range(2))
+        BC = [leaf(torch.randn(batch, state, n_var, length, generator=gen)) for _ in range(4)]  # noqa: N806
+        D = leaf(torch.randn(channels, generator=gen), cast=False)
+        inputs = [u, delta_t, delta_v, A1, A2, A3, A4, *BC, D]
+
+        def fn(backend):
+            return scan2d(u, delta_t, delta_v, A1, A2, A3, A4, *BC, D, backend=backend)[0]
+
+        size = dict(B=batch, D=channels, V=n_var, N=state)
+        cells = batch * n_var * length
+        # bytes: read u, both steps, the four B/C, write y; flops ~ 20 per state element
+        bytes_min = elt * cells * (4 * channels + 4 * state)
+        flops = 20 * cells * channels * state
     elif op == "linear_scan":
         batch, width = 4, 256
         a = leaf(torch.rand(batch, length, width, generator=gen) * 0.5 + 0.5)
@@ -222,13 +251,13 @@ def _rss_kib(field: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def memory_case(op: str, length: int, backend: str) -> float:
+def memory_case(op: str, length: int, backend: str, dims: dict | None = None) -> float:
     """Extra peak RSS (MiB) of one forward + backward; meant to run in a fresh child process."""
-    warm = make_case(op, 64)  # first-call work (lazy imports, caches) at a tiny size
+    warm = make_case(op, 64, dims=dims)  # first-call work (lazy imports, caches) at a tiny size
     out = warm["fn"](backend)
     torch.autograd.grad(_loss(out, _loss_weight(out)), warm["inputs"])
     del warm, out
-    case = make_case(op, length)
+    case = make_case(op, length, dims=dims)
     with torch.no_grad():
         weight = _loss_weight(case["fn"]("torch"))  # needs only the output's shape
     before = _rss_kib("VmRSS")
@@ -239,16 +268,18 @@ def memory_case(op: str, length: int, backend: str) -> float:
     return round((peak - before) / 1024, 1)
 
 
-def _memory_child(op: str, length: int, backend: str, threads: int, conn) -> None:
+def _memory_child(op: str, length: int, backend: str, threads: int, conn,
+                  dims: dict | None = None) -> None:
     torch.set_num_threads(threads)
     try:
-        conn.send(memory_case(op, length, backend))
+        conn.send(memory_case(op, length, backend, dims))
     except Exception as err:  # noqa: BLE001 (reported by the parent)
         conn.send(repr(err))
     conn.close()
 
 
-def measure_memory(op: str, length: int, backend: str, threads: int) -> float | None:
+def measure_memory(op: str, length: int, backend: str, threads: int,
+                   dims: dict | None = None) -> float | None:
     """Peak extra memory in a forked child (fresh heap, no import cost); Linux only."""
     if platform.system() != "Linux" or not Path("/proc/self/clear_refs").exists():
         return None
@@ -256,7 +287,8 @@ def measure_memory(op: str, length: int, backend: str, threads: int) -> float | 
 
     ctx = mp.get_context("fork")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_memory_child, args=(op, length, backend, threads, child_conn))
+    child = ctx.Process(target=_memory_child,
+                        args=(op, length, backend, threads, child_conn, dims))
     child.start()
     result = parent_conn.recv() if parent_conn.poll(900) else "timed out"
     child.join(10)
@@ -276,8 +308,10 @@ DEFAULT_LENGTHS = {
     "s4d_kernel": [1024, 4096],
     "cauchy": [1024, 4096],
     "lstm_scan": [96, 336],
+    # (time steps, variates): ETTh1's 7 and Weather's 21 channels at two lookbacks
+    "scan2d": [(96, 7), (336, 7), (96, 21)],
 }
-QUICK_LENGTHS = {op: [128, 256] for op in DEFAULT_LENGTHS}
+QUICK_LENGTHS = {op: [(16, 3)] if op == "scan2d" else [128, 256] for op in DEFAULT_LENGTHS}
 MEMORY_LENGTHS = {
     "selective_scan": [1024, 2048, 4096, 8192, 16384],
     "linear_scan": [1024, 4096, 16384],
@@ -285,7 +319,15 @@ MEMORY_LENGTHS = {
     "s4d_kernel": [1024, 4096, 16384],
     "cauchy": [1024, 4096, 16384],
     "lstm_scan": [336, 1024],
+    "scan2d": [(96, 7), (192, 7), (384, 7), (96, 14), (96, 28)],
 }
+
+
+def _case_size(case: int | tuple[int, int]) -> tuple[int, dict | None]:
+    """A listed case as (length, dims): a length alone, or scan2d's (length, variates)."""
+    if isinstance(case, tuple):
+        return case[0], {"V": case[1]}
+    return case, None
 
 
 def environment(threads: int) -> dict:
@@ -333,8 +375,9 @@ def cpu_section(args) -> list[dict]:
     rows = []
     lengths = QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS
     for op in args.ops:
-        for length in lengths[op]:
-            case = make_case(op, length)
+        for listed in lengths[op]:
+            length, dims = _case_size(listed)
+            case = make_case(op, length, dims=dims)
             rounds = args.rounds if length < 16384 else 1
             timed_run(case, "torch", 1)  # warm-up (first-call costs)
             fast, ref, ratios = [], [], []
@@ -368,12 +411,14 @@ def memory_section(args) -> list[dict]:
     rows = []
     lengths = QUICK_LENGTHS if args.quick else MEMORY_LENGTHS
     for op in args.ops:
-        for length in lengths[op]:
-            fast = measure_memory(op, length, "torch", args.threads)
+        for listed in lengths[op]:
+            length, dims = _case_size(listed)
+            fast = measure_memory(op, length, "torch", args.threads, dims)
             ref = None
             if length <= args.memory_ref_max_length:
-                ref = measure_memory(op, length, "reference", args.threads)
-            row = dict(op=op, L=length, fast_peak_extra_mib=fast, ref_peak_extra_mib=ref)
+                ref = measure_memory(op, length, "reference", args.threads, dims)
+            row = dict(op=op, L=length, **(dims or {}), fast_peak_extra_mib=fast,
+                       ref_peak_extra_mib=ref)
             print(json.dumps(row))
             rows.append(row)
     return rows
@@ -493,6 +538,9 @@ def gpu_section(args) -> list[dict]:
             settings = [(c["L"], c["dtype"], GPU_SCAN_DIMS) for c in GPU_SCAN_CASES]
         elif op == "lstm_scan":
             settings = [(c["L"], c["dtype"], c["dims"]) for c in GPU_LSTM_CASES]
+        elif op == "scan2d":
+            settings = [(length, torch.float32, dict(B=32, D=128, V=n_var, N=16))
+                        for length, n_var in ((96, 7), (336, 21), (96, 321))]
         else:
             settings = [(length, torch.float32, None) for length in (1024, 4096)]
         if args.quick:
@@ -506,7 +554,7 @@ def gpu_section(args) -> list[dict]:
                 variants["mamba_ssm"] = lambda c=case: c["fn"]("mamba_ssm")
             if op == "lstm_scan" and case["size"]["H"] == 1:
                 variants["cudnn"] = lambda c=case: c["fn"]("cudnn")
-            if op not in ("selective_scan", "linear_scan", "lstm_scan"):  # scans: step loops
+            if op not in ("selective_scan", "linear_scan", "lstm_scan", "scan2d"):  # step loops
                 variants["torch.compile"] = torch.compile(lambda c=case: c["fn"]("torch"))
             for variant, call in variants.items():
                 try:
@@ -585,14 +633,14 @@ def markdown_summary(env: dict, cpu_rows: list[dict], mem_rows: list[dict],
         "/proc/self/clear_refs) minus the RSS before the call; includes saved activations, "
         "workspaces and the gradients. Empty reference cells: not measured (too large).",
         "",
-        _table(mem_rows, ["op", "L", "fast_peak_extra_mib", "ref_peak_extra_mib"]),
+        _table(mem_rows, ["op", "L", "V", "fast_peak_extra_mib", "ref_peak_extra_mib"]),
         "",
         "## Reading the numbers",
         "",
         "- References: `selective_scan`, `linear_scan`: a Python loop over time with autograd "
         "(unbind per step, so its backward is O(L), not O(L^2) as with x[..., t] indexing); "
         "`fftconv`: one shifted copy of u per kernel tap; `s4d_kernel`, `cauchy`: the full "
-        "[H, N, L] broadcast.",
+        "[H, N, L] broadcast; `scan2d`: a Python loop over the grid's cells with autograd.",
         "- One torch thread: the per-step ops of the loops are too small to be split across "
         "threads anyway, and on a busy 2-core machine OpenMP's spinning makes multi-thread "
         "timings meaningless. With idle cores the fast paths' chunk-level ops use them "

@@ -539,3 +539,17 @@ def test_a_fit_whose_validation_loss_is_absurd_but_finite_is_refused(monkeypatch
     monkeypatch.setattr(tsk.Forecaster, "_loss_ceiling", 1e-12)  # any real loss is "absurd"
     with pytest.raises(FloatingPointError, match="non-finite or absurd"):
         model.fit(make_long())
+
+
+def test_a_grid_backbone_forecasts_the_channels_jointly(wide_df):
+    """Chimera's variates are the channels: unset, channel_independent means joint for it."""
+    model = tsk.Forecaster("chimera", **TINY, backbone_kwargs={"d_state": 2}).fit(wide_df)
+    assert model.n_inputs_ == 3 and model.n_outputs_ == 3
+    forecast = model.predict()
+    assert list(forecast.columns) == ["ds", "c0", "c1", "c2"] and len(forecast) == 4
+    assert np.isfinite(forecast[["c0", "c1", "c2"]].to_numpy()).all()
+    assert set(model.evaluate(wide_df)) >= {"mse", "mae"}
+    with pytest.raises(ValueError, match="models the channels jointly"):
+        tsk.Forecaster("chimera", channel_independent=True, **TINY).fit(wide_df)
+    with pytest.raises(ValueError, match="already reads the variates"):
+        tsk.Forecaster("chimera", tokens="variates", **TINY).fit(wide_df)

@@ -65,7 +65,7 @@ class _PerCellGrid(nn.Module):
 def test_kinds_are_registered_and_listed(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register_backbone("toy_grid", _GridConfig, "per-cell linear", kind="grid")(_PerCellGrid)
-    assert backbones.available("grid") == ["toy_grid"]
+    assert backbones.available("grid") == ["chimera", "toy_grid"]
     assert "toy_grid" not in backbones.available("sequence")
     assert "toy_grid" in backbones.available()
     with pytest.raises(ValueError, match="Did you mean 'grid'"):

@@ -201,3 +201,20 @@ def test_normalization_is_per_series_for_one_channel_and_per_channel_across_the_
     assert raw.normalize_ == "none"
     with pytest.raises(ValueError, match="normalize must be 'auto', 'series', 'global' or None"):
         tsk.Classifier("s4d", normalize=True, **FAST).fit(X, y)
+
+
+def test_a_grid_backbone_reads_the_channels_as_variates():
+    """Chimera: channels of different-length series, each embedded on its own; a series'
+    probabilities do not depend on its batch-mates, and it learns the waves."""
+    X, y = waves(40, channels=3, lengths=(20, 30))
+    clf = tsk.Classifier("chimera", **{**FAST, "max_epochs": 30}, normalize="series",
+                         backbone_kwargs={"d_state": 2}).fit(X, y)
+    alone = np.concatenate([clf.predict_proba([x]) for x in X[:4]])
+    np.testing.assert_allclose(clf.predict_proba(X[:4]), alone, rtol=1e-4, atol=1e-6)
+    X_test, y_test = waves(40, channels=3, lengths=(20, 30), seed=1)
+    assert clf.score(X_test, y_test) >= 0.8
+
+
+def test_a_speech_classifier_refuses_a_grid_backbone():
+    with pytest.raises(ValueError, match="chimera' is a grid backbone"):
+        tsk.SpeechClassifier("chimera").fit([np.zeros(1600)] * 2, [0, 1], sample_rate=16000)

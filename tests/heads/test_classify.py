@@ -11,6 +11,8 @@ from tsk.datasets.sequences import pad_collate
 from tsk.heads.classify import (
     POOLINGS,
     ClassifyNet,
+    GridAsSequence,
+    GridTokens,
     Pooling,
     normalize_series,
     patch_count,
@@ -147,3 +149,23 @@ def test_loss_uses_class_weights_and_metrics_report_accuracy():
 def test_bad_pooling_is_refused():
     with pytest.raises(ValueError, match="pooling must be one of"):
         Pooling("max", 4)
+
+
+@pytest.mark.parametrize("patch_len", [None, 4])
+def test_a_grid_backbone_reads_the_channels_as_variates_independently_of_the_batch(patch_len):
+    """Chimera through GridTokens / GridAsSequence: padding never reaches a series' logits, and
+    every channel reaches them."""
+    torch.manual_seed(0)
+    options = {**SMALL, "d_state": 2}
+    net = ClassifyNet(GridAsSequence(backbones.create("chimera", **options), 8), n_in=2,
+                      n_classes=3, d_model=8, frontend=GridTokens(8, patch_len),
+                      backward=GridAsSequence(backbones.create("chimera", **options), 8)).eval()
+    series = _series([13, 40, 27, 5, 1])
+    with torch.no_grad():
+        batched = net(**_inputs(pad_collate([{"inputs": s} for s in series])))
+        alone = torch.cat([net(s[None]) for s in series])
+        bumped = series[1].clone()
+        bumped[:, 1] += torch.randn(40)
+        moved = net(bumped[None]) - alone[1:2]
+    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
+    assert moved.abs().max() > 1e-4

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tsk.backbones import create
-from tsk.heads.forecast import ForecastNet, PatchEmbedding, RidgeStartNet
+from tsk.heads.forecast import ForecastNet, GridForecastNet, PatchEmbedding, RidgeStartNet
 
 LOOKBACK, HORIZON = 12, 5
 
@@ -217,3 +217,45 @@ def test_ridge_start_net_passes_on_the_paper_networks_own_loss():
     net = RidgeStartNet(paper, 24, 6, n_out=1).train()
     net(torch.randn(2, 24, 1))
     assert net.auxiliary_loss is paper.auxiliary_loss and net.auxiliary_loss is not None
+
+
+def make_grid_net(patch_len: int | None = None, n_in: int = 3, n_out: int = 2,
+                  n_calendar: int = 0) -> GridForecastNet:
+    torch.manual_seed(0)
+    backbone = create("chimera", d_model=8, n_layers=1, d_state=2)
+    return GridForecastNet(backbone, LOOKBACK, HORIZON, n_in, n_out, d_model=8,
+                           patch_len=patch_len, n_calendar=n_calendar)
+
+
+@pytest.mark.parametrize("patch_len", [None, 4])
+def test_grid_net_starts_from_the_ridge_forecast_of_each_target_channel(patch_len):
+    """The grid net's head is the generic one, run per target channel: zero deep part at start,
+    so it forecasts exactly the ridge skip, the same closed form as a channel-independent net."""
+    batches = make_batches(0, channels=3)
+    net = make_grid_net(patch_len)
+    net.init_skip_ridge(as_mappings([(x, y[..., :2]) for x, y in batches]))  # 2 targets
+    reference = make_net(True, n_in=1, n_out=1)
+    reference.init_skip_ridge(as_mappings([(x[..., :2].transpose(1, 2).reshape(-1, LOOKBACK, 1),
+                                            y[..., :2].transpose(1, 2).reshape(-1, HORIZON, 1))
+                                           for x, y in batches]))
+    torch.testing.assert_close(net.head.skip.weight, reference.head.skip.weight)
+    x = batches[0][0]
+    with torch.no_grad():
+        out = net(x)
+        expected = reference(x[..., :2].transpose(1, 2).reshape(-1, LOOKBACK, 1))
+    assert out.shape == (16, HORIZON, 2)
+    torch.testing.assert_close(out, expected.view(16, 2, HORIZON).transpose(1, 2))
+
+
+def test_grid_net_forecasts_each_target_from_every_channel():
+    """Channels are the grid's variates: an exogenous channel moves the targets' forecast."""
+    net = make_grid_net()
+    with torch.no_grad():
+        for p in net.head.flatten_proj.parameters():
+            p.normal_()  # a deep part that is not zero, as after training
+    x = torch.randn(4, LOOKBACK, 3)
+    bumped = x.clone()
+    bumped[..., 2] += torch.randn(4, LOOKBACK)  # the exogenous channel only
+    with torch.no_grad():
+        change = (net(bumped) - net(x)).abs().amax((0, 1))  # per target channel
+    assert (change > 1e-4).all()

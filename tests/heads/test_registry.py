@@ -60,8 +60,11 @@ def test_heads_refuse_backbone_kinds_they_do_not_take(monkeypatch):
                                          r"\(\[B, L, d_model\].*Backbones it takes: .*s4d"):
         check_backbone_kind("toy_grid", ("sequence",), "classification head")
     assert check_backbone_kind("toy_grid", ("sequence", "grid"), "head").kind == "grid"
+    # the estimators' heads take sequence and grid backbones (Chimera), not video frames
+    registry.register_backbone("toy_frames", _GridConfig, "identity on frames", kind="frames")(_Grid)
     X, y = np.random.default_rng(0).normal(size=(8, 1, 12)), np.arange(8) % 2
-    with pytest.raises(ValueError, match="the classification head takes sequence"):
-        tsk.Classifier("toy_grid", max_epochs=1).fit(X, y)
-    with pytest.raises(ValueError, match="the forecasting head takes sequence"):
-        tsk.Forecaster("toy_grid", horizon=4, lookback=16, max_epochs=1).fit(make_long())
+    with pytest.raises(ValueError, match=r"'toy_frames' is a frames backbone .*the classification "
+                                         r"head takes sequence .*grid"):
+        tsk.Classifier("toy_frames", max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="the forecasting head takes sequence .*grid"):
+        tsk.Forecaster("toy_frames", horizon=4, lookback=16, max_epochs=1).fit(make_long())

@@ -26,7 +26,15 @@ from tsk.datasets.sequences import (
 )
 from tsk.estimators.base import FitData, SequenceEstimator
 from tsk.estimators.registry import register_estimator
-from tsk.heads.classify import CLASSIFY_KINDS, NORMALIZATIONS, POOLINGS, ClassifyNet, patch_count
+from tsk.heads.classify import (
+    CLASSIFY_KINDS,
+    NORMALIZATIONS,
+    POOLINGS,
+    ClassifyNet,
+    GridAsSequence,
+    GridTokens,
+    patch_count,
+)
 from tsk.heads.registry import check_backbone_kind
 from tsk.metrics import classification_scores
 
@@ -46,7 +54,8 @@ sooner)."""
 @register_estimator
 class Classifier(ClassifierMixin, SequenceEstimator):
     """Classify whole series (univariate or multivariate, equal or different lengths) with any
-    registered sequence backbone.
+    registered sequence backbone, or a grid backbone (Chimera), which reads the channels as its
+    variates (each embedded on its own, `tsk.heads.classify.GridTokens`).
 
     X: an array `[n, L]` or `[n, C, L]`, a list of `[L_i]` / `[C_i, L_i]` arrays of different
     lengths, or a long frame (`unique_id`, optional `ds`/`position`, one column per channel);
@@ -82,6 +91,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
     """
 
     _training_defaults = {"max_epochs": None, "patience": 10, "batch_size": 16, "learning_rate": 1e-2}
+    _backbone_kinds = CLASSIFY_KINDS  # a grid backbone reads the channels as its variates
     _scores = {"accuracy": "maximize", "balanced_accuracy": "maximize", "f1_macro": "maximize",
                "log_loss": "minimize"}
     _epoch_scores = {"minimize": "val_loss", "maximize": "val_accuracy"}
@@ -127,7 +137,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         return self._fit(X, y, validation_data, checkpoint_dir=checkpoint_dir)
 
     def _validate_params(self) -> None:
-        check_backbone_kind(self.backbone, CLASSIFY_KINDS, "classification head")
+        check_backbone_kind(self.backbone, self._backbone_kinds, "classification head")
         if self.patch_len is not None:
             self._check_positive_ints("patch_len")
         if self.normalize not in (*NORMALIZATIONS, "auto", None):
@@ -229,12 +239,17 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         config = self._backbone_config(self._tokens(self.max_length_))
         backbone = backbones.create(self.backbone, **config)
         backward = backbones.create(self.backbone, **config) if self.bidirectional else None
-        d_model = backbone.config.d_model
+        d_model, dropout = backbone.config.d_model, backbone.config.dropout
+        frontend = self._frontend(d_model)
+        if backbones.get_spec(self.backbone).kind == "grid":  # the channels are its variates
+            frontend = GridTokens(d_model, self.patch_len)
+            backbone = GridAsSequence(backbone, d_model)
+            backward = None if backward is None else GridAsSequence(backward, d_model)
         net = ClassifyNet(
             backbone, self.n_channels_, len(self.classes_), d_model,
-            pooling=self.pooling, backward=backward, dropout=backbone.config.dropout,
+            pooling=self.pooling, backward=backward, dropout=dropout,
             normalize=self.normalize_, class_weights=torch.as_tensor(self.class_weights_),
-            patch_len=self.patch_len, frontend=self._frontend(d_model),
+            patch_len=self.patch_len, frontend=frontend,
         )
         net.input_mean.copy_(torch.as_tensor(self.channel_mean_))
         net.input_std.copy_(torch.as_tensor(self.channel_std_))

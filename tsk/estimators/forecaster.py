@@ -31,8 +31,10 @@ from tsk.datasets.windows import WindowDataset
 from tsk.estimators.base import FitData, SequenceEstimator, join_outputs
 from tsk.estimators.registry import register_estimator
 from tsk.heads.forecast import (
+    GRID_KINDS,
     SEQUENCE_KINDS,
     ForecastNet,
+    GridForecastNet,
     RidgeStartNet,
     VariateForecastNet,
     token_count,
@@ -64,6 +66,9 @@ class Forecaster(SequenceEstimator):
     `channel_independent=False`). `None` picks patches when the window holds at least four and
     the generic head is used, else time steps (`tokens_` says which).
     `lookback=None` picks 336 steps, shorter for short series (`lookback_` says what).
+    `channel_independent=None` forecasts each channel on its own with a sequence backbone and all
+    channels jointly with a grid backbone (Chimera: the channels are its variates, tokenized on
+    their own along time; `tsk.heads.forecast.GridForecastNet`).
 
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
@@ -95,7 +100,7 @@ class Forecaster(SequenceEstimator):
         horizon: int = 96,
         lookback: int | None = None,
         *,
-        channel_independent: bool = True,
+        channel_independent: bool | None = None,
         tokens: str | None = None,
         patch_len: int = 16,
         exogenous: Sequence[str] | None = None,
@@ -164,14 +169,14 @@ class Forecaster(SequenceEstimator):
         n_targets = len(schema.targets)
         train_set = WindowDataset(
             [scalers[s.uid].transform(s.values) for s in series], lookback, self.horizon,
-            n_targets, self.channel_independent,
+            n_targets, self._independent(),
             starts=[(0, cut - lookback - self.horizon + 1) for cut in cuts],
         )
         val_set = None
         if validation:
             val_set = WindowDataset(
                 [scalers[v.uid].transform(v.values) for v, _ in validation], lookback,
-                self.horizon, n_targets, self.channel_independent,
+                self.horizon, n_targets, self._independent(),
                 starts=[(max(cut - lookback, 0), len(v)) for v, cut in validation],
             )
             if len(val_set) == 0:
@@ -179,9 +184,9 @@ class Forecaster(SequenceEstimator):
         if val_set is None and self.validation_size > 0:
             logger.warning("No series is long enough for a validation window: training without "
                            "early stopping for %d epochs.", self.max_epochs)
-        self.n_inputs_ = ((1 if self.channel_independent else n_targets) + len(schema.exogenous)
+        self.n_inputs_ = ((1 if self._independent() else n_targets) + len(schema.exogenous)
                           + len(self.time_feature_names_))
-        self.n_outputs_ = 1 if self.channel_independent else n_targets
+        self.n_outputs_ = 1 if self._independent() else n_targets
         self.scalers_ = scalers
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
         return FitData(
@@ -199,13 +204,31 @@ class Forecaster(SequenceEstimator):
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
         if self.tokens is not None and self.tokens not in TOKEN_LAYOUTS:
             raise unknown_name_error("tokens layout", self.tokens, TOKEN_LAYOUTS)
-        if self.tokens == "variates" and self.channel_independent:
+        if self.tokens == "variates" and self._independent():
             raise ValueError("tokens='variates' mixes channels: set channel_independent=False.")
         if self.tokens == "patches" and not self._generic_head():
             raise ValueError(f"Backbone {self.backbone!r} forecasts with its paper's own "
                              "network, which takes time steps: use tokens='time'.")
         if self._generic_head():
-            check_backbone_kind(self.backbone, SEQUENCE_KINDS, "forecasting head")
+            check_backbone_kind(self.backbone, (*SEQUENCE_KINDS, *GRID_KINDS), "forecasting head")
+        if self._grid():
+            if self.channel_independent:
+                raise ValueError(f"Backbone {self.backbone!r} models the channels jointly (a grid "
+                                 "of variates x time): leave channel_independent unset (or False).")
+            if self.tokens == "variates":
+                raise ValueError(f"Backbone {self.backbone!r} already reads the variates as its "
+                                 "grid's second axis: use tokens='time' or 'patches'.")
+
+    def _grid(self) -> bool:
+        """Whether the backbone is a grid backbone (variates x time, e.g. Chimera)."""
+        return backbones.get_spec(self.backbone).kind == "grid"
+
+    def _independent(self) -> bool:
+        """`channel_independent` when set, else True for a sequence backbone (each channel its
+        own series) and False for a grid backbone (the channels are its variates)."""
+        if self.channel_independent is None:
+            return not self._grid()
+        return bool(self.channel_independent)
 
     def resolve_lookback(self, df: Any) -> int:
         """The lookback a fit on `df` uses: `lookback` when set, else 336 steps (the lookback of
@@ -299,6 +322,13 @@ class Forecaster(SequenceEstimator):
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
                 n_calendar=n_calendar,
             )
+        if self._grid():
+            return GridForecastNet(
+                backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
+                d_model=backbone.config.d_model, head_dim=self.head_dim,
+                dropout=backbone.config.dropout, instance_norm=self.instance_norm,
+                patch_len=patch_len, n_calendar=n_calendar,
+            )
         paper_net = self._paper_net()
         if paper_net is not None:
             net = paper_net.build(
@@ -330,7 +360,7 @@ class Forecaster(SequenceEstimator):
         scalers = [self._scaler(s) for s in contexts]
         dataset = WindowDataset(
             [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
-            self.lookback_, 0, len(self.schema_.targets), self.channel_independent,
+            self.lookback_, 0, len(self.schema_.targets), self._independent(),
         )
         # [S * channels, H, outputs]
         raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate)).numpy()
@@ -386,7 +416,7 @@ class Forecaster(SequenceEstimator):
             scaler = self._scaler(s)
             scaled = scaler.transform(s.values)
             dataset = WindowDataset([scaled], self.lookback_, self.horizon, n_targets,
-                                    self.channel_independent)
+                                    self._independent())
             raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate)).numpy()
             n_windows = len(dataset.index)
             pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)

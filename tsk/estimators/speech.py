@@ -57,6 +57,8 @@ class SpeechClassifier(Classifier):
     (default), "mean" or "first".
     """
 
+    _backbone_kinds = ("sequence",)  # a clip is one channel: no grid of variates to read
+
     def __init__(
         self,
         backbone: str = "s4d",

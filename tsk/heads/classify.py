@@ -20,7 +20,7 @@ from torch import nn
 from tsk.backbones import is_causal
 from tsk.backbones.common import Dropout
 
-CLASSIFY_KINDS = ("sequence",)  # the backbone kinds the classification head takes
+CLASSIFY_KINDS = ("sequence", "grid")  # the backbone kinds the classification head takes
 POOLINGS = ("mean", "last", "attention")
 NORMALIZATIONS = ("series", "global", "none")
 
@@ -199,3 +199,48 @@ class ClassifyNet(nn.Module):
 
     def metrics(self, output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"accuracy": (output.argmax(-1) == batch["targets"]).float().mean()}
+
+
+class GridTokens(nn.Module):
+    """The front end of a grid backbone: series `[B, L, C]` -> tokens `[B, T, C * d_model]`,
+    each channel embedded on its own (its steps, or its patches of `patch_len` steps every
+    `patch_len // 2`) by one map shared by the channels. Channels stay apart in the feature axis,
+    so masking, pooling and reversal along time treat them as one sequence; `GridAsSequence`
+    unfolds them into the backbone's variates."""
+
+    def __init__(self, d_model: int, patch_len: int | None = None) -> None:
+        super().__init__()
+        self.patch_len = patch_len
+        self.embed = (nn.Linear(1, d_model) if patch_len is None
+                      else PatchTokens(1, d_model, patch_len, max(patch_len // 2, 1)))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, channels = x.shape
+        series = x.transpose(1, 2).reshape(batch * channels, length, 1)
+        if isinstance(self.embed, nn.Linear):
+            tokens = self.embed(series)
+        else:
+            tokens, _ = self.embed(series, None)
+            if lengths is not None:
+                lengths = patch_count(lengths, self.embed.patch_len, self.embed.stride)
+        tokens = tokens.view(batch, channels, tokens.shape[1], -1)  # [B, C, T, d_model]
+        return tokens.transpose(1, 2).flatten(2), lengths
+
+
+class GridAsSequence(nn.Module):
+    """A grid backbone where a sequence backbone goes: `[B, T, V * d_model]` (`GridTokens`) ->
+    the grid `[B, V, T, d_model]` -> the backbone -> the mean over variates `[B, T, d_model]`."""
+
+    def __init__(self, backbone: nn.Module, d_model: int) -> None:
+        super().__init__()
+        self.backbone, self.d_model = backbone, d_model
+
+    @property
+    def causal(self) -> bool:
+        return is_causal(self.backbone)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        grid = x.view(batch, length, -1, self.d_model).transpose(1, 2)
+        return self.backbone(grid).mean(1)

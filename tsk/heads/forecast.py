@@ -12,6 +12,7 @@ from torch import nn
 from tsk.backbones.common import Dropout
 
 SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting heads take
+GRID_KINDS = ("grid",)  # the kinds GridForecastNet takes (variates x time)
 
 
 class ForecastLoss:
@@ -225,6 +226,38 @@ class ForecastNet(ForecastLoss, nn.Module):
         x, window = self.norm(x)
         features = self.backbone(self.embed(x))
         return window.restore(self.head(features, x[..., : self.n_out]))
+
+
+class GridForecastNet(ForecastNet):
+    """Variates x time for a grid backbone (Chimera): every channel's window is tokenized on its
+    own (time steps or patches, one embedding shared by the channels), the backbone reads the
+    `[B, V, T, d_model]` grid of all channels' tokens (targets, exogenous and calendar channels
+    alike), and the generic head (with its ridge skip) maps each target channel's tokens to its
+    horizon, shared by the target channels as a channel-independent head is.
+
+    Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
+        d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
+        patch_len: int | None = None, n_calendar: int = 0,
+    ) -> None:
+        super().__init__(backbone, lookback, horizon, 1, 1, d_model, head_dim, dropout,
+                         instance_norm, patch_len)
+        self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
+        self.n_out = n_out  # target channels: the ridge skip is fit on each of them
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, window = self.norm(x)
+        batch, length, n_var = x.shape
+        series = x.transpose(1, 2).reshape(batch * n_var, length, 1)  # each channel alone
+        tokens = self.embed(series)  # [B * V, T, d_model]
+        grid = self.backbone(tokens.view(batch, n_var, *tokens.shape[1:]))  # [B, V, T, d_model]
+        targets = grid[:, : self.n_out].flatten(0, 1)  # [B * n_out, T, d_model]
+        inputs = series.view(batch, n_var, length, 1)[:, : self.n_out].flatten(0, 1)
+        y = self.head(targets, inputs).view(batch, self.n_out, -1)  # [B, n_out, H]
+        return window.restore(y.transpose(1, 2))
 
 
 class VariateForecastNet(ForecastLoss, nn.Module):

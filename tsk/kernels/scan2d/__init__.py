@@ -49,9 +49,11 @@ def scan2d(
     `output_final_state`, else None), so a grid can be scanned in pieces along time (and stepped
     one column at a time), each piece from the last one's final state.
 
-    backend: "auto" (the torch path on every device for now), "reference" (a literal loop over
-    cells), "torch" (a sweep over variate rows, one parallel scan over time per row, hand-written
-    backward). All are differentiable w.r.t. every tensor argument, initial_state included.
+    backend: "auto" (Triton on CUDA, torch otherwise), "reference" (a literal loop over cells),
+    "torch" (a sweep over variate rows, one parallel scan over time per row, hand-written
+    backward; the CPU path) or "triton" (the same sweep with the states in registers, fused
+    forward and backward kernels, float32 inside). All are differentiable w.r.t. every tensor
+    argument, initial_state included.
     """
     check_tensor("u", u, [None] * 4, complex_ok=False)
     batch, channels, n_var, length = u.shape
@@ -81,8 +83,9 @@ def scan2d(
     if chosen == "reference":
         y, final_state = scan2d_reference(*args)
     elif chosen == "triton":
-        raise NotImplementedError(
-            "scan2d has no Triton path yet: use backend='torch' (what 'auto' picks).")
+        from tsk.kernels.scan2d.triton import scan2d_triton
+
+        y, final_state = scan2d_triton(*args)
     else:
         y, final_state = scan2d_torch(*args)
     return y, final_state if output_final_state else None

@@ -49,6 +49,11 @@ def _shift_right(h: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     return torch.cat([first[:, :, None], h[:, :, :-1]], dim=2)
 
 
+def _channel_sum(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum_d h[b, d, t, n] w[b, d, t] -> [B, N, T]."""
+    return (h * w[..., None]).sum(1).transpose(1, 2)
+
+
 def _row_inputs(u, delta, BC):  # noqa: N803
     """(delta * u)[..., None] * B as [B, D, T, N] from u, delta [B, D, T] and B [B, N, T]."""
     return (delta * u)[..., None] * BC.transpose(1, 2)[:, None]
@@ -76,18 +81,18 @@ class _Axis:
     def grads(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """dL/d delta through the coefficients [B, D, T], dL/dA and dL/dA_couple [D, N], and
         <g, B> [B, D, T] (the input term's share)."""
-        grad_decay = self.g * self.h_self
-        coupled = self.g * self.h_cross
-        grad_integral = coupled * self.A_couple[:, None, :]
-        A = self.A[:, None, :]  # noqa: N806
-        # d decay = decay (A d delta + delta dA); d integral = decay d delta
-        #           + (delta decay - integral) / A dA
-        grad_delta = (self.decay * (grad_decay * A + grad_integral)).sum(-1)
-        step = self.delta[..., None]
-        grad_self = (grad_decay * self.decay * step
-                     + grad_integral * (step * self.decay - self.integral) / A).sum((0, 2))
+        coupled = self.g * self.h_cross  # dL/d (integral * A_couple) / A_couple
         grad_couple = (coupled * self.integral).sum((0, 2))
-        return grad_delta, grad_self, grad_couple, (self.g * self.BC).sum(-1)
+        A = self.A[:, None, :]  # noqa: N806
+        # d decay = decay (A d delta + delta dA), d integral = decay d delta + (delta decay -
+        # integral) / A dA: per element, dL/d delta = decay (dL/d decay A + dL/d integral), and
+        # dL/dA = (delta dL/d delta - dL/d integral integral) / A, whose second term sums to
+        # A_couple grad_couple
+        by_delta = torch.addcmul(coupled * self.A_couple[:, None, :], self.g * self.h_self, A)
+        by_delta.mul_(self.decay)
+        grad_self = ((by_delta * self.delta[..., None]).sum((0, 2))
+                     - self.A_couple * grad_couple) / self.A
+        return by_delta.sum(-1), grad_self, grad_couple, (self.g * self.BC).sum(-1)
 
 
 class Scan2dTorch(torch.autograd.Function):
@@ -164,8 +169,8 @@ class Scan2dTorch(torch.autograd.Function):
                 grad_A[axis.i_self] += grad_self
                 grad_A[axis.i_couple] += grad_couple
                 grads["u"][:, :, v] += g_dot_B * axis.delta
-                grads["B" + axis.key][:, :, v] = torch.einsum("bdtn,bdt->bnt", axis.g, axis.delta * u_v)
-                grads["C" + axis.key][:, :, v] = torch.einsum("bdtn,bdt->bnt", axis.h, grad_y[:, :, v])
+                grads["B" + axis.key][:, :, v] = _channel_sum(axis.g, axis.delta * u_v)
+                grads["C" + axis.key][:, :, v] = _channel_sum(axis.h, grad_y[:, :, v])
             grads["h1_0"][:, :, v] = decay1[:, :, 0] * g1[:, :, 0]
             grads["h2_0"][:, :, v] = couple1[:, :, 0] * g1[:, :, 0]
             g2_above, decay4_above, couple3_above = g2, decay4, couple3
