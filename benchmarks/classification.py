@@ -38,7 +38,7 @@ RESULTS = HERE / "results" / "classification.csv"
 REPORT = HERE / "results" / "classification.md"
 RUNS = HERE / "results" / "classification_runs.csv"  # one row per run: cells and wall time
 ANCHORS = HERE / "anchors.csv"
-BACKBONES = ("s4d", "s4", "mamba", "lstm", "pgn")
+BACKBONES = ("s4d", "s4", "mamba", "lstm", "pgn", "chimera")
 COLUMNS = ["dataset", "model", "seed", "accuracy", "balanced_accuracy", "f1_macro", "log_loss",
            "train_seconds", "predict_seconds", "epochs", "params", "n_train", "n_test", "machine",
            "threads", "torch", "tsk", "date"]

@@ -200,6 +200,10 @@ def test_switches_reach_the_model():
     assert model().instance_norm is True and model("--no-instance-norm").instance_norm is False
     assert model().ridge_init is None
     assert model("--ridge-init").ridge_init is True and model("--no-ridge-init").ridge_init is False
+    # unset, the backbone decides (joint for a grid backbone such as chimera, which refuses True)
+    assert model().channel_independent is None
+    assert model("--channel-mixing").channel_independent is False
+    assert not model("--backbone", "chimera")._independent()
 
 
 CLASSIFY_ARGS = ["--d-model", "8", "--n-layers", "1", "--max-epochs", "2", "--no-progress"]

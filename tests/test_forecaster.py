@@ -541,7 +541,7 @@ def test_a_fit_whose_validation_loss_is_absurd_but_finite_is_refused(monkeypatch
         model.fit(make_long())
 
 
-def test_a_grid_backbone_forecasts_the_channels_jointly(wide_df):
+def test_a_grid_backbone_forecasts_the_channels_jointly(wide_df, tmp_path):
     """Chimera's variates are the channels: unset, channel_independent means joint for it."""
     model = tsk.Forecaster("chimera", **TINY, backbone_kwargs={"d_state": 2}).fit(wide_df)
     assert model.n_inputs_ == 3 and model.n_outputs_ == 3
@@ -549,6 +549,9 @@ def test_a_grid_backbone_forecasts_the_channels_jointly(wide_df):
     assert list(forecast.columns) == ["ds", "c0", "c1", "c2"] and len(forecast) == 4
     assert np.isfinite(forecast[["c0", "c1", "c2"]].to_numpy()).all()
     assert set(model.evaluate(wide_df)) >= {"mse", "mae"}
+    model.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(tsk.load(tmp_path / "model").predict(), forecast,
+                                  check_exact=True)
     with pytest.raises(ValueError, match="models the channels jointly"):
         tsk.Forecaster("chimera", channel_independent=True, **TINY).fit(wide_df)
     with pytest.raises(ValueError, match="already reads the variates"):

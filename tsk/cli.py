@@ -40,7 +40,8 @@ def _forecaster(args: argparse.Namespace) -> Any:
 
     return Forecaster(
         backbone=args.backbone, horizon=args.horizon, lookback=args.lookback,
-        channel_independent=not args.channel_mixing, exogenous=args.exogenous or None,
+        channel_independent=False if args.channel_mixing else None,
+        exogenous=args.exogenous or None,
         time_features=args.time_features, instance_norm=args.instance_norm,
         ridge_init=args.ridge_init, d_model=args.d_model, n_layers=args.n_layers,
         max_epochs=args.max_epochs, max_steps=args.max_steps,
@@ -343,7 +344,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="start from the closed-form ridge forecast (default: the generic "
                              "head does, a paper's own network trains as its paper)")
     parser.add_argument("--channel-mixing", action="store_true",
-                        help="model channels jointly (default: channel-independent)")
+                        help="model channels jointly (default: channel-independent, jointly "
+                             "for a grid backbone such as chimera)")
     parser.add_argument("--d-model", type=int, default=None)
     parser.add_argument("--n-layers", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=20)

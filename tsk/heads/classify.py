@@ -210,7 +210,6 @@ class GridTokens(nn.Module):
 
     def __init__(self, d_model: int, patch_len: int | None = None) -> None:
         super().__init__()
-        self.patch_len = patch_len
         self.embed = (nn.Linear(1, d_model) if patch_len is None
                       else PatchTokens(1, d_model, patch_len, max(patch_len // 2, 1)))
 

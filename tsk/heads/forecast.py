@@ -244,8 +244,7 @@ class GridForecastNet(ForecastNet):
         patch_len: int | None = None, n_calendar: int = 0,
     ) -> None:
         super().__init__(backbone, lookback, horizon, 1, 1, d_model, head_dim, dropout,
-                         instance_norm, patch_len)
-        self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
+                         instance_norm, patch_len, n_calendar)  # embed and head: one channel
         self.n_out = n_out  # target channels: the ridge skip is fit on each of them
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

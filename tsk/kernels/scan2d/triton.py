@@ -39,7 +39,7 @@ def _scan2d_fwd_kernel(
     h1_0_ptr, h2_0_ptr, y_ptr, H1_ptr, H2_ptr,
     D, V, T, N, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    b = tl.program_id(0)
+    b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 on large grids
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = d < D, n < N
@@ -84,7 +84,7 @@ def _scan2d_bwd_kernel(
     du_ptr, ddt_ptr, ddv_ptr, dB1_ptr, dB2_ptr, dC1_ptr, dC2_ptr, sums_ptr, dh1_0_ptr, dh2_0_ptr,
     D, V, T, N, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    b = tl.program_id(0)
+    b = tl.program_id(0).to(tl.int64)  # offsets past 2**31 on large grids
     d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = d < D, n < N
