@@ -7,7 +7,7 @@ from tests.conftest import require_tested_triton
 from tsk.kernels.common.dispatch import fft_size, resolve_backend
 
 OPS = ["cauchy", "companion_kernel", "fftconv", "linear_scan", "lstm_scan", "s4d_kernel",
-       "selective_scan"]
+       "scan2d", "selective_scan"]
 NO_TRITON = {"companion_kernel"}  # a few small FFTs, no batch dimension: no fused path
 
 
