@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsk.backbones.common import ResidualStack, StackedBackbone, optim_hint
-from tsk.backbones.mamba import inverse_softplus
+from tsk.backbones.mamba import causal_conv_step, step_bias
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import scan2d
 
@@ -66,12 +66,6 @@ class ChimeraConfig:
         }
 
 
-def _step_bias(width: int, low: float, high: float) -> torch.Tensor:
-    """A bias whose softplus (the step when the input term is 0) is log-uniform in [low, high]."""
-    log_step = torch.rand(width) * (math.log(high) - math.log(low)) + math.log(low)
-    return inverse_softplus(torch.exp(log_step).clamp(min=1e-4))
-
-
 class Selective2D(nn.Module):
     """One selective 2-D SSM head on `[B, V, T, E]` (Mamba's selection, two axes).
 
@@ -98,7 +92,7 @@ class Selective2D(nn.Module):
                                   (self.dv_proj, (config.dv_min, config.dv_max))):
             nn.init.uniform_(proj.weight, -bound, bound)
             with torch.no_grad():
-                proj.bias.copy_(_step_bias(width, low, high))
+                proj.bias.copy_(step_bias(width, low, high))
             optim_hint(proj.bias, weight_decay=0.0)
         real = torch.arange(1, config.d_state + 1, dtype=torch.float32).repeat(width, 1)  # [E, N]
         self.A1_log = optim_hint(nn.Parameter(torch.log(real)), weight_decay=0.0)
@@ -174,8 +168,8 @@ class ChimeraMixer(nn.Module):
         return self.out_proj(y * F.silu(z))
 
     def initial_state(self, batch: int) -> dict[str, Any]:
-        """Needs the variate count, so the state is built lazily at the first `step`."""
-        return {"batch": batch}
+        """Empty: the state's size needs the variate count, so the first `step` builds it."""
+        return {}
 
     def step(self, hidden: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict]:
         """One time step of every variate: `hidden[B, V, d_model]` -> `(y[B, V, d_model], state)`;
@@ -185,11 +179,10 @@ class ChimeraMixer(nn.Module):
         conv = state.get("conv")
         if conv is None:
             conv = x.new_zeros(batch, n_var, self.width, self.d_conv)
-        conv = torch.cat([conv[..., 1:], x.unsqueeze(-1)], dim=-1)  # [B, V, E, W]
-        x = F.silu((conv * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias)  # [B, V, E]
-        y, heads = self._heads(x.unsqueeze(2), state.get("heads"), with_state=True)
+        conv, x = causal_conv_step(conv, x, self.conv1d)  # [B, V, E, W], [B, V, E]
+        y, heads = self._heads(F.silu(x).unsqueeze(2), state.get("heads"), with_state=True)
         y = self.out_proj(y.squeeze(2) * F.silu(z))
-        return y, {"batch": batch, "conv": conv, "heads": heads}
+        return y, {"conv": conv, "heads": heads}
 
 
 @register_backbone(
@@ -202,7 +195,7 @@ class ChimeraMixer(nn.Module):
 class Chimera(StackedBackbone):
     """A pre-norm (RMSNorm) residual stack of Chimera blocks on `[B, V, T, d_model]`; causal
     along time (`bidirectional` reads the variates both ways, which have no order), so `step()`
-    runs it one time step (all variates) at a time."""
+    runs it one time step at a time: `x[B, V, d_model]` (every variate), one state per layer."""
 
     causal = True
 
@@ -222,8 +215,3 @@ class Chimera(StackedBackbone):
             raise ValueError(f"chimera is a grid backbone: it takes [B, V, T, d_model] (variates x "
                              f"time), got shape {list(x.shape)}.")
         return self.stack(x)
-
-    def step(self, x: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
-        """`x[B, V, d_model]` (one time step of every variate), one state per layer ->
-        `(y[B, V, d_model], state)`."""
-        return self.stack.step(x, state)

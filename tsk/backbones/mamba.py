@@ -65,6 +65,21 @@ def inverse_softplus(x: torch.Tensor) -> torch.Tensor:
     return x + torch.log(-torch.expm1(-x))
 
 
+def step_bias(width: int, low: float, high: float, floor: float = 1e-4) -> torch.Tensor:
+    """A bias whose softplus (the step when the input term is 0) is log-uniform in
+    [low, high], at least `floor`: Mamba's initialization of its step projection."""
+    log_step = torch.rand(width) * (math.log(high) - math.log(low)) + math.log(low)
+    return inverse_softplus(torch.exp(log_step).clamp(min=floor))
+
+
+def causal_conv_step(window: torch.Tensor, x: torch.Tensor, conv: nn.Conv1d
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of a depthwise causal convolution: the last `kernel` inputs `window[..., E, W]`
+    shifted to take `x[..., E]` -> (the new window, the convolution's output `[..., E]`)."""
+    window = torch.cat([window[..., 1:], x.unsqueeze(-1)], dim=-1)
+    return window, (window * conv.weight[:, 0]).sum(-1) + conv.bias
+
+
 class MambaMixer(nn.Module):
     """One Mamba block, `[B, L, d_model] -> [B, L, d_model]`, causal.
 
@@ -96,10 +111,9 @@ class MambaMixer(nn.Module):
         # step size when the input term is 0) log-uniformly in [dt_min, dt_max]
         bound = self.dt_rank**-0.5 * config.dt_scale
         nn.init.uniform_(self.dt_proj.weight, -bound, bound)
-        log_dt = torch.rand(self.d_inner) * (math.log(config.dt_max) - math.log(config.dt_min))
-        dt = torch.exp(log_dt + math.log(config.dt_min)).clamp(min=config.dt_init_floor)
         with torch.no_grad():
-            self.dt_proj.bias.copy_(inverse_softplus(dt))
+            self.dt_proj.bias.copy_(step_bias(self.d_inner, config.dt_min, config.dt_max,
+                                              config.dt_init_floor))
         optim_hint(self.dt_proj.bias, weight_decay=0.0)
         # S4D-Real: A = -[1, ..., N] for every channel, kept negative through its log
         A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)  # [E, N]
@@ -137,8 +151,7 @@ class MambaMixer(nn.Module):
         modified in place."""
         conv_state, ssm_state = state
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # [B, E] each
-        conv_state = torch.cat([conv_state[..., 1:], x.unsqueeze(-1)], dim=-1)  # [B, E, W]
-        x = (conv_state * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias  # [B, E]
+        conv_state, x = causal_conv_step(conv_state, x, self.conv1d)  # [B, E, W], [B, E]
         x = F.silu(x)
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dt)).float()  # [B, E]

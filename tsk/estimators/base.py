@@ -297,6 +297,11 @@ class SequenceEstimator(BaseEstimator):
         """The most epochs a fit with validation data trains (`tsk.tune`'s folds)."""
         return self.max_epochs
 
+    def _grid(self) -> bool:
+        """Whether the backbone is a grid backbone (variates x time, e.g. Chimera): the
+        estimator then feeds it every channel as a variate."""
+        return backbones.get_spec(self.backbone).kind == "grid"
+
     def _backbone_config(self, tokens: int) -> dict[str, Any]:
         """The backbone's options: `backbone_kwargs`, with `d_model`, `n_layers` and `dropout`
         where set, and the lengths a backbone sizes itself to unless the user set them: its

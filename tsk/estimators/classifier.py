@@ -241,7 +241,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         backward = backbones.create(self.backbone, **config) if self.bidirectional else None
         d_model, dropout = backbone.config.d_model, backbone.config.dropout
         frontend = self._frontend(d_model)
-        if backbones.get_spec(self.backbone).kind == "grid":  # the channels are its variates
+        if self._grid():  # the channels are its variates
             frontend = GridTokens(d_model, self.patch_len)
             backbone = GridAsSequence(backbone, d_model)
             backward = None if backward is None else GridAsSequence(backward, d_model)

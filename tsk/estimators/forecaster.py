@@ -219,10 +219,6 @@ class Forecaster(SequenceEstimator):
                 raise ValueError(f"Backbone {self.backbone!r} already reads the variates as its "
                                  "grid's second axis: use tokens='time' or 'patches'.")
 
-    def _grid(self) -> bool:
-        """Whether the backbone is a grid backbone (variates x time, e.g. Chimera)."""
-        return backbones.get_spec(self.backbone).kind == "grid"
-
     def _independent(self) -> bool:
         """`channel_independent` when set, else True for a sequence backbone (each channel its
         own series) and False for a grid backbone (the channels are its variates)."""
