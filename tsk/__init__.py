@@ -17,6 +17,7 @@ _PUBLIC = {
     "Classifier": "tsk.estimators",
     "SpeechClassifier": "tsk.estimators",
     "SpeechEnhancer": "tsk.estimators",
+    "VideoPredictor": "tsk.estimators",
     "load": "tsk.estimators",
     "tune": "tsk.tuning",
     "TuningResult": "tsk.tuning",

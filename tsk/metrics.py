@@ -1,6 +1,7 @@
 """Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, and GluonTS's MASE/sMAPE),
 classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
-matrix) and speech quality (SI-SNR; PESQ and STOI through their reference packages)."""
+matrix), speech quality (SI-SNR; PESQ and STOI through their reference packages) and predicted
+video frames (per-frame MSE, PSNR and SSIM through torchmetrics)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,35 @@ def stoi(reference: Any, degraded: Any, sample_rate: int, extended: bool = False
     if reference.ndim != 1:
         raise ValueError("stoi scores one clip at a time: pass [samples] arrays.")
     return float(package.stoi(reference, degraded, sample_rate, extended=extended))
+
+
+def video_scores(target: np.ndarray, prediction: np.ndarray) -> dict[str, Any]:
+    """Per-frame scores of predicted frames, the video-prediction literature's: `target` and
+    `prediction` `[n, T, C, H, W]` scaled to [0, 1]. MSE is a frame's squared error summed over
+    its pixels and channels (Moving MNIST's convention), PSNR and SSIM (torchmetrics; Gaussian
+    11x11 window, sigma 1.5) per frame with a data range of 1. Returns the means over every
+    frame (`mse`, `psnr`, `ssim`) and the curves over the T steps (`*_per_step`, lists)."""
+    import torch
+    from torchmetrics.functional.image import (
+        peak_signal_noise_ratio,
+        structural_similarity_index_measure,
+    )
+
+    if np.shape(target) != np.shape(prediction) or np.ndim(target) != 5:
+        raise ValueError(f"target and prediction must be equal [n, T, C, H, W] arrays, got "
+                         f"{np.shape(target)} and {np.shape(prediction)}.")
+    true = torch.as_tensor(np.asarray(target, np.float32))
+    pred = torch.as_tensor(np.asarray(prediction, np.float32))
+    n, steps = true.shape[:2]
+    frames_true, frames_pred = true.flatten(0, 1), pred.flatten(0, 1)
+    mse_frames = (frames_true - frames_pred).square().flatten(1).sum(1)
+    psnr = peak_signal_noise_ratio(frames_pred, frames_true, data_range=1.0, reduction="none",
+                                   dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(frames_pred, frames_true, data_range=1.0,
+                                               reduction="none")
+    scores: dict[str, Any] = {}
+    for name, values in (("mse", mse_frames), ("psnr", psnr), ("ssim", ssim)):
+        per_step = values.reshape(n, steps).double().mean(0)
+        scores[name] = float(per_step.mean())
+        scores[f"{name}_per_step"] = per_step.tolist()
+    return scores

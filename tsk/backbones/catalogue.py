@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-FAMILIES = ("chimera", "lstm", "mamba", "pgn", "s4", "spacetime")
+FAMILIES = ("chimera", "convs5", "lstm", "mamba", "pgn", "s4", "spacetime")
 """The modules that register backbones when imported (the registry imports each on first use)."""
 
 

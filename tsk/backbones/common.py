@@ -1,8 +1,9 @@
-"""Pieces several backbones share: the pre-norm residual stack and its recurrent `step`, and
-per-parameter optimizer hints."""
+"""Pieces several backbones share: the pre-norm residual stack and its recurrent `step`, the video
+backbones' post-norm frame stack, and per-parameter optimizer hints."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +53,13 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def he_normal(*shape: int, fan_in: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """JAX's `he_normal` (the ConvSSM authors' kernels): a normal truncated at two standard
+    deviations, scaled so the variance is 2 / fan_in."""
+    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # undo the truncation's variance loss
+    return nn.init.trunc_normal_(torch.empty(shape, dtype=dtype), std=std, a=-2 * std, b=2 * std)
 
 
 def optim_hint(param: nn.Parameter, **hint: float) -> nn.Parameter:
@@ -132,3 +140,44 @@ class StackedBackbone(nn.Module):
         """`x[B, d_model]`, one state per layer -> `(y[B, d_model], state)`."""
         self._check_causal()
         return self.stack.step(x, state)
+
+
+def channel_layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the channels of `x[..., C, H, W]`, each pixel on its own (Flax's LayerNorm
+    on channels-last frames, which the video backbones' authors use)."""
+    return norm(x.movedim(-3, -1)).movedim(-1, -3)
+
+
+class FrameStack(nn.Module):
+    """The layer stack of the video backbones (ConvSSM's `SequenceLayer` with the settings of its
+    Moving-MNIST configs): for each layer `x <- LayerNorm_C(x + dropout(layer(x)))`, a per-layer
+    skip and a post-norm over channels.
+
+    Layers map `[B, T, C, H, W] -> [B, T, C, H, W]` and step `x_t[B, C, H, W]` with
+    `initial_state(batch, height, width)`.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], d_model: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model, eps=1e-6) for _ in layers)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[2] != self.norms[0].normalized_shape[0]:
+            raise ValueError(f"A frames backbone takes [B, T, d_model, H, W] with d_model="
+                             f"{self.norms[0].normalized_shape[0]}, got shape {list(x.shape)}.")
+        for norm, layer in zip(self.norms, self.layers, strict=True):
+            x = channel_layer_norm(norm, x + self.dropout(layer(x)))
+        return x
+
+    def initial_state(self, batch: int, height: int, width: int) -> list[Any]:
+        return [layer.initial_state(batch, height, width) for layer in self.layers]
+
+    def step(self, x: torch.Tensor, state: list[Any]) -> tuple[torch.Tensor, list[Any]]:
+        new_state = []
+        for norm, layer, layer_state in zip(self.norms, self.layers, state, strict=True):
+            y, layer_state = layer.step(x, layer_state)
+            x = channel_layer_norm(norm, x + self.dropout(y))
+            new_state.append(layer_state)
+        return x, new_state

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsk._names import unknown_name_error
-from tsk.backbones.common import dropout
+from tsk.backbones.common import FrameStack, dropout, he_normal
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import lstm_scan
 from tsk.kernels.common import BACKENDS, resolve_backend
@@ -164,3 +164,86 @@ class LSTM(nn.Module):
         else:
             y, state = self._scan(x.unsqueeze(1), backend, state)
         return y.squeeze(1), state
+
+
+@dataclass
+class ConvLSTMConfig:
+    d_model: int = 64  # channels of the frames, and of each layer's hidden and cell states
+    n_layers: int = 2
+    kernel_size: int = 3
+    dropout: float = 0.0
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM layer (Shi et al. 2015) as the ConvSSM authors' baseline writes it: one k x k
+    convolution of `[u_t, h_{t-1}]` gives the gates i, f, o, g; `c_t = f c_{t-1} + i g`,
+    `h_t = o tanh(c_t)`; the kernel He-normal, no bias (their `A`). The input's share of the
+    convolution is linear in `u`, so `forward` takes it for all frames at once."""
+
+    def __init__(self, d_model: int, kernel_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(he_normal(4 * d_model, 2 * d_model, kernel_size, kernel_size,
+                                             fan_in=2 * d_model * kernel_size**2))
+        self.padding = kernel_size // 2
+        self.d_model = d_model
+
+    def _gates(self, gates: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        c, h = state
+        i, f, o, g = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (c, h)
+
+    def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(h, self.weight[:, self.d_model:], padding=self.padding)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        batch, length, channels, height, width = u.shape
+        from_input = F.conv2d(u.reshape(-1, channels, height, width),
+                              self.weight[:, : self.d_model], padding=self.padding)
+        from_input = from_input.reshape(batch, length, -1, height, width)
+        state = self.initial_state(batch, height, width)
+        outputs = []
+        for t in range(length):
+            h, state = self._gates(from_input[:, t] + self._recurrent(state[1]), state)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)
+
+    def initial_state(self, batch: int, height: int, width: int) -> State:
+        zeros = self.weight.new_zeros(batch, self.d_model, height, width)
+        return zeros, zeros.clone()
+
+    def step(self, u: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        gates = F.conv2d(torch.cat([u, state[1]], dim=1), self.weight, padding=self.padding)
+        return self._gates(gates, state)
+
+
+@register_backbone(
+    "convlstm", ConvLSTMConfig, "ConvLSTM: LSTM gates from 3x3 convolutions, a state per pixel",
+    paper="Shi et al. 2015", kind="frames",
+)
+class ConvLSTM(nn.Module):
+    """Stacked ConvLSTM layers over video frames, `[B, T, d_model, H, W]` (the ConvSSM authors'
+    baseline, in the same `FrameStack` as ConvS5); sequential in time, causal, with `step()`."""
+
+    causal = True
+
+    def __init__(self, config: ConvLSTMConfig) -> None:
+        super().__init__()
+        if config.kernel_size < 1 or config.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd number ('same' padding), got "
+                             f"{config.kernel_size}.")
+        self.config = config
+        self.stack = FrameStack([ConvLSTMCell(config.d_model, config.kernel_size)
+                                 for _ in range(config.n_layers)], config.d_model, config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, T, d_model, H, W]` -> `[B, T, d_model, H, W]`."""
+        return self.stack(x)
+
+    def initial_state(self, batch: int, height: int, width: int) -> list[State]:
+        return self.stack.initial_state(batch, height, width)
+
+    def step(self, x: torch.Tensor, state: list[State]) -> tuple[torch.Tensor, list[State]]:
+        """One frame `x[B, d_model, H, W]`, `(c, h)` per layer -> `(y[B, d_model, H, W], state)`."""
+        return self.stack.step(x, state)

@@ -1,5 +1,6 @@
 """Data: loaders for benchmark sets (forecasting CSVs, UCR/UEA classification archives, spoken
-digits), audio reading, validation, scaling, windowing and batching of variable-length series."""
+digits, Moving MNIST videos), audio reading, validation, scaling, windowing and batching of
+variable-length series."""
 
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tsk.datasets.classification import (
 from tsk.datasets.custom import ALIASES, KNOWN_FILES, load_csv
 from tsk.datasets.ett import ETT_NAMES, load_ett
 from tsk.datasets.files import data_root
+from tsk.datasets.mnist import load_mnist_digits, moving_mnist
 from tsk.datasets.split import ForecastSplit
 
 
@@ -30,4 +32,5 @@ def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
 
 __all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "ClassificationData", "ForecastSplit", "SpokenDigits",
            "as_waveforms", "data_root", "load_classification", "load_csv", "load_dataset", "load_ett",
-           "load_fsdd", "read_audio", "read_labelled", "read_ts", "read_ucr_tsv"]
+           "load_fsdd", "load_mnist_digits", "moving_mnist", "read_audio", "read_labelled", "read_ts",
+           "read_ucr_tsv"]

@@ -6,6 +6,7 @@ from tsk.estimators.enhancer import SpeechEnhancer
 from tsk.estimators.forecaster import Forecaster
 from tsk.estimators.registry import estimators, load, register_estimator
 from tsk.estimators.speech import SpeechClassifier
+from tsk.estimators.video import VideoPredictor
 
 __all__ = ["TRAINING_PARAMS", "Classifier", "Forecaster", "SequenceEstimator", "SpeechClassifier",
-           "SpeechEnhancer", "estimators", "load", "register_estimator"]
+           "SpeechEnhancer", "VideoPredictor", "estimators", "load", "register_estimator"]
