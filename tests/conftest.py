@@ -76,3 +76,14 @@ def require_tested_triton() -> None:
     if not triton_available():
         found = ".".join(map(str, triton_version() or ()))
         pytest.skip(f"triton {found} is older than the tested {TRITON_TESTED[0]}.{TRITON_TESTED[1]}")
+
+
+@pytest.fixture
+def triton_device() -> torch.device:
+    """Device for Triton tests: CUDA when present, else CPU under TRITON_INTERPRET=1."""
+    require_tested_triton()
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("no CUDA and TRITON_INTERPRET is not 1: Triton kernels cannot run here")
+    return torch.device("cpu")

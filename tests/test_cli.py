@@ -310,3 +310,28 @@ def test_predict_on_a_header_only_file_says_so(tmp_path, capsys):
     assert main(["predict", "--model", str(model_dir), "--data", str(empty), "--out",
                  str(tmp_path / "f.csv"), "--no-progress"]) == 1
     assert "has no rows (only a header?)" in capsys.readouterr().err
+
+
+def test_predict_continues_the_videos_of_a_npy_file_with_a_saved_video_predictor(tmp_path, capsys):
+    import numpy as np
+
+    from tests.estimators.test_video import squares
+
+    videos = squares(5, frames=6)
+    model = tsk.VideoPredictor("convs5", d_model=8, n_layers=1, max_epochs=1,
+                               enable_progress_bar=False, random_state=0).fit(videos)
+    model.save(tmp_path / "model")
+    np.save(tmp_path / "videos.npy", videos[:, :4])
+    out = tmp_path / "future.npy"
+    args = ["predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "videos.npy"),
+            "--out", str(out), "--n-frames", "3", "--chunk-rows", "2"]
+    assert main(args) == 0
+    # chunks of 2 videos against one batch of 5: equal up to float32 rounding (0-255 units)
+    np.testing.assert_allclose(np.load(out), model.predict(videos[:, :4], 3), atol=0.05)
+    assert "3 predicted frames for 5 videos" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert main(args[:-4]) == 1
+    assert "--n-frames is needed" in capsys.readouterr().err
+    np.save(tmp_path / "frames.npy", videos[0])
+    assert main([*args[:3], "--data", str(tmp_path / "frames.npy"), *args[5:]]) == 1
+    assert "5-D [n, T, C, H, W]" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -177,7 +178,8 @@ def _series_ids(X: Any) -> list:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Forecast every series of a (possibly large) file, streaming it in chunks; or, with a saved
     classifier, label every series of a file (labels and class probabilities out), or with a
-    speech classifier every audio file of a folder."""
+    speech classifier every audio file of a folder; or, with a video predictor, continue every
+    video of a .npy file by --n-frames frames."""
     from sklearn.base import is_classifier
     from tqdm.auto import tqdm
 
@@ -185,6 +187,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsk.datasets.tables import PartsWriter, check_grouped, iter_table, read_table, write_table
 
     model = tsk.load(args.model)
+    if isinstance(model, tsk.SpeechEnhancer):
+        raise ValueError(f"{args.model} holds a SpeechEnhancer: enhance audio with "
+                         "`tsk enhance --model DIR IN OUT`.")
+    if isinstance(model, tsk.VideoPredictor):
+        return _predict_videos(model, args)
     if isinstance(model, tsk.SpeechClassifier):
         from tsk.datasets.audio import audio_files
 
@@ -202,6 +209,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_table(predictions, args.out)
         print(f"Wrote labels for {len(predictions)} series to {args.out}")
         return 0
+    args.chunk_rows = args.chunk_rows or 100_000
     if model.schema_.layout == "wide":  # one multivariate series: read it whole
         write_table(model.predict(read_table(args.data)), args.out)
         print(f"Wrote the forecast to {args.out}")
@@ -222,6 +230,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
             bar.update(len(group))
     writer.finish()
     print(f"Wrote forecasts for {n_series} series to {args.out}")
+    return 0
+
+
+def _predict_videos(model: Any, args: argparse.Namespace) -> int:
+    """Continue the videos of a .npy file `[n, T, C, H, W]` by `--n-frames` frames into a .npy
+    file `[n, n_frames, C, H, W]`, `--chunk-rows` videos at a time (the input is memory-mapped,
+    the output written beside its path and moved into place only when complete)."""
+    import numpy as np
+
+    if args.n_frames is None:
+        raise ValueError("--n-frames is needed: how many frames to predict after each video.")
+    for name in ("data", "out"):
+        if Path(getattr(args, name)).suffix != ".npy":
+            raise ValueError(f"--{name} must be a .npy file of videos [n, T, C, H, W] for a "
+                             f"VideoPredictor, got {getattr(args, name)}.")
+    videos = np.load(args.data, mmap_mode="r")
+    if videos.ndim != 5:
+        model.predict(videos, args.n_frames)  # raises the estimator's own error for the shape
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial.npy")
+    try:
+        result = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
+                                           shape=(len(videos), args.n_frames, *videos.shape[2:]))
+        per_chunk = args.chunk_rows or 64
+        for start in range(0, len(videos), per_chunk):
+            chunk = np.asarray(videos[start: start + per_chunk])
+            result[start: start + len(chunk)] = model.predict(chunk, args.n_frames)
+        result.flush()
+        del result
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"Wrote {args.n_frames} predicted frames for {len(videos)} videos to {args.out}")
     return 0
 
 
@@ -391,9 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="folder written by `tsk fit` / est.save")
     p.add_argument("--data", required=True, help="CSV or Parquet history, grouped by unique_id "
                    "(a classifier also reads .ts/.tsv series; a speech classifier, an audio file "
-                   "or a folder of them)")
-    p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
-    p.add_argument("--chunk-rows", type=int, default=100_000, help="rows read per chunk")
+                   "or a folder of them; a video predictor, a .npy file of videos [n, T, C, H, W])")
+    p.add_argument("--out", required=True, help="output file (.csv or .parquet; .npy for videos)")
+    p.add_argument("--chunk-rows", type=int, default=None, help="rows read per chunk (default "
+                   "100,000; for a video predictor, videos per chunk, default 64)")
+    p.add_argument("--n-frames", type=int, default=None, help="frames to predict after each "
+                   "video (a video predictor only)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run after the "
                    "series it finished (same data, model and --chunk-rows)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

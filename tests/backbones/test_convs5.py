@@ -181,3 +181,22 @@ def test_bad_configs_raise():
         create("convs5", d_model=8, num_groups=3)
     with pytest.raises(ValueError, match="positive odd"):
         create("convlstm", d_model=8, kernel_size=2)
+
+
+@pytest.mark.triton
+@pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0")  # triton 3.6 interpreter
+def test_the_triton_scan_gives_the_torch_scans_results(triton_device):
+    """backend="triton" (the fused complex linear scan; interpreted on CPU) == backend="torch":
+    forward and every parameter's gradient."""
+    torch.manual_seed(0)
+    fast = create("convs5", d_model=8, n_layers=1, d_state=4, backend="torch").to(triton_device)
+    fused = create("convs5", d_model=8, n_layers=1, d_state=4, backend="triton").to(triton_device)
+    fused.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 5, 8, 3, 5, device=triton_device)
+    outputs = []
+    for model in (fast, fused):
+        y = model(x)
+        outputs.append((y, torch.autograd.grad(y.square().sum(), list(model.parameters()))))
+    torch.testing.assert_close(outputs[1][0], outputs[0][0], rtol=1e-5, atol=1e-5)
+    for g_fused, g_fast in zip(outputs[1][1], outputs[0][1], strict=True):
+        torch.testing.assert_close(g_fused, g_fast, rtol=1e-4, atol=1e-4)

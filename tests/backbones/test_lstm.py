@@ -4,8 +4,6 @@ step() == forward, Triton == torch, and a tiny fit."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from torch import nn
@@ -138,17 +136,10 @@ def test_config_errors():
 @pytest.mark.triton
 @pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0")  # triton 3.6 interpreter
 @pytest.mark.parametrize("heads", [1, 2])
-def test_triton_equals_torch(heads, monkeypatch):
+def test_triton_equals_torch(heads, triton_device, monkeypatch):
     """backend="triton" (interpreted on CPU) == backend="torch": forward, gradients, step."""
-    require_tested_triton()
-    if torch.cuda.is_available():
-        triton_device = torch.device("cuda")
-        # cuDNN's LSTM (the torch path at heads=1) would otherwise round matmuls to TF32
-        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    elif os.environ.get("TRITON_INTERPRET") == "1":
-        triton_device = torch.device("cpu")
-    else:
-        pytest.skip("no CUDA and TRITON_INTERPRET is not 1: Triton kernels cannot run here")
+    # cuDNN's LSTM (the torch path at heads=1) would otherwise round matmuls to TF32
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     torch.manual_seed(0)
     small = {"d_model": 8, "n_layers": 2, "dropout": 0.0, "heads": heads}
     fast = create("lstm", **small, backend="torch").to(triton_device)

@@ -17,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 import tsk
 from tests.conftest import make_long
 from tests.estimators.test_classifier import waves
+from tests.estimators.test_video import squares
 from tests.speech_fixtures import RATE, tones, voices
 from tsk.estimators import TRAINING_PARAMS, estimators
 
@@ -46,6 +47,12 @@ EXAMPLES: dict[str, tuple[Callable[[], Any], Callable[[], tuple[tuple, dict]], C
                                    enable_progress_bar=False, random_state=0),
         lambda: ((voices(6), "pink"), {"sample_rate": RATE}),
         lambda model: np.concatenate(model.enhance(voices(2, seed=3))),
+    ),
+    "VideoPredictor": (
+        lambda: tsk.VideoPredictor("convs5", d_model=8, n_layers=1, max_epochs=1,
+                                   enable_progress_bar=False, random_state=0),
+        lambda: ((squares(8),), {}),
+        lambda model: model.predict(squares(3, seed=3)[:, :4], n_frames=3),
     ),
 }
 

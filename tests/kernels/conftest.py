@@ -1,12 +1,9 @@
 """Kernel test helpers. Triton kernels run in the interpreter when there is no GPU: the root
 tests/conftest.py sets TRITON_INTERPRET before anything imports a `@triton.jit` function."""
 
-import os
 
 import pytest
 import torch
-
-from tests.conftest import require_tested_triton
 
 
 def _rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -29,17 +26,6 @@ def assert_rel_close():
         assert err <= tol, f"{name}: relative error {err:.3g} > {tol:.1g}"
 
     return check
-
-
-@pytest.fixture
-def triton_device():
-    """Device for Triton tests: CUDA when present, else CPU under TRITON_INTERPRET=1."""
-    require_tested_triton()
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if os.environ.get("TRITON_INTERPRET") != "1":
-        pytest.skip("no CUDA and TRITON_INTERPRET is not 1: Triton kernels cannot run here")
-    return torch.device("cpu")
 
 
 def pytest_collection_modifyitems(items):

@@ -55,11 +55,27 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-def he_normal(*shape: int, fan_in: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """JAX's `he_normal` (the ConvSSM authors' kernels): a normal truncated at two standard
-    deviations, scaled so the variance is 2 / fan_in."""
-    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # undo the truncation's variance loss
+def he_normal(*shape: int, fan_in: int, scale: float = 2.0, dtype: torch.dtype = torch.float32
+              ) -> torch.Tensor:
+    """JAX's `he_normal` (the ConvSSM authors' SSM kernels): a normal truncated at two standard
+    deviations, scaled so the variance is `scale / fan_in` (1: `lecun_normal`, Flax's default)."""
+    std = math.sqrt(scale / fan_in) / 0.87962566103423978  # undo the truncation's variance loss
     return nn.init.trunc_normal_(torch.empty(shape, dtype=dtype), std=std, a=-2 * std, b=2 * std)
+
+
+def init_like_flax(module: nn.Module) -> nn.Module:
+    """Re-initialize every convolution and linear layer of `module` as Flax does by default
+    (`lecun_normal` weights, zero biases): networks ported from Flax code start as their authors'
+    did. Torch's default (uniform, a third of the variance) shrinks activations layer after
+    layer."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            fan_in = layer.weight[0].numel()
+            with torch.no_grad():
+                layer.weight.copy_(he_normal(*layer.weight.shape, fan_in=fan_in, scale=1.0))
+                if layer.bias is not None:
+                    layer.bias.zero_()
+    return module
 
 
 def optim_hint(param: nn.Parameter, **hint: float) -> nn.Parameter:

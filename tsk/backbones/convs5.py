@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import FrameStack, he_normal, optim_hint
+from tsk.backbones.common import FrameStack, he_normal, init_like_flax, optim_hint
 from tsk.backbones.registry import register_backbone
 from tsk.backbones.s4 import nplr_legs
 from tsk.kernels import linear_scan
@@ -121,8 +121,8 @@ class ConvS5SSM(nn.Module):
         self.C = nn.Parameter(torch.view_as_real(C).float().contiguous())
         log_dt = torch.empty(half).uniform_(math.log(config.dt_min), math.log(config.dt_max))
         self.log_step = optim_hint(nn.Parameter(log_dt), weight_decay=0.0)
-        self.resnet = ResnetBlock(U, config.resnet_kernel_size,
-                                  group_count(U, config.num_groups))
+        self.resnet = init_like_flax(ResnetBlock(U, config.resnet_kernel_size,
+                                                 group_count(U, config.num_groups)))
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
         """ZOH: `Lambda_bar[P/2]` and `B_bar[P/2, U, k, k]`, both complex."""

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import channel_layer_norm
+from tsk.backbones.common import channel_layer_norm, init_like_flax
 
 VIDEO_KINDS = ("frames",)  # the backbone kinds the video head takes
 
@@ -55,7 +55,6 @@ class ResNetBlock(nn.Module):
         self.conv1 = nn.Conv2d(channels_in, channels, 3, padding=1)
         self.norm2 = nn.GroupNorm(_groups(channels), channels, eps=1e-6)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-        nn.init.zeros_(self.conv2.bias)  # their last convolution's separate bias starts at zero
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.elu(self.norm1(x)))
@@ -109,8 +108,8 @@ class VideoNet(nn.Module):
         d_model = backbone.config.d_model
         widths = stage_widths(d_model, latent_stride)
         self.backbone = backbone
-        self.encoder = FrameEncoder(channels, widths)
-        self.decoder = FrameDecoder(channels, widths)
+        self.encoder = init_like_flax(FrameEncoder(channels, widths))
+        self.decoder = init_like_flax(FrameDecoder(channels, widths))
 
     def _encode(self, frames: torch.Tensor) -> torch.Tensor:
         """`[B, T, C, H, W]` -> latent `[B, T, d_model, h, w]`, every frame at once."""
