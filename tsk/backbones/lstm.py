@@ -8,6 +8,9 @@ heads > 1 splits the hidden state into heads whose recurrent matrices are blocks
 block-diagonal R (FlashRNN's head-wise LSTM): the input projection stays dense, and the
 recurrence runs through `lstm_scan` on every device (torch path on CPU, Triton on CUDA).
 The CUDA paths were tested on an H100 (forward, gradients, step) and in the Triton interpreter.
+
+ConvLSTM (Shi et al. 2015), the video baseline of the ConvSSM authors, is a frames backbone here
+too (`convlstm`): convolutional gates, a state per pixel.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tsk.kernels.common import BACKENDS, resolve_backend
 from tsk.kernels.lstm_scan import MAX_HEAD_DIM
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [n_layers, B, d_model]
+CellState = tuple[torch.Tensor, torch.Tensor]  # a ConvLSTM layer's (c, h), each [B, d_model, H, W]
 
 
 @dataclass
@@ -187,7 +191,7 @@ class ConvLSTMCell(nn.Module):
         self.padding = kernel_size // 2
         self.d_model = d_model
 
-    def _gates(self, gates: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def _gates(self, gates: torch.Tensor, state: CellState) -> tuple[torch.Tensor, CellState]:
         c, h = state
         i, f, o, g = gates.chunk(4, dim=1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -209,11 +213,11 @@ class ConvLSTMCell(nn.Module):
             outputs.append(h)
         return torch.stack(outputs, dim=1)
 
-    def initial_state(self, batch: int, height: int, width: int) -> State:
+    def initial_state(self, batch: int, height: int, width: int) -> CellState:
         zeros = self.weight.new_zeros(batch, self.d_model, height, width)
         return zeros, zeros.clone()
 
-    def step(self, u: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, u: torch.Tensor, state: CellState) -> tuple[torch.Tensor, CellState]:
         gates = F.conv2d(torch.cat([u, state[1]], dim=1), self.weight, padding=self.padding)
         return self._gates(gates, state)
 
@@ -241,9 +245,9 @@ class ConvLSTM(nn.Module):
         """`x[B, T, d_model, H, W]` -> `[B, T, d_model, H, W]`."""
         return self.stack(x)
 
-    def initial_state(self, batch: int, height: int, width: int) -> list[State]:
+    def initial_state(self, batch: int, height: int, width: int) -> list[CellState]:
         return self.stack.initial_state(batch, height, width)
 
-    def step(self, x: torch.Tensor, state: list[State]) -> tuple[torch.Tensor, list[State]]:
+    def step(self, x: torch.Tensor, state: list[CellState]) -> tuple[torch.Tensor, list[CellState]]:
         """One frame `x[B, d_model, H, W]`, `(c, h)` per layer -> `(y[B, d_model, H, W], state)`."""
         return self.stack.step(x, state)
