@@ -9,7 +9,7 @@ import soundfile
 import torch
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
-from tsk.metrics import pesq, si_snr, stoi
+from tsk.metrics import pesq, si_snr, stoi, video_scores
 
 
 def test_si_snr_is_scale_invariant_and_matches_torchmetrics():
@@ -51,3 +51,20 @@ def test_stoi_orders_clean_above_noisy(pesq_pair):
     assert stoi(clean, clean, rate) == pytest.approx(1.0, abs=1e-6)
     assert 0.5 < stoi(clean, noisy, rate) < 0.8  # babble at 0 dB
     assert stoi(clean, noisy, rate, extended=True) < stoi(clean, noisy, rate)
+
+
+def test_video_scores_per_frame():
+    """MSE sums a frame's squared errors over its pixels; PSNR is 10 log10(1 / mean squared
+    error); identical frames have SSIM 1; the curves run over the predicted steps."""
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0.2, 0.8, (3, 4, 1, 16, 16)).astype(np.float32)
+    prediction = target.copy()
+    prediction[:, 2:] += 0.1  # the last two steps off by 0.1 at every pixel
+    scores = video_scores(target, prediction)
+    np.testing.assert_allclose(scores["mse_per_step"], [0, 0, 2.56, 2.56], atol=1e-4)
+    np.testing.assert_allclose(scores["psnr_per_step"][2:], [20.0, 20.0], atol=1e-3)
+    np.testing.assert_allclose(scores["ssim_per_step"][:2], [1.0, 1.0], atol=1e-6)
+    assert scores["ssim_per_step"][2] < 1.0
+    assert scores["mse"] == pytest.approx(np.mean(scores["mse_per_step"]))
+    with pytest.raises(ValueError, match=r"equal \[n, T, C, H, W\]"):
+        video_scores(target[0], prediction[0])
