@@ -158,6 +158,15 @@ class StackedBackbone(nn.Module):
         return self.stack.step(x, state)
 
 
+def group_count(channels: int, num_groups: int | None = None) -> int:
+    """The GroupNorm groups for `channels`: `num_groups`, or the largest divisor of the channels
+    up to 32 (Flax's default of 32, where the channels allow it)."""
+    groups = math.gcd(channels, 32) if num_groups is None else num_groups
+    if groups < 1 or channels % groups:
+        raise ValueError(f"num_groups={num_groups} must divide the {channels} channels.")
+    return groups
+
+
 def channel_layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     """LayerNorm over the channels of `x[..., C, H, W]`, each pixel on its own (Flax's LayerNorm
     on channels-last frames, which the video backbones' authors use)."""

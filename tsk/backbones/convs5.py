@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import FrameStack, he_normal, init_like_flax, optim_hint
+from tsk.backbones.common import FrameStack, group_count, he_normal, init_like_flax, optim_hint
 from tsk.backbones.registry import register_backbone
 from tsk.backbones.s4 import nplr_legs
 from tsk.kernels import linear_scan
@@ -74,14 +74,6 @@ def hippo_diagonal(d_state: int, blocks: int = 1) -> tuple[torch.Tensor, torch.T
                          "(conjugate pairs); pick d_state a multiple of 2 * blocks.")
     Lambda, _, _, V = nplr_legs(d_state // blocks)
     return Lambda.repeat(blocks), torch.block_diag(*[V] * blocks)
-
-
-def group_count(channels: int, num_groups: int | None) -> int:
-    """The GroupNorm groups for `channels`: `num_groups`, or the largest divisor up to 32."""
-    groups = math.gcd(channels, 32) if num_groups is None else num_groups
-    if groups < 1 or channels % groups:
-        raise ValueError(f"num_groups={num_groups} must divide the {channels} channels.")
-    return groups
 
 
 class ResnetBlock(nn.Module):

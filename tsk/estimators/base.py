@@ -179,9 +179,7 @@ class SequenceEstimator(BaseEstimator):
 
     def _check_positive_ints(self, *names: str) -> None:
         for name in names:
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(name, getattr(self, name))
 
     def _validate_training_params(self) -> None:
         """The shared parameters, and the backbone sizes every estimator takes where set."""
@@ -385,6 +383,12 @@ class SequenceEstimator(BaseEstimator):
 
     def _restore_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError  # pragma: no cover
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """A ValueError naming `name` unless `value` is a positive integer (numpy's too, not a bool)."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def join_outputs(outputs: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tsk import backbones
-from tsk.estimators.base import FitData, SequenceEstimator, join_outputs
+from tsk.estimators.base import FitData, SequenceEstimator, check_positive_int, join_outputs
 from tsk.estimators.registry import register_estimator
 from tsk.heads.registry import check_backbone_kind
 from tsk.heads.video import VIDEO_KINDS, VideoNet, stage_widths
@@ -151,10 +151,13 @@ class VideoPredictor(SequenceEstimator):
         """The `n_frames` frames after each video of `context` `[n, T, C, H, W]` (T >= 1):
         `[n, n_frames, C, H, W]` float32 in the fitted units."""
         self._check_fitted()
-        if isinstance(n_frames, bool) or not isinstance(n_frames, int | np.integer) or n_frames < 1:
-            raise ValueError(f"n_frames must be a positive integer, got {n_frames!r}.")
+        check_positive_int("n_frames", n_frames)
         context = self._check_fitted_shape(check_videos(context, "context", min_frames=1), "context")
-        outputs = self._predict_outputs(VideoDataset(context, self.value_range_, int(n_frames)),
+        return self._generate(context, int(n_frames))
+
+    def _generate(self, context: np.ndarray, n_frames: int) -> np.ndarray:
+        """`predict` on videos already checked."""
+        outputs = self._predict_outputs(VideoDataset(context, self.value_range_, n_frames),
                                         batch_size=self.batch_size)
         low, high = self.value_range_
         frames = (join_outputs(outputs).numpy() + 1) / 2 * (high - low) + low
@@ -171,13 +174,12 @@ class VideoPredictor(SequenceEstimator):
         if unknown:
             raise ValueError(f"Unknown metrics {unknown}; choose from {VIDEO_METRICS}.")
         videos = self._check_fitted_shape(check_videos(videos, "videos", min_frames=1), "videos")
-        if isinstance(n_context, bool) or not isinstance(n_context, int | np.integer) or n_context < 1:
-            raise ValueError(f"n_context must be a positive integer, got {n_context!r}.")
+        check_positive_int("n_context", n_context)
         if videos.shape[1] <= n_context:
             raise ValueError(f"The videos have {videos.shape[1]} frames, not more than the "
                              f"{n_context} context frames: nothing is left to predict. Pass longer "
                              "videos or a smaller n_context.")
-        predicted = self.predict(videos[:, :n_context], videos.shape[1] - n_context)
+        predicted = self._generate(videos[:, :n_context], videos.shape[1] - n_context)
         low, high = self.value_range_
         truth = (np.asarray(videos[:, n_context:], np.float32) - low) / (high - low)
         scores = video_scores(truth, (predicted - low) / (high - low))

@@ -16,20 +16,15 @@ and end at `d_model` (the authors' 64, 128, 256 for d_model 256 and stride 4, 64
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import channel_layer_norm, init_like_flax
+from tsk.backbones.common import channel_layer_norm, group_count, init_like_flax
 
 VIDEO_KINDS = ("frames",)  # the backbone kinds the video head takes
-
-
-def _groups(channels: int) -> int:
-    return math.gcd(channels, 32)  # Flax's GroupNorm default (32), where the channels allow it
 
 
 def stage_widths(d_model: int, latent_stride: int) -> list[int]:
@@ -51,9 +46,9 @@ class ResNetBlock(nn.Module):
         super().__init__()
         self.skip = (nn.Conv2d(channels_in, channels, 1, bias=False)
                      if channels_in != channels else nn.Identity())
-        self.norm1 = nn.GroupNorm(_groups(channels_in), channels_in, eps=1e-6)
+        self.norm1 = nn.GroupNorm(group_count(channels_in), channels_in, eps=1e-6)
         self.conv1 = nn.Conv2d(channels_in, channels, 3, padding=1)
-        self.norm2 = nn.GroupNorm(_groups(channels), channels, eps=1e-6)
+        self.norm2 = nn.GroupNorm(group_count(channels), channels, eps=1e-6)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
