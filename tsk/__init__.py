@@ -18,6 +18,7 @@ _PUBLIC = {
     "SpeechClassifier": "tsk.estimators",
     "SpeechEnhancer": "tsk.estimators",
     "VideoPredictor": "tsk.estimators",
+    "PointCloudClassifier": "tsk.estimators",
     "load": "tsk.estimators",
     "tune": "tsk.tuning",
     "TuningResult": "tsk.tuning",

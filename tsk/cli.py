@@ -201,6 +201,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_table(predictions.rename(columns={"unique_id": "file"}), args.out)
         print(f"Wrote labels for {len(predictions)} clips to {args.out}")
         return 0
+    if isinstance(model, tsk.PointCloudClassifier) and Path(args.data).is_dir():
+        from tsk.datasets.points import read_point_files
+
+        clouds, files = read_point_files(args.data)
+        predictions = _class_predictions(model, clouds)
+        predictions["unique_id"] = [str(f) for f in files]
+        write_table(predictions.rename(columns={"unique_id": "file"}), args.out)
+        print(f"Wrote labels for {len(predictions)} point sets to {args.out}")
+        return 0
     if is_classifier(model):
         from tsk.datasets import read_labelled
 

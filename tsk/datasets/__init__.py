@@ -1,6 +1,6 @@
 """Data: loaders for benchmark sets (forecasting CSVs, UCR/UEA classification archives, spoken
-digits, Moving MNIST videos), audio reading, validation, scaling, windowing and batching of
-variable-length series."""
+digits, Moving MNIST videos, MNIST and ModelNet point sets), audio and OFF mesh reading, surface
+sampling, validation, scaling, windowing and batching of variable-length series."""
 
 from pathlib import Path
 
@@ -18,6 +18,14 @@ from tsk.datasets.custom import ALIASES, KNOWN_FILES, load_csv
 from tsk.datasets.ett import ETT_NAMES, load_ett
 from tsk.datasets.files import data_root
 from tsk.datasets.mnist import load_mnist_digits, moving_mnist
+from tsk.datasets.points import (
+    as_point_sets,
+    load_modelnet,
+    mnist_point_sets,
+    read_off,
+    read_point_files,
+    sample_surface,
+)
 from tsk.datasets.split import ForecastSplit
 
 
@@ -31,6 +39,7 @@ def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
 
 
 __all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "ClassificationData", "ForecastSplit", "SpokenDigits",
-           "as_waveforms", "data_root", "load_classification", "load_csv", "load_dataset", "load_ett",
-           "load_fsdd", "load_mnist_digits", "moving_mnist", "read_audio", "read_labelled", "read_ts",
-           "read_ucr_tsv"]
+           "as_point_sets", "as_waveforms", "data_root", "load_classification", "load_csv",
+           "load_dataset", "load_ett", "load_fsdd", "load_mnist_digits", "load_modelnet",
+           "mnist_point_sets", "moving_mnist", "read_audio", "read_labelled", "read_off",
+           "read_point_files", "read_ts", "read_ucr_tsv", "sample_surface"]

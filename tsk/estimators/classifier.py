@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -92,9 +93,13 @@ class Classifier(ClassifierMixin, SequenceEstimator):
 
     _training_defaults = {"max_epochs": None, "patience": 10, "batch_size": 16, "learning_rate": 1e-2}
     _backbone_kinds = CLASSIFY_KINDS  # a grid backbone reads the channels as its variates
+    _head = "classification head"  # what takes the backbone, as errors name it
     _scores = {"accuracy": "maximize", "balanced_accuracy": "maximize", "f1_macro": "maximize",
                "log_loss": "minimize"}
     _epoch_scores = {"minimize": "val_loss", "maximize": "val_accuracy"}
+    # a subclass's reader of its own samples (None: series, `as_sequences`); it must take back
+    # the arrays it returns, so `tsk.tune` can hand folds to `fit` as they are
+    _sample_reader: Callable[[Any], Sequences] | None = None
 
     def __init__(
         self,
@@ -137,7 +142,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         return self._fit(X, y, validation_data, checkpoint_dir=checkpoint_dir)
 
     def _validate_params(self) -> None:
-        check_backbone_kind(self.backbone, self._backbone_kinds, "classification head")
+        check_backbone_kind(self.backbone, self._backbone_kinds, self._head)
         if self.patch_len is not None:
             self._check_positive_ints("patch_len")
         if self.normalize not in (*NORMALIZATIONS, "auto", None):
@@ -155,7 +160,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
 
     def _prepare_fit(self, X: Any, y: Any, validation_data: tuple[Any, Any] | None) -> FitData:
         """Read and check the series and labels; encode the labels; split off validation."""
-        sequences = as_sequences(X)
+        sequences = self._read_samples(X)
         labels = align_labels(y, sequences)
         self.classes_, targets = _encode_classes(labels)
         self.n_channels_ = sequences.n_channels
@@ -169,7 +174,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         fraction = 0.0 if validation_data is not None else self._validation_fraction(len(sequences))
         validation = None
         if validation_data is not None:
-            val_sequences = as_sequences(validation_data[0])
+            val_sequences = self._read_samples(validation_data[0])
             self.max_length_ = max(self.max_length_, int(val_sequences.lengths.max()))
             self._check_sequences(val_sequences)
             val_targets = np.searchsorted(self.classes_, self._known_labels(*validation_data))
@@ -283,7 +288,12 @@ class Classifier(ClassifierMixin, SequenceEstimator):
 
     def _sequences(self, X: Any) -> Sequences:
         """X read and checked against the fit."""
-        return self._check_sequences(as_sequences(X))
+        return self._check_sequences(self._read_samples(X))
+
+    def _read_samples(self, X: Any) -> Sequences:
+        """X read into checked samples, not yet compared with the fit: series, or what the
+        subclass's `_sample_reader` reads (point sets)."""
+        return as_sequences(X) if self._sample_reader is None else self._sample_reader(X)
 
     def _check_sequences(self, sequences: Sequences) -> Sequences:
         if sequences.n_channels != self.n_channels_:
@@ -309,7 +319,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         return float(np.average(self.predict(X) == truth, weights=sample_weight))
 
     def _known_labels(self, X: Any, y: Any) -> np.ndarray:
-        return self._check_known(align_labels(y, as_sequences(X)))
+        return self._check_known(align_labels(y, self._read_samples(X)))
 
     def _check_known(self, labels: np.ndarray) -> np.ndarray:
         """`labels`, checked to be among the fitted classes."""

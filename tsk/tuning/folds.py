@@ -8,6 +8,7 @@ and what `evaluate` scores, so the search itself does not care which task it tun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from tsk.datasets.frames import ID, TIME, infer_schema
 from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
-from tsk.datasets.sequences import align_labels, as_sequences
+from tsk.datasets.sequences import Sequences, align_labels, as_sequences
 from tsk.datasets.split import ForecastSplit
 
 HOLDOUT = 0.2  # the validation share of a single stratified fold of labelled series
@@ -88,11 +89,16 @@ class LabelledData:
     """Labelled series (X as `Classifier.fit` takes it, one label per series), split into
     stratified folds: one holdout of 20% (`n_folds=1`) or k-fold cross-validation."""
 
-    X: list[np.ndarray]  # [C, L_i] per series
+    X: list[np.ndarray]  # one sample each, as the estimator's fit takes it
     y: np.ndarray
 
     @classmethod
-    def of(cls, X: Any, y: Any) -> LabelledData:
+    def of(cls, X: Any, y: Any, read: Callable[[Any], Sequences] | None = None) -> LabelledData:
+        """`read`: the estimator's own reader of samples, which must take back the arrays it
+        returns (a point-set reader does); None: series, handed back as `[C, L_i]` arrays."""
+        if read is not None:
+            samples = read(X)
+            return cls(list(samples.values), align_labels(y, samples))
         sequences = as_sequences(X)
         return cls([v.T for v in sequences.values], align_labels(y, sequences))
 
@@ -122,9 +128,11 @@ class LabelledData:
         return (self.X, self.y)
 
 
-def tuning_data(data: Any, y: Any = None) -> SeriesData | LabelledData:
-    """The data a search tunes on: labelled series when `y` is given, else forecasting data."""
-    return SeriesData.of(data) if y is None else LabelledData.of(data, y)
+def tuning_data(data: Any, y: Any = None, read: Callable[[Any], Sequences] | None = None
+                ) -> SeriesData | LabelledData:
+    """The data a search tunes on: labelled samples when `y` is given (read by `read`, see
+    `LabelledData.of`), else forecasting data."""
+    return SeriesData.of(data) if y is None else LabelledData.of(data, y, read)
 
 
 def _as_frame(data: Any) -> pd.DataFrame:

@@ -516,7 +516,7 @@ def tune(
     if is_classifier(estimator) != (y is not None):
         raise TypeError(f"tune({type(estimator).__name__}, ...) takes " + (
             "X and y (labelled series)." if is_classifier(estimator) else "one data argument, no y."))
-    data = tuning_data(data, y)
+    data = tuning_data(data, y, getattr(estimator, "_sample_reader", None))
     data.check_folds(n_folds)
     if getattr(estimator, "lookback", 0) is None:  # every fold and trial shares the lookback a fit would pick
         estimator = clone(estimator).set_params(
