@@ -17,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 import tsk
 from tests.conftest import make_long
 from tests.estimators.test_classifier import waves
+from tests.estimators.test_points import shapes
 from tests.estimators.test_video import squares
 from tests.speech_fixtures import RATE, tones, voices
 from tsk.estimators import TRAINING_PARAMS, estimators
@@ -53,6 +54,12 @@ EXAMPLES: dict[str, tuple[Callable[[], Any], Callable[[], tuple[tuple, dict]], C
                                    enable_progress_bar=False, random_state=0),
         lambda: ((squares(8),), {}),
         lambda model: model.predict(squares(3, seed=3)[:, :4], n_frames=3),
+    ),
+    "PointCloudClassifier": (
+        lambda: tsk.PointCloudClassifier("s4d", d_model=8, grid_size=8, stages=2, group_size=8,
+                                         max_epochs=1, enable_progress_bar=False, random_state=0),
+        lambda: (shapes(12), {}),
+        lambda model: model.predict_proba(shapes(6, seed=3)[0]),
     ),
 }
 
