@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from results_io import append_row, machine
+from results_io import append_row, machine, run_in_workers
 
 import tsk
 from tsk.datasets import mnist_point_sets
@@ -48,9 +47,8 @@ MODELS = {  # name -> PointCloudClassifier arguments
 ANCHORS = HERE / "anchors.csv"  # the published figures (PointNet++ paper, Table 1)
 
 
-def run(model: str, seed: int, args: argparse.Namespace) -> dict:
-    """Train one model with one seed; its results row."""
-    torch.set_num_threads(args.threads)
+def run(model: str, seed: int, args: argparse.Namespace) -> None:
+    """Train one model with one seed; append its results row to `args.out`."""
     X, y = mnist_point_sets("train", root=args.root)
     X_test, y_test = mnist_point_sets("test", root=args.root)
     if args.n_train is not None:
@@ -73,12 +71,8 @@ def run(model: str, seed: int, args: argparse.Namespace) -> dict:
            "threads": torch.get_num_threads(), "torch": torch.__version__,
            "tsk": tsk.__version__, "date": dt.date.today().isoformat(),
            "grid_size": lion.get("grid_size", ""), "stages": lion.get("stages", "")}
+    append_row(args.out, COLUMNS, row)
     print(f"{model:11s} seed {seed}: test accuracy {accuracy:.4f}, {seconds:.0f} s", flush=True)
-    return row
-
-
-def _run(task: tuple) -> dict:
-    return run(*task)
 
 
 def write_report(results_path: Path, report_path: Path) -> None:
@@ -132,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.report_only:
         tasks = [(model, seed, args) for seed in args.seeds for model in args.models]
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            for row in pool.imap_unordered(_run, tasks):
-                append_row(args.out, COLUMNS, row)
+        run_in_workers(run, tasks, args.workers, args.threads)
     write_report(args.out, REPORT if args.out == RESULTS else args.out.with_suffix(".md"))
     return 0
 

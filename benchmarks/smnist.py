@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from results_io import append_row, machine
+from results_io import append_row, machine, run_in_workers
 
 import tsk
 from tsk.datasets.files import data_root
@@ -162,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(task, backbone, args.seed, args.minutes, args.data_dir, args.out)
                 for task in args.tasks for backbone in args.backbones
                 if (task, backbone, args.seed) not in recorded]
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(args.workers, initializer=torch.set_num_threads, initargs=(args.threads,),
-                          maxtasksperchild=1) as pool:
-            pool.starmap(run, runs, chunksize=1)
+        run_in_workers(run, runs, args.workers, args.threads)
     write_report(args.out, REPORT if args.out == RESULTS else args.out.with_suffix(".md"))
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import timm.optim
 import timm.scheduler
 import torch
 import torch.nn.functional as F
-from results_io import append_row, machine
+from results_io import append_row, machine, run_in_workers
 
 import tsk
 import tsk.vision  # noqa: F401  (registers the tsk_* models with timm)
@@ -152,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             recorded = {(r.model, r.seed) for r in pd.read_csv(args.out).itertuples()}
         runs = [(name, args.seed, args.epochs, args.data_dir, args.out) for name in args.models
                 if (name, args.seed) not in recorded]
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(args.workers, initializer=torch.set_num_threads, initargs=(args.threads,),
-                          maxtasksperchild=1) as pool:
-            pool.starmap(run, runs, chunksize=1)
+        run_in_workers(run, runs, args.workers, args.threads)
     write_report(args.out, REPORT if args.out == RESULTS else args.out.with_suffix(".md"))
     return 0
 

@@ -32,6 +32,17 @@ def data_dir() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """The data root holding the MNIST test digits (skips without them)."""
+    from tsk.datasets.mnist import MNIST_DIR
+
+    root = Path(os.environ["TSK_DATA_DIR"])
+    if not (root / MNIST_DIR).is_dir():
+        pytest.skip(f"MNIST digits not found under {root / MNIST_DIR} (set TSK_DATA_DIR)")
+    return root
+
+
 def make_long(n_series: int = 3, length: int = 80, freq: str = "h", seed: int = 0,
               exogenous: int = 0) -> pd.DataFrame:
     """Noisy sines of different phase and level, one per `unique_id`."""

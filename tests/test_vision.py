@@ -5,7 +5,6 @@ config, and a short training on MNIST digits."""
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 import warnings
@@ -278,14 +277,10 @@ def test_import_tsk_does_not_load_timm():
 
 
 @pytest.fixture(scope="module")
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
+def digits(mnist_root) -> tuple[torch.Tensor, torch.Tensor]:
     from tsk.datasets import load_mnist_digits
 
-    root = Path(os.environ["TSK_DATA_DIR"])
-    try:
-        images, labels = load_mnist_digits(root)
-    except FileNotFoundError:
-        pytest.skip(f"MNIST test digits not found under {root} (set TSK_DATA_DIR)")
+    images, labels = load_mnist_digits(mnist_root)
     x = torch.from_numpy(images[:, None].astype(np.float32) / 255.0)
     return (x - 0.5) / 0.5, torch.from_numpy(labels)
 

@@ -4,9 +4,7 @@ and the errors a user meets."""
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,14 +21,6 @@ from tsk.datasets.mnist import (
     render,
     resize_digits,
 )
-
-
-@pytest.fixture(scope="module")
-def mnist_root() -> Path:
-    root = Path(os.environ["TSK_DATA_DIR"])
-    if not (root / MNIST_DIR).is_dir():
-        pytest.skip(f"MNIST digits not found under {root / MNIST_DIR} (set TSK_DATA_DIR)")
-    return root
 
 
 @pytest.fixture(scope="module")

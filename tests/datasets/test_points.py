@@ -3,7 +3,6 @@ ModelNet layouts (small files written in the real formats), and the errors a use
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,6 @@ import pytest
 
 import tsk.datasets.points as points_module
 from tsk.datasets import load_mnist_digits, load_modelnet, mnist_point_sets, read_off, sample_surface
-from tsk.datasets.mnist import MNIST_DIR
-
-
-@pytest.fixture(scope="module")
-def mnist_root() -> Path:
-    root = Path(os.environ["TSK_DATA_DIR"])
-    if not (root / MNIST_DIR).is_dir():
-        pytest.skip(f"MNIST digits not found under {root / MNIST_DIR} (set TSK_DATA_DIR)")
-    return root
 
 
 @pytest.fixture(scope="module")
