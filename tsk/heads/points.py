@@ -259,15 +259,16 @@ class LIONNet(PointClassifierNet):
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}.")
         self.grid_size = grid_size
         self.encoder = VoxelEncoder(dims, n_features, d_model)
-        self.positions = nn.ModuleList()
-        self.layers = nn.ModuleList()
-        for stage in range(stages):
-            size = max(group_size >> stage, self.MIN_GROUP)
-            for index in range(depth):
-                self.positions.append(PositionEmbedding(dims, d_model))
-                self.layers.append(LIONLayer(make_backbone, index, order, size, window))
+        # per stage, its layers and the position embedding added before each
+        self.positions = nn.ModuleList(
+            nn.ModuleList(PositionEmbedding(dims, d_model) for _ in range(depth))
+            for _ in range(stages))
+        self.layers = nn.ModuleList(
+            nn.ModuleList(LIONLayer(make_backbone, index, order,
+                                    max(group_size >> stage, self.MIN_GROUP), window)
+                          for index in range(depth))
+            for stage in range(stages))
         self.merges = nn.ModuleList(VoxelMerging(d_model, dims) for _ in range(stages - 1))
-        self.depth = depth
         self.norm = nn.LayerNorm(d_model)
         self.head = ClassifierHead(2 * d_model, d_model, n_classes, dropout)
 
@@ -275,11 +276,11 @@ class LIONNet(PointClassifierNet):
                batch_size: int) -> torch.Tensor:
         voxels, inverse = voxelize(coords, batch, self.grid_size, batch_size)
         voxels = voxels.with_features(self.encoder(coords, features, voxels, inverse))
-        for i, (position, layer) in enumerate(zip(self.positions, self.layers, strict=True)):
-            voxels = layer(voxels.with_features(voxels.features + position(voxels)))
-            stage, last_of_stage = divmod(i + 1, self.depth)
-            if last_of_stage == 0 and stage - 1 < len(self.merges):
+        for stage, (positions, layers) in enumerate(zip(self.positions, self.layers, strict=True)):
+            if stage:  # to the grid at half the resolution
                 voxels = self.merges[stage - 1](voxels, neighbour_table(voxels))
+            for position, layer in zip(positions, layers, strict=True):
+                voxels = layer(voxels.with_features(voxels.features + position(voxels)))
         x = self.norm(voxels.features)
         pooled = torch.cat([scatter_max(x, voxels.batch, batch_size),
                             scatter_mean(x, voxels.batch, batch_size)], dim=1)

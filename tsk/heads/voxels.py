@@ -164,15 +164,14 @@ def serial_order(voxels: Voxels, order: str, layer: int, window: int) -> torch.T
     if order == "xy":
         axes = (1, 0, *range(2, dims)) if swapped else tuple(range(dims))
         code = window_code(coords, voxels.size, window, axes, shift=(layer // 2) % 2 == 1)
-        span = (-(-voxels.size // window) + 1) ** dims * window**dims
     elif order in ("hilbert", "z"):
         if swapped:
             coords = coords[:, [1, 0, *range(2, dims)]]
         bits = bits_for(voxels.size)
         code = (hilbert_code if order == "hilbert" else morton_code)(coords, bits)
-        span = 1 << (bits * dims)
     else:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}.")
+    span = int(code.max()) + 1 if len(code) else 1  # any bound above every code keeps clouds apart
     return torch.argsort(voxels.batch * span + code)
 
 
