@@ -34,8 +34,17 @@ COLUMNS = [
     "n_windows", "params", "epochs", "train_seconds", "seconds_per_epoch", "max_epochs",
     "batch_size", "learning_rate", "d_model", "n_layers", "ridge_init", "start_kept",
     "instance_norm", "tokens", "machine",
-    "cpus", "torch", "tsk", "date", "time_features", "backbone_kwargs",
+    "cpus", "torch", "tsk", "date", "time_features", "backbone_kwargs", "recipe",
+    "linear_start_mse", "seasonal_naive_mse",
 ]
+
+RECIPE = "v2"
+"""The training recipe the Forecaster's defaults give, recorded with each row (rows without one
+are "v1"). v1 (to 2026-12-03): the ridge start's skip trained with the rest at lr 1e-4, validation
+once per epoch, S4's SSM parameters at lr 1e-3 whatever the global rate. v2: the ridge start
+frozen while the deep part learns at lr 1e-3, validation at most 500 steps apart, SSM rates
+capped at the global rate (`min(1e-3, lr)`, the S4 authors'). README.md (in this folder) says
+more."""
 
 
 # an on/off option of the Forecaster whose default (None) the model decides
@@ -64,7 +73,7 @@ def key(row: dict) -> tuple[str, ...]:
             str(row.get("protocol") or "tslib"), str(row.get("ridge_init") or False),
             str(row.get("instance_norm") or "on"), str(row.get("tokens") or "time"),
             str(float(row["learning_rate"])), str(row.get("time_features") or False),
-            str(row.get("backbone_kwargs") or ""))
+            str(row.get("backbone_kwargs") or ""), str(row.get("recipe") or "v1"))
 
 
 def cell_model(args: argparse.Namespace, backbone: str, **params) -> tsk.Forecaster:
@@ -87,7 +96,7 @@ def resolved_choices(args: argparse.Namespace, backbone: str) -> dict:
     model = cell_model(args, backbone)
     tokens = model._resolve_tokens(args.lookback)
     ridge = model._ridge_start(tokens)
-    return {"ridge_init": ridge, "tokens": tokens, "learning_rate": model._learning_rate(ridge),
+    return {"ridge_init": ridge, "tokens": tokens, "learning_rate": model._learning_rate(),
             "time_features": model._resolve_time_features(),
             "d_model": tsk.backbones.make_config(backbone, **model._backbone_config(args.lookback)).d_model}
 
@@ -111,7 +120,7 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         split = split.univariate("OT")
     model = cell_model(args, backbone, horizon=horizon, random_state=seed)
     model.fit(split.train(), val_df=split.validation(args.lookback), checkpoint_dir=checkpoint_dir)
-    metrics = model.evaluate(split.test(args.lookback))
+    metrics = model.evaluate(split.test(args.lookback), baselines=True)
     summary = model.fit_summary_
     epochs = max(summary.epochs, 1)
     backbone_config = tsk.backbones.make_config(backbone, **model._backbone_config(model.lookback_))
@@ -130,7 +139,9 @@ def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str
         "tokens": model.tokens_, "machine": machine(), "cpus": os.cpu_count(),
         "torch": torch.__version__, "tsk": tsk.__version__,
         "date": dt.date.today().isoformat(), "time_features": model.time_features_,
-        "backbone_kwargs": args.backbone_kwargs or "",
+        "backbone_kwargs": args.backbone_kwargs or "", "recipe": RECIPE,
+        "linear_start_mse": f"{metrics['linear_start_mse']:.4f}",
+        "seasonal_naive_mse": f"{metrics['seasonal_naive_mse']:.4f}",
     }
 
 
@@ -153,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="default: the Forecaster's (1e-4 from the ridge start, else 1e-3)")
+                        help="default: the Forecaster's (1e-3)")
     parser.add_argument("--ridge-start", choices=["default", "on", "off"], default="default",
                         help="start from the closed-form ridge forecast: the Forecaster's choice "
                              "(the generic head: on; a paper's network: off), or forced on / off")
@@ -174,13 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def default_choices(backbone: str) -> dict:
+def default_choices(backbone: str, recipe: str = RECIPE) -> dict:
     """The row fields of a multivariate TSLib cell run with every option at its default, i.e.
-    what `Forecaster(backbone)` does with no other arguments (lookback 336)."""
+    what `Forecaster(backbone)` does with no other arguments (lookback 336), under `recipe`
+    (v1's default step from the ridge start was 1e-4)."""
     args = build_parser().parse_args([])
+    choices = resolved_choices(args, backbone)
+    if recipe == "v1" and choices["ridge_init"]:
+        choices["learning_rate"] = 1e-4
     return {"setting": args.setting, "protocol": args.protocol, "lookback": args.lookback,
-            "instance_norm": args.instance_norm, "backbone_kwargs": "",
-            **resolved_choices(args, backbone)}
+            "instance_norm": args.instance_norm, "backbone_kwargs": "", "recipe": recipe,
+            **choices}
 
 
 def main() -> int:
@@ -195,7 +210,7 @@ def main() -> int:
                     cell = key({"dataset": dataset, "horizon": horizon, "backbone": backbone,
                                 "lookback": args.lookback, "seed": seed, "setting": args.setting,
                                 "protocol": args.protocol, "instance_norm": args.instance_norm,
-                                "backbone_kwargs": args.backbone_kwargs,
+                                "backbone_kwargs": args.backbone_kwargs, "recipe": RECIPE,
                                 **resolved_choices(args, backbone)})
                     if cell in done:
                         print(f"skip {cell}: already recorded", flush=True)

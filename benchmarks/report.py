@@ -28,6 +28,7 @@ PAGES = ("accuracy", "classification", "smnist", "speech", "tuning", "kernels", 
          "video", "points", "vision")
 
 ANCHORS = Path(__file__).parent / "anchors.csv"  # the published numbers and their sources
+RECIPE = "v2"  # the current training recipe (accuracy.RECIPE, without importing torch)
 
 
 def published(task: str, model: str) -> dict[tuple[str, int], tuple[float, float]]:
@@ -62,7 +63,11 @@ def read_results(path: Path) -> pd.DataFrame:
     start, time-step tokens, window normalization (RevIN) on, no calendar inputs, no other
     backbone options."""
     results = pd.read_csv(path)
-    return results.assign(ridge_init=results.ridge_init.fillna(False).astype(bool),
+    for column in ("recipe", "linear_start_mse"):  # absent from files written before them
+        if column not in results:
+            results[column] = None
+    return results.assign(recipe=results.recipe.fillna("v1"),
+                          ridge_init=results.ridge_init.fillna(False).astype(bool),
                           start_kept=results.start_kept.fillna(False).astype(bool),
                           tokens=results.tokens.fillna("time"),
                           instance_norm=results.instance_norm.fillna("on"),
@@ -129,7 +134,7 @@ def timing(cell: pd.DataFrame) -> str:
 
 # the columns that tell one multivariate cell's runs from another's (seeds are averaged)
 CELL = ["dataset", "horizon", "backbone", "lookback", "tokens", "ridge_init", "learning_rate",
-        "time_features", "instance_norm", "d_model", "backbone_kwargs"]
+        "time_features", "instance_norm", "d_model", "backbone_kwargs", "recipe"]
 
 
 def render(results: pd.DataFrame) -> str:
@@ -139,11 +144,12 @@ def render(results: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     grouped = results[results.setting == "M"].groupby(CELL)
-    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, norm, _, kwargs), cell \
-            in grouped:
+    for (data, horizon, backbone, lookback, tokens, ridge_init, lr, calendar, norm, _, kwargs,
+         recipe), cell in grouped:
         backbone = backbone_label(backbone, kwargs)
         notes = [n for n, on in ((tokens, tokens != "time"), ("calendar", calendar),
-                                 ("no RevIN", norm == "off")) if on]
+                                 ("no RevIN", norm == "off"), (f"recipe {recipe}", recipe != "v1"))
+                 if on]
         lookback = f"{lookback} ({', '.join(notes)})" if notes else lookback
         start = start_text(ridge_init, cell)
         mse, mae = cell.mse.mean(), cell.mae.mean()
@@ -163,38 +169,77 @@ def render(results: pd.DataFrame) -> str:
 
 
 def render_defaults(results: pd.DataFrame) -> str:
-    """One MSE per ETT cell and backbone at `Forecaster(backbone)`'s defaults (lookback 336; for
-    the generic head: patches, the ridge start, lr 1e-4; a paper's own network as its paper; mean
-    over seeds), beside the best published MSE and the floor. Bold: at or below the best
-    published, to 3 decimals; k: the ridge start was kept."""
-    defaults = pd.concat([at_defaults(results[results.backbone == name], name)
-                          for name in results.backbone.unique()])
+    """One MSE per ETT cell and backbone at `Forecaster(backbone)`'s defaults (lookback 336; the
+    generic head from the ridge start, a paper's own network as its paper; mean over seeds), the
+    newest recipe's rows where a cell has them, beside the linear start, the best published MSE
+    and the floor. A backbone whose fit kept the linear start (no validation beat it) says
+    "start": that number is the linear start's, in its own column. Bold: at or below the best
+    published, to 3 decimals."""
+    defaults = default_rows(results)
     names = sorted(defaults.backbone.unique())
-    rows = [f"| data | H | {' | '.join(names)} | best published | linear floor |",
-            "|---|---|" + "---|" * (len(names) + 2)]
+    rows = [f"| data | H | {' | '.join(names)} | linear start | best published | linear floor |",
+            "|---|---|" + "---|" * (len(names) + 3)]
     for (data, horizon), published in PUBLISHED.items():
         best, texts = BEST_PUBLISHED_MSE[(data, horizon)], []
+        cells = defaults[(defaults.dataset == data) & (defaults.horizon == horizon)]
         for name in names:
-            cell = defaults[(defaults.dataset == data) & (defaults.horizon == horizon)
-                            & (defaults.backbone == name)]
+            cell = cells[cells.backbone == name]
             if cell.empty:
                 texts.append("")
                 continue
             mse = cell.mse.mean()
-            text = f"{mse:.3f}" + (" k" if cell.start_kept.all() else "")
-            texts.append(f"**{text}**" if round(mse, 3) <= best else text)
-        rows.append(f"| {data} | {horizon} | {' | '.join(texts)} | {best:.3f} | "
+            old = "" if (cell.recipe == RECIPE).all() else " ¹"
+            if cell.start_kept.all():
+                texts.append("start" + old)
+                continue
+            texts.append((f"**{mse:.3f}**" if round(mse, 3) <= best else f"{mse:.3f}") + old)
+        start = linear_start(cells)
+        rows.append(f"| {data} | {horizon} | {' | '.join(texts)} | "
+                    f"{'' if pd.isna(start) else f'{start:.3f}'} | {best:.3f} | "
                     f"{published[2].split(' / ')[0]} |")
     return "\n".join(rows)
 
 
+def default_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """Every backbone's rows at its defaults (`at_defaults`), each cell's newest recipe only."""
+    defaults = pd.concat([at_defaults(results[results.backbone == name], name)
+                          for name in results.backbone.unique()])
+    newest = defaults.groupby(["dataset", "horizon", "backbone"]).recipe.transform("max")
+    return defaults[defaults.recipe == newest]
+
+
+def linear_start(cell: pd.DataFrame) -> float:
+    """The test MSE of a cell's linear start (the same closed form for every backbone at the
+    defaults): recorded beside each newer row, or the MSE of a row that kept it; NaN if none."""
+    recorded = cell.linear_start_mse.dropna()
+    if len(recorded):
+        return float(recorded.astype(float).mean())
+    kept = cell[cell.start_kept & cell.ridge_init]
+    return float(kept.mse.mean()) if len(kept) else float("nan")
+
+
+def deep_part_summary(results: pd.DataFrame) -> str:
+    """One line: in how many default cells the deep part beat the linear start it began from."""
+    defaults = default_rows(results[(results.setting == "M")
+                                    & results.dataset.str.startswith("ETT")])
+    started = defaults[defaults.ridge_init]
+    cells = started.groupby(["dataset", "horizon", "backbone"])
+    improved = sum(not cell.start_kept.all() and not (cell.mse.mean() >= linear_start(cell))
+                   for _, cell in cells)
+    return (f"The deep part improved on the linear start it began from in **{improved} of the "
+            f"{cells.ngroups} default ETT cells** started there (kept by validation and, where the "
+            "start's test MSE is known, lower on test); in the others the number is the linear "
+            "start's.")
+
+
 def at_defaults(rows: pd.DataFrame, backbone: str) -> pd.DataFrame:
     """The rows of one backbone whose cell (`accuracy.key`) stays the same when every choice is
-    set to `Forecaster(backbone)`'s own."""
+    set to `Forecaster(backbone)`'s own under the row's recipe."""
     from accuracy import default_choices, key  # imports torch and tsk: only when a table needs it
 
-    defaults = default_choices(backbone)
-    return rows[[key(row) == key({**row, **defaults}) for row in rows.to_dict("records")]]
+    defaults = {recipe: default_choices(backbone, recipe) for recipe in rows.recipe.unique()}
+    return rows[[key(row) == key({**row, **defaults[row["recipe"]]})
+                 for row in rows.to_dict("records")]]
 
 
 def best_published_summary(results: pd.DataFrame) -> str:
@@ -225,10 +270,12 @@ def main() -> int:
         "closed-form ridge floor of benchmarks/anchors.csv (lookback 336). 'start': random weights, or the "
         "closed-form ridge start of the forecasting head ('kept' when no epoch beat it)."
     )
-    table = ("At the defaults, MSE per backbone (bold: at or below the best published MSE; k: no "
-             "epoch beat the closed-form ridge start, so it was kept and the row is that start's "
-             "forecast):\n\n" + render_defaults(results) + "\n\nEvery run:\n\n" + render(results)
-             + "\n\n" + best_published_summary(results))
+    table = ("At the defaults, MSE per backbone (bold: at or below the best published MSE; "
+             "'start': no validation beat the closed-form linear start, so the fit kept it and "
+             "the number is the linear start's, in its column; ¹: measured under recipe v1, "
+             "before the current training recipe, see benchmarks/README.md):\n\n"
+             + render_defaults(results) + "\n\n" + deep_part_summary(results)
+             + "\n\nEvery run:\n\n" + render(results) + "\n\n" + best_published_summary(results))
     out = args.results.with_suffix(".md")
     text = ("# Forecasting accuracy (TSLib protocol, multivariate, all test windows)\n\n"
             f"{intro}\n\n{table}\n")

@@ -399,8 +399,8 @@ def test_default_lookback_follows_the_data():
     assert tsk.Forecaster("s4d", **{**params, "lookback": 7}).resolve_lookback(df) == 7
 
 
-def test_default_step_size_is_smaller_from_the_ridge_start(long_df):
-    assert tsk.Forecaster("s4d", **TINY).fit(long_df).learning_rate_ == 1e-4
+def test_the_default_step_size_is_the_same_from_either_start(long_df):
+    assert tsk.Forecaster("s4d", **TINY).fit(long_df).learning_rate_ == 1e-3
     assert tsk.Forecaster("s4d", ridge_init=False, **TINY).fit(long_df).learning_rate_ == 1e-3
     assert tsk.Forecaster("s4d", learning_rate=0.02, **TINY).fit(long_df).learning_rate_ == 0.02
 
@@ -556,3 +556,42 @@ def test_a_grid_backbone_forecasts_the_channels_jointly(wide_df, tmp_path):
         tsk.Forecaster("chimera", channel_independent=True, **TINY).fit(wide_df)
     with pytest.raises(ValueError, match="already reads the variates"):
         tsk.Forecaster("chimera", tokens="variates", **TINY).fit(wide_df)
+
+
+def test_every_fit_reports_its_baselines_and_evaluate_scores_them(tmp_path):
+    """`fit_summary_.baselines` holds the validation loss of the linear start and of the
+    seasonal-naive forecast (a day back for hourly data); `evaluate(baselines=True)` scores both
+    on the user's windows beside the model, with the model's skill over each."""
+    df = make_long(n_series=2, length=200)
+    kept = tsk.Forecaster("s4d", **{**TINY, "learning_rate": 50.0}).fit(df)  # the start is kept
+    assert kept.fit_summary_.start_kept and kept.season_length_ == 24
+    baselines = kept.fit_summary_.baselines
+    assert set(baselines) == {"linear_start", "seasonal_naive"}
+    assert baselines["linear_start"] == pytest.approx(kept.fit_summary_.best_val_loss, rel=1e-5)
+    scores = kept.evaluate(df, baselines=True)
+    assert scores["linear_start_mse"] == pytest.approx(scores["mse"], rel=1e-5)
+    assert scores["skill_linear_start"] == pytest.approx(0.0, abs=1e-5)
+    # the seasonal naive by hand: each series' value one season (24 h) before each target
+    lookback, horizon = kept.lookback_, kept.horizon
+    errors = []
+    for _, series in df.groupby("unique_id"):
+        y = series["y"].to_numpy()
+        mean, std = y[:160].mean(), y[:160].std()  # the scaler of the training rows (80%)
+        z = (y - mean) / std
+        for start in range(len(y) - lookback - horizon + 1):
+            steps = start + lookback + np.arange(horizon)
+            window_start = start + lookback - 24
+            repeat = window_start + np.arange(horizon) % 24 if lookback >= 24 else \
+                np.full(horizon, start + lookback - 1)
+            errors.append((z[steps] - z[repeat]) ** 2)
+    assert scores["seasonal_naive_mse"] == pytest.approx(np.mean(errors), rel=1e-5)
+    assert scores["skill_seasonal_naive"] == pytest.approx(
+        1 - scores["mse"] / scores["seasonal_naive_mse"])
+    kept.save(tmp_path / "model")
+    again = tsk.load(tmp_path / "model").evaluate(df, baselines=True)
+    assert again == pytest.approx(scores)
+    # season_length overrides the frequency's; from random weights the linear start is solved too
+    random = tsk.Forecaster("s4d", **TINY, ridge_init=False, season_length=12).fit(df)
+    assert random.season_length_ == 12 and set(random.fit_summary_.baselines) == set(baselines)
+    assert random.evaluate(df, baselines=True)["linear_start_mse"] == pytest.approx(
+        scores["linear_start_mse"], rel=1e-4)

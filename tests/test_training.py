@@ -9,6 +9,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import RandomSampler
 
+import tsk
+from tsk import training
 from tsk.training import ReplayableSampler
 
 
@@ -72,6 +74,9 @@ def test_validation_interval_under_a_step_budget():
     assert validation_interval(loader, 30, None) == 3  # a tenth of a budget within one epoch
     assert validation_interval(loader, 155, None) == 16  # across an epoch end
     assert validation_interval(loader, 5000, None) == 100  # long budgets: once per epoch
+    long_epoch = torch.utils.data.DataLoader(range(1201))  # cut into three parts of <= 500
+    assert validation_interval(long_epoch, None, None) == 401
+    assert validation_interval(long_epoch, 300, None) == 30
     assert validation_interval(loader, 30, None, limit_train_batches=2) == 2
     assert validation_interval(loader, 5000, None, limit_train_batches=0.5) == 50
     for bad in (0, -3, 2.5, True):
@@ -131,3 +136,13 @@ def test_patience_counts_validations_on_a_step_schedule():
     model.fit(make_long(n_series=2, length=120))
     assert record.validated == [5, 10]
     assert [h["step"] for h in model.fit_summary_.history] == [5, 10]
+
+
+def test_an_ssm_learning_rate_is_a_ceiling():
+    """S4's SSM parameters step at min(ssm_lr, learning_rate), as its authors' example does: a
+    fit with a smaller global step does not move them faster than the rest."""
+    model = tsk.backbones.create("s4d", d_model=8, n_layers=1, d_state=8, ssm_lr=1e-3)
+    for rate, expected in ((1e-2, 1e-3), (1e-4, 1e-4)):
+        groups = training.TaskModule(model, learning_rate=rate).configure_optimizers()
+        rates = sorted(g["lr"] for g in groups["optimizer"].param_groups)
+        assert rates == sorted([rate, expected]), rate

@@ -63,7 +63,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         lookback = model.resolve_lookback(split.train())
         model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
         test = split.test(lookback)
-        metrics = model.evaluate(test)
+        metrics = model.evaluate(test, baselines=True)
         forecast = model.predict(test)
         name = split.name
     else:
@@ -73,19 +73,20 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             from_end = frame.groupby("unique_id", observed=True).cumcount(ascending=False)
             model.fit(frame[~(from_end < args.horizon)], checkpoint_dir=checkpoints)
             keep = from_end < args.horizon + model.lookback_
-            metrics = model.evaluate(frame[keep])
+            metrics = model.evaluate(frame[keep], baselines=True)
             forecast = model.predict(frame)
         else:
             split = load_csv(args.data)
             lookback = model.resolve_lookback(split.train())
             model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
             test = split.test(lookback)
-            metrics = model.evaluate(test)
+            metrics = model.evaluate(test, baselines=True)
             forecast = model.predict(test)
         name = Path(args.data).name
     summary = model.fit_summary_
     report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
-              "lookback": model.lookback_, **metrics, "epochs": summary.epochs,
+              "lookback": model.lookback_, **metrics, "start_kept": summary.start_kept,
+              "epochs": summary.epochs,
               "train_seconds": round(summary.train_seconds, 2)}
     print(json.dumps(report, indent=2))
     write_table(forecast, args.out)
@@ -104,8 +105,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     frame = load_dataset(args.dataset, args.data_dir).frame if args.dataset else read_table(args.data)
     model = _forecaster(args).fit(frame, checkpoint_dir=args.checkpoint_dir)
     model.save(args.out)
-    print(f"Saved the model to {args.out} (best validation loss "
-          f"{model.fit_summary_.best_val_loss:.4f}, {model.fit_summary_.epochs} epochs)")
+    summary = model.fit_summary_
+    baselines = ", ".join(f"{name.replace('_', ' ')} {loss:.4f}"
+                          for name, loss in summary.baselines.items())
+    print(f"Saved the model to {args.out} (best validation loss {summary.best_val_loss:.4f}"
+          f"{'' if not baselines else f'; {baselines}'}; {summary.epochs} epochs"
+          f"{'; the linear start was kept' if summary.start_kept else ''})")
     return 0
 
 
@@ -402,7 +407,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="a training budget in optimizer steps (validated every tenth)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="default 1e-4 from the ridge start, else 1e-3")
+                        help="default 1e-3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 VALIDATIONS_PER_BUDGET = 10
 """Validations a step budget gets at least (`validation_interval`), however few epochs it spans."""
 
+LONG_EPOCH_STEPS = 500
+"""Training steps a fit goes at most without validation (`validation_interval`): a long epoch
+(ETTm1's 3,700 steps of 64 windows) is validated several times, so early stopping and the best
+checkpoint see a model that peaks within its first epoch (a deep part started beside a
+closed-form linear map can overfit in a few hundred steps)."""
+
 MID_EPOCH_CHECKPOINT_SECONDS = 600.0
 """How often a resumable fit also rewrites `last.ckpt` within an epoch: at most this much
 training is lost to an interruption, however long an epoch runs."""
@@ -55,9 +61,11 @@ class TaskModule(L.LightningModule):
     added to the training loss (the logged `train_loss` is the task loss alone).
 
     A parameter with an `_optim` dict (e.g. `{"lr": 1e-3, "weight_decay": 0.0}`, as SSM
-    parameters carry) gets its own optimizer group. The learning rate follows a cosine over the
-    steps the fit may take (`max_epochs` epochs, or `max_steps` when that comes first), updated
-    every step, so a fit cut short by a step budget still anneals.
+    parameters carry) gets its own optimizer group. Its `lr` is a ceiling: the group steps at
+    `min(lr, learning_rate)`, the S4 authors' rule (state-spaces/s4 example.py), so a small
+    global rate (fine-tuning a closed-form start) is not overridden by a faster SSM rate. The
+    learning rate follows a cosine over the steps the fit may take (`max_epochs` epochs, or
+    `max_steps` when that comes first), updated every step, so a fit cut short by a step budget still anneals.
     """
 
     def __init__(self, net: nn.Module, learning_rate: float, weight_decay: float = 0.0,
@@ -102,7 +110,8 @@ class TaskModule(L.LightningModule):
             else:
                 groups.setdefault(tuple(sorted(hint.items())), []).append(param)
         param_groups = [{"params": default}] + [
-            {"params": params, **dict(key)} for key, params in groups.items()
+            {"params": params, **_capped(dict(key), self.learning_rate)}
+            for key, params in groups.items()
         ]
         optimizer = torch.optim.AdamW(
             param_groups, lr=self.learning_rate, weight_decay=self.weight_decay
@@ -115,12 +124,21 @@ class TaskModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def _capped(hint: dict[str, Any], learning_rate: float) -> dict[str, Any]:
+    """An optimizer hint with its `lr` (a ceiling) no higher than the global `learning_rate`."""
+    if "lr" in hint:
+        hint["lr"] = min(hint["lr"], learning_rate)
+    return hint
+
+
 @dataclass
 class FitSummary:
     """What a fit did: epochs run, the validation loss of the weights it kept, wall-clock
     seconds, whether the starting weights (a closed-form warm start) beat every epoch and were
     kept, the validation metric it followed (`monitor`) and that metric's kept value
-    (`best_score`), and every epoch's validation metrics (`history`)."""
+    (`best_score`), every epoch's validation metrics (`history`), and the validation loss of
+    each simple baseline the estimator scored beside the model (`baselines`, e.g. a forecaster's
+    linear start and seasonal-naive forecast): whether the trained model earned its keep."""
 
     epochs: int
     best_val_loss: float
@@ -130,6 +148,7 @@ class FitSummary:
     monitor: str = "val_loss"
     best_score: float = float("nan")
     history: list[dict[str, float]] = field(default_factory=list)
+    baselines: dict[str, float] = field(default_factory=dict)
 
 
 class ReplayableSampler(RandomSampler):
@@ -521,7 +540,8 @@ def validation_interval(train_loader: DataLoader, max_steps: int | None,
                         val_check_steps: int | None, limit_train_batches: Any = None) -> int | None:
     """Training steps between validations, or None for once per epoch (Lightning's default).
 
-    `val_check_steps` when given; once per epoch when neither it nor `max_steps` is. Under a
+    `val_check_steps` when given; else once per epoch, or where an epoch is longer than
+    `LONG_EPOCH_STEPS` at the ends of its equal parts no longer than that. Under a
     step budget, every `ceil(max_steps / VALIDATIONS_PER_BUDGET)` steps or once per epoch,
     whichever is more often, counted across epoch ends: a fit that its budget ends within (or
     soon after) an epoch is still validated several times, and its last steps are too (Lightning
@@ -529,15 +549,17 @@ def validation_interval(train_loader: DataLoader, max_steps: int | None,
     """
     if val_check_steps is not None:
         return _positive_int("val_check_steps", val_check_steps)
-    if max_steps is None:
-        return None
-    _positive_int("max_steps", max_steps)
     per_epoch = len(train_loader)
     if isinstance(limit_train_batches, int) and not isinstance(limit_train_batches, bool):
         per_epoch = min(per_epoch, limit_train_batches)
     elif isinstance(limit_train_batches, float):
         per_epoch = max(1, int(per_epoch * limit_train_batches))
-    return max(1, min(per_epoch, math.ceil(max_steps / VALIDATIONS_PER_BUDGET)))
+    # a long epoch is cut into equal parts of at most LONG_EPOCH_STEPS, each ending in validation
+    every = math.ceil(per_epoch / math.ceil(per_epoch / LONG_EPOCH_STEPS)) if per_epoch else 1
+    if max_steps is None:
+        return every if every < per_epoch else None
+    _positive_int("max_steps", max_steps)
+    return max(1, min(every, math.ceil(max_steps / VALIDATIONS_PER_BUDGET)))
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -568,3 +590,16 @@ def _to_cpu(output: Any) -> Any:
     if isinstance(output, list | tuple):
         return type(output)(_to_cpu(value) for value in output)
     return output
+
+
+def mean_loss(net: nn.Module, loader: DataLoader) -> float:
+    """`net.loss` over every batch of `loader` (on the CPU, in eval mode), averaged over samples
+    as Lightning averages `val_loss`: what a fit's validation would score for `net`."""
+    net.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for batch in loader:
+            size = len(batch[BATCH_INPUTS])
+            total += float(net.loss(run_net(net, batch), batch)) * size
+            count += size
+    return total / count if count else float("nan")

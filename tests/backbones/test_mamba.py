@@ -1,5 +1,5 @@
 """Mamba: the paper's initialisation, the selective_scan kernel op, step() == forward, the
-bidirectional variant, optimizer hints and a tiny fit."""
+bidirectional variant, S-Mamba's post-norm layout, optimizer hints and a tiny fit."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import tsk.backbones.mamba as mamba_module
 from tsk.backbones import create
-from tsk.backbones.mamba import BidirectionalMamba, MambaMixer
+from tsk.backbones.common import dropout
+from tsk.backbones.mamba import BidirectionalMamba, MambaMixer, SMambaEncoder
 from tsk.training import TaskModule
 
 SMALL = {"d_model": 16, "n_layers": 2, "d_state": 8}
@@ -153,14 +155,109 @@ def test_fit_reduces_the_loss(long_df, fit_losses):
     assert len(model.predict()) == 3 * 4
 
 
-def test_s_mamba_layout_fit(wide_df, fit_losses):
-    """S-Mamba: variates and calendar features as tokens, bidirectional Mamba blocks each
-    followed by a feed-forward sublayer."""
+def test_pre_norm_variant_on_variate_tokens_fits(wide_df, fit_losses):
+    """tsk's own variant of S-Mamba: its tokens (variates and calendar features), bidirectional
+    blocks with feed-forward sublayers, in the pre-norm RMSNorm stack."""
     model, losses = fit_losses(wide_df, "mamba", tokens="variates", channel_independent=False,
                                time_features=True,
                                backbone_kwargs={"bidirectional": True, "d_ff": 16})
     assert losses[-1] < losses[0]
     assert model.n_inputs_ == 3 + 5  # three variates, five calendar features of 15-minute data
+    assert list(model.predict().columns) == ["ds", "c0", "c1", "c2"]
+
+
+S_MAMBA = {"d_model": 10, "n_layers": 2, "d_state": 3, "d_conv": 2, "expand": 1, "d_ff": 14,
+           "layout": "s-mamba", "bidirectional": True}
+
+
+def s_mamba_by_hand(model: torch.nn.Module, x: torch.Tensor, p: float) -> torch.Tensor:
+    """S-Mamba's encoder written out from the model's own submodules: per layer
+    `x1 = norm1(x + fwd(x) + flip(rev(flip(x))))`, `norm2(x1 + drop(W2 drop(gelu(W1 x1))))`,
+    then a final norm; dropout draws in the order the layer makes them."""
+    for layer in model.stack.layers:
+        fwd, rev = layer.mixer.forward_mixer, layer.mixer.backward_mixer
+        x1 = layer.norm1(x + fwd(x) + rev(x.flip(1)).flip(1))
+        w1, w2 = layer.feed_forward.net[0], layer.feed_forward.net[3]
+        ffn = w2(dropout(F.gelu(w1(x1)), p))
+        x = layer.norm2(x1 + dropout(ffn, p))
+    return model.stack.final_norm(x)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_s_mamba_layout_is_its_post_norm_encoder(p):
+    torch.manual_seed(0)
+    model = create("mamba", **S_MAMBA, dropout=p).train(p > 0)
+    assert isinstance(model.stack, SMambaEncoder) and len(model.stack.layers) == 2
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm | torch.nn.RMSNorm)]
+    assert len(norms) == 2 * 2 + 1 and all(isinstance(m, torch.nn.LayerNorm) for m in norms)
+    assert all(m.eps == 1e-5 for m in norms)
+    with torch.no_grad():  # non-trivial affine terms, so a norm after a norm is not the identity
+        for norm in norms:
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.normal_()
+    layer = model.stack.layers[0]
+    forward, backward = layer.mixer.forward_mixer, layer.mixer.backward_mixer
+    assert forward.conv1d.kernel_size == (2,) and forward.d_inner == 10  # d_conv 2, expand 1
+    assert forward.in_proj.weight.data_ptr() != backward.in_proj.weight.data_ptr()  # not shared
+    assert layer.feed_forward.net[0].weight.shape == (14, 10)
+    x = torch.randn(3, 7, 10)
+    torch.manual_seed(1)
+    got = model(x)
+    torch.manual_seed(1)
+    want = s_mamba_by_hand(model, x, p)
+    torch.testing.assert_close(got, want)
+
+
+def test_s_mamba_layout_reads_both_directions():
+    torch.manual_seed(0)
+    model = create("mamba", **S_MAMBA).eval()
+    x = torch.randn(2, 9, 10)
+    future = x.clone()
+    future[:, 6:] += torch.randn_like(future[:, 6:])
+    with torch.no_grad():
+        assert (model(x)[:, :6] - model(future)[:, :6]).abs().max() > 1e-3  # not causal
+        # with the backward block a copy of the forward one, reversing the input reverses the
+        # output: both directions enter the same way
+        for layer in model.stack.layers:
+            layer.mixer.backward_mixer.load_state_dict(layer.mixer.forward_mixer.state_dict())
+        torch.testing.assert_close(model(x.flip(1)), model(x).flip(1), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="bidirectional"):
+        model.initial_state(2)
+
+
+@pytest.mark.parametrize("length", [1, 5])
+def test_causal_s_mamba_layout_steps_like_forward(length):
+    """Without the reversed block the post-norm layer is causal (norms and feed-forward act per
+    token), so step() runs it."""
+    torch.manual_seed(2)
+    model = create("mamba", **{**S_MAMBA, "bidirectional": False}).eval()
+    assert all(isinstance(layer.mixer, MambaMixer) for layer in model.stack.layers)
+    x = torch.randn(3, length, 10)
+    with torch.no_grad():
+        full = model(x)
+        state, outputs = model.initial_state(3), []
+        for t in range(length):
+            y, state = model.step(x[:, t], state)
+            outputs.append(y)
+    torch.testing.assert_close(torch.stack(outputs, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_layout_is_checked():
+    with pytest.raises(ValueError, match="layout must be one of 'pre-norm', 's-mamba', got 'post'"):
+        create("mamba", **SMALL, layout="post")
+
+
+def test_s_mamba_layout_fits_on_variate_tokens(wide_df, fit_losses):
+    """S-Mamba: variates and calendar features as tokens through its post-norm encoder."""
+    backbone_kwargs = {key: S_MAMBA[key] for key in ("d_state", "d_conv", "expand", "layout",
+                                                    "bidirectional")}
+    model, losses = fit_losses(wide_df, "mamba", tokens="variates", channel_independent=False,
+                               time_features=True, max_epochs=1,
+                               backbone_kwargs={**backbone_kwargs, "d_ff": 16})
+    assert len(losses) == 1 and math.isfinite(losses[0])
+    (encoder,) = [m for m in model.net_.modules() if isinstance(m, SMambaEncoder)]
+    assert encoder.layers[0].feed_forward.net[0].out_features == 16
+    assert model.n_inputs_ == 3 + 5
     assert list(model.predict().columns) == ["ds", "c0", "c1", "c2"]
 
 

@@ -1,5 +1,6 @@
 """S4: HiPPO-LegS and its NPLR form, the Cauchy/Woodbury/FFT kernel against a dense power
-series, step() == forward, the bidirectional kernel, optimizer hints and a tiny fit."""
+series, the learned C~ (its length, other lengths, doubling, saved models), the clip of Im(B~),
+step() == forward, the bidirectional kernel, optimizer hints and a tiny fit."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import math
 
 import pytest
 import torch
+from safetensors.torch import load, save
 
-from tsk.backbones import create
+from tsk.backbones import create, s4
 from tsk.backbones.s4 import S4Kernel, S4Layer, hippo_legs, nplr_legs
 from tsk.training import TaskModule
 
@@ -64,16 +66,36 @@ def test_nplr_reconstructs_hippo(d_state):
         nplr_legs(5)
 
 
-def random_dplr_kernel(d_model: int, d_state: int, channels: int, seed: int) -> S4Kernel:
-    """A float64 kernel module with its DPLR parameters moved away from the init."""
+def random_dplr_kernel(d_model: int, d_state: int, channels: int, seed: int,
+                       length: int | None = None) -> S4Kernel:
+    """A float64 kernel module with its parameters (C: C~ when `length` is given) moved away
+    from the init."""
     torch.manual_seed(seed)
-    kernel = S4Kernel(d_model, d_state, 1e-2, 0.5, channels, lr=None).double()
+    kernel = S4Kernel(d_model, d_state, 1e-2, 0.5, channels, lr=None, length=length).double()
     with torch.no_grad():
         kernel.log_A_real.add_(0.3 * torch.randn_like(kernel.log_A_real))
         kernel.A_imag.mul_(1 + 0.2 * torch.randn_like(kernel.A_imag))
         kernel.P.add_(0.3 * torch.randn_like(kernel.P))
         kernel.B.add_(0.3 * torch.randn_like(kernel.B))
+        kernel.C.add_(0.3 * torch.randn_like(kernel.C))
     return kernel
+
+
+def equivalent_kernel(kernel: S4Kernel, length: int) -> torch.Tensor:
+    """The kernel of the plain system the module stands for, all dense: C = C~ (I - Ab^L)^-1
+    for its stored L (C itself when none is stored), then C Ab^l Bb for l < `length`."""
+    dt, Lambda, P, B, C = (x.detach() for x in kernel.parameters_complex())
+    A = torch.diag_embed(full(Lambda)) - full(P)[:, :, None] * full(P).conj()[:, None, :]
+    C, stored = full(C), int(kernel.length)
+    if stored:
+        eye = torch.eye(A.shape[-1], dtype=A.dtype)
+        half_step = dt[:, None, None] / 2 * A
+        A_bar = torch.linalg.inv(eye - half_step) @ (eye + half_step)
+        truncation = eye - torch.linalg.matrix_power(A_bar, stored)
+        C = torch.einsum("chn,hnm->chm", C, torch.linalg.inv(truncation))
+    expected = dense_power_kernel(A, full(B), C, dt, length)
+    assert expected.imag.abs().max() < 1e-10  # conjugate pairs: a real system
+    return expected.real
 
 
 @pytest.mark.parametrize("length", [1, 2, 7, 16])  # odd and even (the z = -1 node) lengths
@@ -93,10 +115,10 @@ def test_cauchy_kernel_equals_dense_power_series(length, channels):
 
 def test_kernel_at_init_is_the_real_hippo_system():
     """With C set from a real vector c in the HiPPO basis, the kernel is c Ab^l Bb for the real
-    (dense, non-diagonal) HiPPO-LegS A and B."""
+    (dense, non-diagonal) HiPPO-LegS A and B (with Im(B~) unclipped: the clip departs from it)."""
     torch.manual_seed(0)
     d_state, length = 8, 12
-    kernel = S4Kernel(2, d_state, 1e-2, 0.1, 1, lr=None).double()
+    kernel = S4Kernel(2, d_state, 1e-2, 0.1, 1, lr=None, b_imag_clip=None).double()
     c = torch.randn(1, 2, d_state, dtype=torch.float64)
     V = nplr_legs(d_state)[3]
     with torch.no_grad():
@@ -106,6 +128,126 @@ def test_kernel_at_init_is_the_real_hippo_system():
     expected = dense_power_kernel(A.expand(2, -1, -1), B.expand(2, -1), c, dt, length)
     # parameters are stored in float32: the init is exact to float32 precision only
     torch.testing.assert_close(kernel(length), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("d_state", "length", "channels"), [(4, 7, 1), (6, 16, 2), (6, 1, 2),
+                                                         (4, 2, 1)])
+def test_learned_C_tilde_kernel_equals_the_equivalent_dense_system(d_state, length, channels):
+    """At the stored length the parameter is C~: K[l] = C Ab^l Bb with C = C~ (I - Ab^L)^-1."""
+    kernel = random_dplr_kernel(3, d_state, channels, seed=length, length=length)
+    C_tilde = kernel.C.detach().clone()
+    expected = equivalent_kernel(kernel, length)
+    got = kernel(length)
+    assert got.shape == (channels, 3, length)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
+    assert int(kernel.length) == length and torch.equal(kernel.C.detach(), C_tilde)
+
+
+def test_other_lengths_give_the_equivalent_systems_kernel():
+    """Shorter: the stored kernel cut short; longer (once, twice, three times the doubling):
+    C~ doubled for that call only, the parameter and the stored length unchanged."""
+    kernel = random_dplr_kernel(3, 6, 2, seed=5, length=9)
+    C_tilde = kernel.C.detach().clone()
+    for length in (1, 4, 8, 9, 10, 18, 19, 40):
+        torch.testing.assert_close(kernel(length), equivalent_kernel(kernel, length),
+                                   rtol=1e-9, atol=1e-11)
+    assert int(kernel.length) == 9 and torch.equal(kernel.C.detach(), C_tilde)
+
+
+def test_double_length_keeps_the_system():
+    kernel = random_dplr_kernel(3, 4, 1, seed=2, length=7)
+    before = {length: equivalent_kernel(kernel, length) for length in (5, 7, 14, 20)}
+    C_tilde = kernel.C.detach().clone()
+    kernel.double_length()
+    assert int(kernel.length) == 14 and not torch.allclose(kernel.C.detach(), C_tilde)
+    for length, expected in before.items():
+        torch.testing.assert_close(kernel(length), expected, rtol=1e-9, atol=1e-11)
+        torch.testing.assert_close(equivalent_kernel(kernel, length), expected)
+    with pytest.raises(ValueError, match="stored length"):
+        S4Kernel(2, 4, 1e-2, 0.1, 1, lr=None).double_length()
+
+
+def test_forward_at_the_stored_length_does_no_dense_work(monkeypatch):
+    """The point of learning C~: no N x N discretization, power or solve per call."""
+    kernel = S4Kernel(3, 6, 1e-3, 0.1, 1, lr=None, length=11)
+
+    def dense(*args, **kwargs):
+        raise AssertionError("dense N x N work in the kernel's forward")
+
+    monkeypatch.setattr(s4, "_bilinear", dense)
+    monkeypatch.setattr(s4, "_row_times_power", dense)
+    for name in ("solve", "inv", "matrix_power"):
+        monkeypatch.setattr(torch.linalg, name, dense)
+    kernel(11).sum().backward()
+    kernel(6).sum().backward()
+    assert kernel.C.grad.abs().max() > 0
+    with pytest.raises(AssertionError, match="dense"):
+        kernel(12)  # the check can fail: a longer length doubles C~ with dense matrices
+
+
+@pytest.mark.parametrize("length", [5, 12])  # the stored length, then through the doubling
+def test_gradients_reach_C_tilde(length):
+    kernel = random_dplr_kernel(3, 4, 2, seed=0, length=5)
+
+    def K(C: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(kernel, {"C": C}, (length,))
+
+    assert torch.autograd.gradcheck(K, (kernel.C.detach().clone().requires_grad_(),))
+
+
+def test_C_tilde_at_init_is_the_drawn_C_converted():
+    """The first forward (or `length=`) turns the C drawn at init into C~ = C (I - Ab^L): the
+    initial kernel is the one of the drawn C, as before C~ was the parameter."""
+    torch.manual_seed(3)
+    lazy = S4Kernel(3, 6, 1e-2, 0.5, 1, lr=None).double()
+    torch.manual_seed(3)
+    eager = S4Kernel(3, 6, 1e-2, 0.5, 1, lr=None, length=11).double()
+    assert int(lazy.length) == 0 and int(eager.length) == 11
+    drawn = equivalent_kernel(lazy, 11)  # length 0: C is the drawn C
+    C_drawn = lazy.C.detach().clone()
+    torch.testing.assert_close(lazy(11), drawn, rtol=1e-9, atol=1e-11)
+    assert int(lazy.length) == 11 and not torch.allclose(lazy.C.detach(), C_drawn)
+    torch.testing.assert_close(lazy.C, eager.C, rtol=1e-6, atol=1e-7)  # eager's C~ is float32
+    torch.testing.assert_close(eager(11), drawn, rtol=1e-5, atol=1e-7)
+
+
+def test_B_imag_is_clipped_at_init():
+    """As the authors' `B_clip`: Im(B~) in [-2, 2], the real parts and small entries kept."""
+    exact = nplr_legs(64)[2].to(torch.complex64)
+    assert exact.imag.abs().max() > 40
+    B = torch.view_as_complex(S4Kernel(2, 64, 1e-3, 0.1, 1, lr=None).B.detach())
+    inside = exact.imag.abs() <= 2
+    assert B.shape == (2, 32) and inside.any() and (~inside).any()
+    torch.testing.assert_close(B.real, exact.real.expand(2, -1))
+    torch.testing.assert_close(B.imag[:, inside], exact.imag[inside].expand(2, -1))
+    assert torch.equal(B.imag[:, ~inside], 2 * exact.imag[~inside].sign().expand(2, -1))
+
+
+def test_saved_models_keep_their_length_and_older_ones_load_as_plain_C():
+    """`length` is in the state dict (and survives safetensors); a state dict saved before C~
+    was learned has none, and its C is the plain C: it loads with length 0 and converts."""
+    torch.manual_seed(0)
+    model = create("s4", d_model=3, n_layers=1, d_state=6, dropout=0.0).double()
+    kernel = model.stack.blocks[0].kernel
+    older = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith(".length")}
+    expected = {length: equivalent_kernel(kernel, length) for length in (5, 9)}
+    model(torch.randn(2, 9, 3, dtype=torch.float64))
+    state = load(save(model.state_dict()))
+    assert int(state["stack.blocks.0.kernel.length"]) == 9
+
+    def loaded(weights: dict[str, torch.Tensor]) -> S4Kernel:
+        fresh = create("s4", d_model=3, n_layers=1, d_state=6, dropout=0.0).double()
+        fresh(torch.randn(1, 4, 3, dtype=torch.float64))  # its own C~ for length 4, overwritten
+        fresh.load_state_dict(weights)  # strict
+        return fresh.stack.blocks[0].kernel
+
+    restored, legacy = loaded(state), loaded(older)
+    assert int(restored.length) == 9 and int(legacy.length) == 0
+    for length in (5, 9):
+        torch.testing.assert_close(restored(length), expected[length], rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(legacy(9), expected[9], rtol=1e-9, atol=1e-11)
+    assert int(legacy.length) == 9
+    torch.testing.assert_close(legacy.C, restored.C)
 
 
 def test_kernel_float32_and_gradients():
@@ -135,6 +277,29 @@ def test_step_matches_forward_on_odd_lengths(length):
             outputs.append(y)
     torch.testing.assert_close(torch.stack(outputs, 1), expected, rtol=1e-4, atol=1e-4)
     assert state[0].shape == (2, 8, 8) and state[0].is_complex()
+
+
+def test_step_matches_forward_before_set_up_and_at_other_lengths():
+    """Before any forward C is plain C; after one, step recovers C from C~: the recurrence
+    matches the convolution at the stored length and at a longer one (odd sizes: H = 3, N = 6)."""
+    torch.manual_seed(4)
+    model = create("s4", d_model=3, n_layers=2, d_state=6, dropout=0.0).double().eval()
+
+    def stepped(x: torch.Tensor) -> torch.Tensor:
+        state, outputs = model.initial_state(x.shape[0]), []
+        for t in range(x.shape[1]):
+            y, state = model.step(x[:, t], state)
+            outputs.append(y)
+        return torch.stack(outputs, 1)
+
+    x = torch.randn(2, 23, 3, dtype=torch.float64)
+    with torch.no_grad():
+        before = stepped(x[:, :11])
+        assert int(model.stack.blocks[0].kernel.length) == 0
+        torch.testing.assert_close(model(x[:, :11]), before)
+        assert int(model.stack.blocks[0].kernel.length) == 11
+        torch.testing.assert_close(stepped(x[:, :11]), before)
+        torch.testing.assert_close(stepped(x), model(x))
 
 
 def test_bidirectional_layer_is_two_kernels():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from tsk.datasets.calendar import time_feature_names, time_features, with_time_features
+from tsk.datasets.calendar import season_length, time_feature_names, time_features, with_time_features
 from tsk.datasets.frames import Series
 
 
@@ -34,3 +35,12 @@ def test_appended_after_the_series_columns():
     assert out.values.shape == (5, 6) and out.uid == "a" and out.ds.equals(index)
     np.testing.assert_array_equal(out.values[:, :2], series.values)
     np.testing.assert_allclose(out.values[:, 2], index.hour / 23 - 0.5)
+
+
+@pytest.mark.parametrize(("freq", "season"), [
+    ("h", 24), ("15min", 96), ("10min", 144), ("2h", 12), ("7min", 1), ("D", 7), ("B", 5),
+    ("W", 52), ("W-MON", 52), ("MS", 12), ("ME", 12), ("BMS", 12), ("QS", 4), ("YS", 1),
+    ("2D", 1),
+])
+def test_season_length_is_a_day_within_a_day_and_the_calendar_beyond(freq, season):
+    assert season_length(freq) == season

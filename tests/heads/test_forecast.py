@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from tsk.backbones import create
-from tsk.heads.forecast import ForecastNet, GridForecastNet, PatchEmbedding, RidgeStartNet
+from tsk.heads.forecast import (
+    ForecastNet,
+    GridForecastNet,
+    PatchEmbedding,
+    RidgeForecast,
+    RidgeStartNet,
+    SeasonalNaive,
+)
 
 LOOKBACK, HORIZON = 12, 5
 
@@ -259,3 +266,44 @@ def test_grid_net_forecasts_each_target_from_every_channel():
     with torch.no_grad():
         change = (net(bumped) - net(x)).abs().amax((0, 1))  # per target channel
     assert (change > 1e-4).all()
+
+
+def test_the_ridge_start_is_frozen_and_training_moves_only_the_deep_part():
+    """After the closed-form start the skip takes no gradient: Adam's steps move the deep part
+    (which then counts) and leave the optimal linear map where it was."""
+    net = make_net(True)
+    batches = make_batches(0)
+    net.init_skip_ridge(as_mappings(batches))
+    skip = {k: v.clone() for k, v in net.skip.state_dict().items()}
+    assert not any(p.requires_grad for p in net.skip.parameters())
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    x, y = batches[0]
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+    assert all(torch.equal(skip[k], v) for k, v in net.skip.state_dict().items())
+    assert net.head.flatten_proj.weight.abs().max() > 0  # the deep part moved
+
+
+def test_ridge_forecast_alone_is_the_networks_start():
+    """`RidgeForecast` (the baseline every fit is scored against) forecasts what a generic head
+    started from the same closed form does before training."""
+    batches = make_batches(0)
+    net = make_net(True).eval()
+    net.init_skip_ridge(as_mappings(batches))
+    linear = RidgeForecast(LOOKBACK, HORIZON, n_out=2)
+    linear.fit(as_mappings(batches))
+    torch.testing.assert_close(linear.skip.weight, net.skip.weight)
+    x = batches[1][0]
+    with torch.no_grad():
+        torch.testing.assert_close(linear(x), net(x))
+
+
+def test_seasonal_naive_repeats_the_last_season_or_the_last_value():
+    x = torch.arange(2 * 10 * 3, dtype=torch.float32).view(2, 10, 3)  # 2 windows, 3 channels
+    out = SeasonalNaive(horizon=7, season=3, n_out=2)(x)
+    steps = [7, 8, 9, 7, 8, 9, 7]  # the last three steps, tiled
+    torch.testing.assert_close(out, x[:, steps, :2])
+    torch.testing.assert_close(SeasonalNaive(4, 12, 1)(x), x[:, [9] * 4, :1])  # season > window
+    torch.testing.assert_close(SeasonalNaive(2, 1, 3)(x), x[:, [9, 9]])

@@ -1,10 +1,18 @@
 """Mamba (Gu & Dao, 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces"):
 a gated block around a selective (input-dependent) diagonal SSM, run with the `selective_scan`
-kernel op; a pre-norm RMSNorm residual stack of such blocks. `bidirectional=True` adds a second
-block over the reversed sequence (as S-Mamba and Vision Mamba do); it is then not causal.
-`d_ff > 0` adds S-Mamba's feed-forward sublayer after each block; with `Forecaster(tokens=
-"variates", time_features=True)` that is S-Mamba's layout (variates and calendar features as
-tokens).
+kernel op. `bidirectional=True` adds a second block over the reversed sequence (as S-Mamba and
+Vision Mamba do); it is then not causal.
+
+Two layouts (`layout`) put the blocks together:
+
+- `"pre-norm"` (default), tsk's own: a pre-norm RMSNorm residual stack,
+  `x <- x + dropout(block(rmsnorm(x)))`, with `d_ff > 0` adding a feed-forward sublayer (as its
+  own residual block) after each Mamba block, and a final RMSNorm.
+- `"s-mamba"`: the encoder layer of S-Mamba ("Is Mamba Effective for Time Series Forecasting?",
+  Wang et al.), post-norm with LayerNorm: `x <- norm1(x + mamba(x) + flip(mamba_r(flip(x))))`
+  then `x <- norm2(x + dropout(ffn(x)))`, and a final LayerNorm. With
+  `Forecaster(tokens="variates", channel_independent=False, time_features=True)`,
+  `bidirectional=True`, `d_conv=2`, `expand=1` and its scripts' sizes, that is S-Mamba.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from tsk.backbones.registry import register_backbone
 from tsk.kernels import selective_scan
 
 MambaState = tuple[torch.Tensor, torch.Tensor]  # conv [B, E, d_conv], ssm [B, E, N] (fp32)
+LAYOUTS = ("pre-norm", "s-mamba")
 
 
 @dataclass
@@ -39,8 +48,11 @@ class MambaConfig:
     dt_scale: float = 1.0
     dropout: float = 0.0
     bidirectional: bool = False
-    # > 0: a feed-forward sublayer (d_model -> d_ff -> d_model) after each Mamba block, as
-    # S-Mamba's encoder layer ("Is Mamba Effective for Time Series Forecasting?"); 0: none
+    # "pre-norm": tsk's RMSNorm pre-norm residual stack; "s-mamba": S-Mamba's post-norm
+    # LayerNorm encoder layer (see the module docstring; the paper's needs bidirectional=True)
+    layout: str = "pre-norm"
+    # Width of the feed-forward sublayer (d_model -> d_ff -> d_model) after each Mamba block.
+    # "pre-norm": 0 means none; "s-mamba" always has one, 0 means 4 * d_model (the authors' code)
     d_ff: int = 0
 
     @classmethod
@@ -164,9 +176,9 @@ class MambaMixer(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise `Linear(d_model, d_ff) -> GELU -> dropout -> Linear(d_ff, d_model)`, the
-    sublayer S-Mamba places after each (bidirectional) Mamba block; `step` applies it to one
-    step (it keeps no state)."""
+    """Position-wise `Linear(d_model, d_ff) -> GELU -> dropout -> Linear(d_ff, d_model)`: the
+    feed-forward sublayer of S-Mamba's encoder layer (its two kernel-1 convolutions), GELU as its
+    scripts run it; `step` applies it to one step (it keeps no state)."""
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -197,20 +209,92 @@ class BidirectionalMamba(nn.Module):
         return self.forward_mixer(hidden) + backward
 
 
+class SMambaLayer(nn.Module):
+    """S-Mamba's encoder layer, post-norm with LayerNorm (eps 1e-5):
+    `x1 = norm1(x + mixer(x))`, `out = norm2(x1 + dropout(feed_forward(x1)))`.
+
+    `mixer` is `BidirectionalMamba` (two blocks with their own weights, the reversed one's output
+    flipped back and summed, as the paper) or, `bidirectional=False`, one causal block; the paper
+    puts no dropout on the mixer's output. Norms and the feed-forward act per token, so the causal
+    layer steps like its mixer.
+    """
+
+    def __init__(self, config: MambaConfig, d_ff: int) -> None:
+        super().__init__()
+        self.mixer = BidirectionalMamba(config) if config.bidirectional else MambaMixer(config)
+        self.norm1 = nn.LayerNorm(config.d_model)
+        self.feed_forward = FeedForward(config.d_model, d_ff, config.dropout)
+        self.dropout = Dropout(config.dropout)
+        self.norm2 = nn.LayerNorm(config.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x[B, L, d_model]` -> `[B, L, d_model]`."""
+        x = self.norm1(x + self.mixer(x))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+    def initial_state(self, batch: int) -> MambaState:
+        return self.mixer.initial_state(batch)
+
+    def step(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        """One step of the causal layer: `x[B, d_model]` -> `(y[B, d_model], state)`."""
+        y, state = self.mixer.step(x, state)
+        x = self.norm1(x + y)
+        return self.norm2(x + self.dropout(self.feed_forward(x))), state
+
+
+class SMambaEncoder(nn.Module):
+    """S-Mamba's encoder: its layers, then a LayerNorm; the `ResidualStack` interface (forward,
+    `initial_state`, `step`) so `StackedBackbone` drives it."""
+
+    def __init__(self, layers: list[SMambaLayer], d_model: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.final_norm(x)
+
+    def initial_state(self, batch: int) -> list[MambaState]:
+        return [layer.initial_state(batch) for layer in self.layers]
+
+    def step(self, x: torch.Tensor, state: list[MambaState]
+             ) -> tuple[torch.Tensor, list[MambaState]]:
+        new_state = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            x, layer_state = layer.step(x, layer_state)
+            new_state.append(layer_state)
+        return self.final_norm(x), new_state
+
+
 @register_backbone(
     "mamba", MambaConfig,
-    "selective state space model (S6) blocks, RMSNorm pre-norm residual stack; optional bidirectional",
+    "selective state space model (S6) blocks; RMSNorm pre-norm residual stack or S-Mamba's "
+    "post-norm encoder layer; optional bidirectional",
     paper="Gu & Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
 )
 class Mamba(StackedBackbone):
-    """A pre-norm (RMSNorm) residual stack of Mamba blocks; causal unless `bidirectional`;
+    """Mamba blocks in tsk's pre-norm RMSNorm residual stack (`layout="pre-norm"`) or in
+    S-Mamba's post-norm LayerNorm encoder (`layout="s-mamba"`); causal unless `bidirectional`;
     `step()` runs the causal model as a recurrence (conv and SSM state caches)."""
+
+    stack: ResidualStack | SMambaEncoder
 
     def __init__(self, config: MambaConfig) -> None:
         super().__init__()
         self.config = config
+        if config.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, "
+                             f"got {config.layout!r}.")
         if config.d_ff < 0:
-            raise ValueError(f"d_ff must be >= 0 (0: no feed-forward sublayer), got {config.d_ff}.")
+            raise ValueError(f"d_ff must be >= 0 (0: the layout's default), got {config.d_ff}.")
+        if config.layout == "s-mamba":
+            # The authors build plain `mamba_ssm.Mamba` blocks: no depth scaling of out_proj
+            d_ff = config.d_ff or 4 * config.d_model
+            self.stack = SMambaEncoder([SMambaLayer(config, d_ff) for _ in range(config.n_layers)],
+                                       config.d_model)
+            return
         block = BidirectionalMamba if config.bidirectional else MambaMixer
         blocks: list[nn.Module] = []
         for _ in range(config.n_layers):

@@ -7,7 +7,9 @@ convolution kernel by a Vandermonde product and applied with an FFT convolution.
 S4 (Gu, Goel & Re, ICLR 2022, "Efficiently Modeling Long Sequences with Structured State
 Spaces"): the HiPPO-LegS matrix in normal plus low-rank (NPLR) form, bilinear discretization, the
 kernel from its truncated generating function at the roots of unity (Cauchy kernel + Woodbury
-identity) and an inverse FFT. Both share one layer: conv + D skip, GELU, dropout, GLU output.
+identity) and an inverse FFT, with the truncated output matrix C~ learned for a stored length and
+Im(B~) clipped at init, as in the authors' code. Both share one layer: conv + D skip, GELU,
+dropout, GLU output.
 """
 
 from __future__ import annotations
@@ -232,20 +234,91 @@ def _row_times_power(row: torch.Tensor, matrix: torch.Tensor, exponent: int) -> 
         power = power @ power
 
 
+# Im(B~) bound at init, the authors' `B_clip`: in the eigenbasis LegS's B~ has imaginary parts that
+# grow with N (40.8 at N = 64, against real parts under 1); clipped once, B is free in training
+B_IMAG_CLIP = 2.0
+
+
+def _bilinear(
+    dt: torch.Tensor, Lambda: torch.Tensor, P: torch.Tensor, B: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense bilinear `dA[H, N, N]`, `dB[H, N]` of the full system (conjugates appended):
+    dA = (I - dt/2 A)^-1 (I + dt/2 A), dB = dt (I - dt/2 A)^-1 B, A = Lambda - P P*."""
+    P_full = _conjugate_pairs(P)  # [H, N]
+    A = torch.diag_embed(_conjugate_pairs(Lambda)) - P_full[:, :, None] * P_full.conj()[:, None, :]
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    half_step = (dt / 2)[:, None, None] * A  # [H, N, N]
+    # one factorisation of (I - dt/2 A) for both right-hand sides: [H, N, N + 1]
+    solved = torch.linalg.solve(
+        eye - half_step, torch.cat([eye + half_step, _conjugate_pairs(B).unsqueeze(-1)], -1)
+    )
+    return solved[..., :-1], dt[:, None] * solved[..., -1]
+
+
+def dplr_kernel(
+    dt: torch.Tensor, Lambda: torch.Tensor, P: torch.Tensor, B: torch.Tensor,
+    C_tilde: torch.Tensor, length: int,
+) -> torch.Tensor:
+    """`K[channels, H, L]`, K[c, h, l] = C_c dA^l dB for l < L, given `C~ = C (I - dA^L)`
+    `[channels, H, N/2]` for this very L (the paper's Algorithm 1: no dense N x N work).
+
+    Truncation: sum_{l<L} C dA^l z^l = C~ (I - dA z)^-1 at the L-th roots of unity z.
+    """
+    half = Lambda.shape[-1]
+    # nodes z_k = exp(-2 pi i k / L), k = 0 .. L/2 (the rest are conjugates: K is real)
+    k = torch.arange(length // 2 + 1, device=dt.device, dtype=torch.float64)
+    nyquist = 2 * k == length  # z = -1: the bilinear map's pole, handled in closed form
+    z = torch.where(nyquist, 0.0, torch.exp(-2j * math.pi * k / length)).to(Lambda.dtype)
+    # (I - dA z)^-1 dB = 2/(1+z) (g I - A)^-1 B with g = 2/dt (1-z)/(1+z); for A = Lambda - PP*
+    # Woodbury turns C~ (g - A)^-1 B into four Cauchy sums sum_n a_n b_n / (g - Lambda_n)
+    Q_bar = P.conj()
+    pairs = [t for c in C_tilde for t in (c * B, c * P)] + [Q_bar * B, Q_bar * P]
+    rows = torch.stack(pairs) * dt[:, None]  # [2ch+2, H, N/2]; dt: g, Lambda scaled by dt
+    n_rows = rows.shape[0]
+    nodes = 2 * (1 - z) / (1 + z)  # [L/2+1] = dt * g
+    poles = _conjugate_pairs(dt[:, None] * Lambda).expand(n_rows, -1, -1)  # [2ch+2, H, N]
+    sums = cauchy(
+        _conjugate_pairs(rows).reshape(-1, 2 * half), nodes, poles.reshape(-1, 2 * half)
+    ).view(n_rows, -1, nodes.shape[0])  # [2ch+2, H, L/2+1]
+    k00, k01, k10, k11 = sums[0:-2:2], sums[1:-2:2], sums[-2], sums[-1]
+    spectrum = 2 / (1 + z) * (k00 - k01 * k10 / (1 + k11))  # [ch, H, L/2+1]
+    # at z = -1: (I + dA)^-1 dB = dt B / 2, so the value is dt/2 sum over all N of C~ B
+    at_nyquist = dt * (C_tilde * B).sum(-1).real  # [ch, H]
+    spectrum = torch.where(nyquist, at_nyquist[..., None].to(spectrum.dtype), spectrum)
+    return torch.fft.irfft(spectrum, n=length)  # [ch, H, L]
+
+
 class S4Kernel(nn.Module):
     """Generates `K[channels, H, L]`: H SSMs with DPLR state matrix `A = Lambda - P P*` (HiPPO-LegS
     at init), bilinear discretization, computed as in the paper's Algorithm 1.
 
     Parameters hold one of each conjugate pair (`N/2` entries); the real system they stand for
-    has them all. `channels` output matrices C share (A, B, dt): two for a bidirectional layer.
+    has them all. `channels` output matrices share (A, B, dt): two for a bidirectional layer.
+
+    As in the paper and its authors' code, the learned output matrix `C` is `C~ = C (I - dA^L)`
+    for the stored length L (the buffer `length`), not C itself: the kernel of that length then
+    needs no dense N x N work (rebuilding C~ from C on every call was 2/3 of the kernel's forward
+    + backward at N = H = 64, L = 42). `length` is set by the `length` argument or else by the
+    first forward, which converts the C drawn at init in place, once; 0 means `C` holds plain C
+    (so does a state dict saved before this parametrization: loading one sets 0). A shorter
+    length is the stored kernel cut short (K[l] does not depend on L). A longer one doubles C~,
+    `C~_2M = C~_M (I + dA^M)`, until it covers it, as the authors' code does (no inverse, unlike
+    going to the new length through (I - dA^L)^-1), but for that call only: past the first, no
+    forward changes the parameter, so evaluating at another length leaves the weights (and any
+    optimizer state for them) as they were; `double_length()` does it in place, for training on
+    longer windows. Only the recurrence needs C itself: `dense_discrete` solves for it. A copy of
+    the weights taken before the first forward (a weight average, say) holds the plain C; its
+    `length` of 0 says so, but mixing it with a converted C~ is meaningless: pass `length=`.
     """
 
     def __init__(
         self, d_model: int, d_state: int, dt_min: float, dt_max: float, channels: int,
-        lr: float | None,
+        lr: float | None, length: int | None = None, b_imag_clip: float | None = B_IMAG_CLIP,
     ) -> None:
         super().__init__()
         Lambda, P, B, V = nplr_legs(d_state)
+        if b_imag_clip is not None:
+            B = torch.complex(B.real, B.imag.clamp(-b_imag_clip, b_imag_clip))
         hint = {"weight_decay": 0.0} if lr is None else {"weight_decay": 0.0, "lr": lr}
         log_dt = torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
         per_channel = (d_model, 1)
@@ -260,59 +333,88 @@ class S4Kernel(nn.Module):
         # C ~ N(0, 1) in the HiPPO basis, moved to the eigenbasis like B (there: C V)
         C = torch.randn(channels, d_model, d_state, dtype=torch.float64).to(V.dtype) @ V
         self.C = nn.Parameter(torch.view_as_real(C.to(torch.complex64)))  # [channels, H, N/2, 2]
+        self.register_buffer("length", torch.zeros((), dtype=torch.long))  # 0: C is plain C
+        if length is not None:
+            self._learn_C_tilde(length)
 
     def parameters_complex(self) -> tuple[torch.Tensor, ...]:
-        """`dt[H]`, `Lambda[H, N/2]`, `P[H, N/2]`, `B[H, N/2]`, `C[channels, H, N/2]`."""
+        """`dt[H]`, `Lambda[H, N/2]`, `P[H, N/2]`, `B[H, N/2]`, `C[channels, H, N/2]` (C~ once
+        `length` is set)."""
         Lambda = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
         P, B, C = (torch.view_as_complex(p) for p in (self.P, self.B, self.C))
         return torch.exp(self.log_dt), Lambda, P, B, C
 
-    def dense_discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The full bilinear system as dense matrices: `dA[H, N, N]`, `dB[H, N]`, `C[ch, H, N]`.
+    def _parameters_float64(self) -> tuple[torch.Tensor, ...]:
+        """`parameters_complex()` in float64 / complex128: the in-place conversions run once."""
+        return tuple(x.to(torch.complex128) if x.is_complex() else x.double()
+                     for x in self.parameters_complex())
 
-        dA = (I - dt/2 A)^-1 (I + dt/2 A), dB = dt (I - dt/2 A)^-1 B, A = Lambda - P P*.
+    @torch.no_grad()
+    def _learn_C_tilde(self, length: int) -> None:
+        """Plain C -> C~ = C (I - dA^L) in place, and `length` = L (the paper's init of C~)."""
+        dt, Lambda, P, B, C = self._parameters_float64()
+        dA, _ = _bilinear(dt, Lambda, P, B)
+        C = _conjugate_pairs(C)
+        C_tilde = (C - _row_times_power(C, dA, length))[..., : Lambda.shape[-1]]
+        self.C.copy_(torch.view_as_real(C_tilde))
+        self.length.fill_(length)
+
+    def _doubled(
+        self, dt: torch.Tensor, Lambda: torch.Tensor, P: torch.Tensor, B: torch.Tensor,
+        C_tilde: torch.Tensor, stored: int, length: int,
+    ) -> tuple[torch.Tensor, int]:
+        """`(C~, M)` for the first M = stored * 2^k >= length, by `C~_2M = C~_M (I + dA^M)`."""
+        dA, _ = _bilinear(dt, Lambda, P, B)
+        C, power = _conjugate_pairs(C_tilde), torch.linalg.matrix_power(dA, stored)
+        while True:
+            C = C + torch.einsum("...hn,hnm->...hm", C, power)
+            stored *= 2
+            if stored >= length:
+                return C[..., : Lambda.shape[-1]], stored
+            power = power @ power
+
+    @torch.no_grad()
+    def double_length(self) -> None:
+        """C~ and `length` for twice the stored length, in place: training on longer windows
+        then skips the doubling's dense work in every forward (as the authors' code does;
+        optimizer moments of C stay those of the shorter length's C~)."""
+        stored = int(self.length)
+        if not stored:
+            raise ValueError("No stored length yet: call the kernel (or pass length=) first.")
+        *system, C = self._parameters_float64()
+        C_tilde, stored = self._doubled(*system, C, stored, 2 * stored)
+        self.C.copy_(torch.view_as_real(C_tilde))
+        self.length.fill_(stored)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # saved before C~ was learned (no `length`): its C is the plain C, which length 0 says
+        if prefix + "C" in state_dict and prefix + "length" not in state_dict:
+            state_dict[prefix + "length"] = torch.zeros((), dtype=torch.long)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def dense_discrete(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The full bilinear system as dense matrices: `dA[H, N, N]`, `dB[H, N]`, `C[ch, H, N]`,
+        C the plain output matrix: `C~ (I - dA^L)^-1` (the recurrence needs it, the kernel not).
         """
         dt, Lambda, P, B, C = self.parameters_complex()
-        P_full = _conjugate_pairs(P)  # [H, N]
-        A = torch.diag_embed(_conjugate_pairs(Lambda)) - P_full[:, :, None] * P_full.conj()[:, None, :]
-        eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
-        half_step = (dt / 2)[:, None, None] * A  # [H, N, N]
-        # one factorisation of (I - dt/2 A) for both right-hand sides: [H, N, N + 1]
-        solved = torch.linalg.solve(
-            eye - half_step, torch.cat([eye + half_step, _conjugate_pairs(B).unsqueeze(-1)], -1)
-        )
-        dA, dB = solved[..., :-1], dt[:, None] * solved[..., -1]
-        return dA, dB, _conjugate_pairs(C)
+        dA, dB = _bilinear(dt, Lambda, P, B)
+        C, stored = _conjugate_pairs(C), int(self.length)
+        if stored:
+            eye = torch.eye(dA.shape[-1], dtype=dA.dtype, device=dA.device)
+            truncation = eye - torch.linalg.matrix_power(dA, stored)
+            C = torch.linalg.solve(truncation, C.unsqueeze(-2), left=False).squeeze(-2)
+        return dA, dB, C
 
     def forward(self, length: int) -> torch.Tensor:
         """`K[channels, H, L]` with K[c, h, l] = C_c dA^l dB, for l < L."""
-        dt, Lambda, P, B, _ = self.parameters_complex()
-        half = Lambda.shape[-1]
-        # Truncation: sum_{l<L} C dA^l z^l = C (I - dA^L)(I - dA z)^-1 at the L-th roots z.
-        dA, _, C_full = self.dense_discrete()
-        C_tilde = (C_full - _row_times_power(C_full, dA, length))[..., :half]  # [ch, H, N/2]
-
-        # nodes z_k = exp(-2 pi i k / L), k = 0 .. L/2 (the rest are conjugates: K is real)
-        k = torch.arange(length // 2 + 1, device=dt.device, dtype=torch.float64)
-        nyquist = 2 * k == length  # z = -1: the bilinear map's pole, handled in closed form
-        z = torch.where(nyquist, 0.0, torch.exp(-2j * math.pi * k / length)).to(Lambda.dtype)
-        # (I - dA z)^-1 dB = 2/(1+z) (g I - A)^-1 B with g = 2/dt (1-z)/(1+z); for A = Lambda - PP*
-        # Woodbury turns C~ (g - A)^-1 B into four Cauchy sums sum_n a_n b_n / (g - Lambda_n)
-        Q_bar = P.conj()
-        pairs = [t for c in C_tilde for t in (c * B, c * P)] + [Q_bar * B, Q_bar * P]
-        rows = torch.stack(pairs) * dt[:, None]  # [2ch+2, H, N/2]; dt: g, Lambda scaled by dt
-        n_rows = rows.shape[0]
-        nodes = 2 * (1 - z) / (1 + z)  # [L/2+1] = dt * g
-        poles = _conjugate_pairs(dt[:, None] * Lambda).expand(n_rows, -1, -1)  # [2ch+2, H, N]
-        sums = cauchy(
-            _conjugate_pairs(rows).reshape(-1, 2 * half), nodes, poles.reshape(-1, 2 * half)
-        ).view(n_rows, -1, nodes.shape[0])  # [2ch+2, H, L/2+1]
-        k00, k01, k10, k11 = sums[0:-2:2], sums[1:-2:2], sums[-2], sums[-1]
-        spectrum = 2 / (1 + z) * (k00 - k01 * k10 / (1 + k11))  # [ch, H, L/2+1]
-        # at z = -1: (I + dA)^-1 dB = dt B / 2, so the value is dt/2 sum over all N of C~ B
-        at_nyquist = dt * (C_tilde * B).sum(-1).real  # [ch, H]
-        spectrum = torch.where(nyquist, at_nyquist[..., None].to(spectrum.dtype), spectrum)
-        return torch.fft.irfft(spectrum, n=length)  # [ch, H, L]
+        stored = int(self.length)
+        if not stored:
+            self._learn_C_tilde(length)
+            stored = length
+        dt, Lambda, P, B, C_tilde = self.parameters_complex()
+        if length > stored:
+            C_tilde, stored = self._doubled(dt, Lambda, P, B, C_tilde, stored, length)
+        return dplr_kernel(dt, Lambda, P, B, C_tilde, stored)[..., :length]
 
 
 class S4Layer(SSMConvLayer):

@@ -33,8 +33,7 @@ from tsk.training import FitSummary, ReplayableSampler, TaskModule, fit_module, 
 
 logger = logging.getLogger(__name__)
 
-LEARNING_RATE = 1e-3  # Adam's step from random weights
-WARM_START_LEARNING_RATE = 1e-4  # fine-tuning a closed-form start takes smaller steps
+LEARNING_RATE = 1e-3  # Adam's step, from random weights and beside a frozen closed-form start
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,12 @@ TRAINING_PARAMS = (
                   "tenth of the budget instead of once per epoch. Fewer steps train on fewer "
                   "windows: faster, and as accurate only while validation keeps improving."),
     TrainingParam("val_check_steps", None, "Validate every this many steps, across epoch ends "
-                  "(None: once per epoch, or as `max_steps` says); `patience` then counts "
-                  "validations."),
-    TrainingParam("patience", 3, "Validations (once per epoch by default) without a better "
-                  "score before stopping."),
+                  "(None: once per epoch, at most 500 steps apart in longer epochs, or as "
+                  "`max_steps` says); `patience` counts validations."),
+    TrainingParam("patience", 3, "Validations (once per epoch, or every 500 steps or fewer) "
+                  "without a better score before stopping."),
     TrainingParam("batch_size", 64, "Samples per training step."),
-    TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 from random weights, 1e-4 from a "
-                  "closed-form start (`learning_rate_` says which)."),
+    TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 (`learning_rate_`)."),
     TrainingParam("weight_decay", 0.0, "AdamW's decoupled weight decay (SSM parameters that ask for "
                   "none get none)."),
     TrainingParam("random_state", None, "Seed for weights, shuffling and dropout; a fit with the same "
@@ -96,8 +94,10 @@ class FitData:
     None trains every epoch and keeps the last weights. `collate` joins samples into a batch
     (None: torch's default, for equal shapes). `digest` names the data for a resumable fit.
     `warm_start(net, train_loader, val_loader)` sets some weights in closed form before training;
-    those weights then compete with every epoch's on validation. `max_epochs`: the number of
-    epochs the data calls for, where the estimator's `max_epochs` is None.
+    those weights then compete with every epoch's on validation. `baselines(net, train_loader,
+    val_loader)`, called after the warm start, returns the validation loss of each simple
+    baseline by name (the fit summary reports them beside the model's). `max_epochs`: the
+    number of epochs the data calls for, where the estimator's `max_epochs` is None.
     """
 
     train: Dataset
@@ -106,6 +106,7 @@ class FitData:
     digest: str | None = None
     warm_start: Callable[[nn.Module, DataLoader, DataLoader | None], Any] | None = None
     max_epochs: int | None = None  # the epochs this fit trains at most (None: `max_epochs`)
+    baselines: Callable[[nn.Module, DataLoader, DataLoader | None], dict[str, float]] | None = None
 
 
 class SequenceEstimator(BaseEstimator):
@@ -207,11 +208,10 @@ class SequenceEstimator(BaseEstimator):
         if dropout is not None and not (isinstance(dropout, int | float) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
 
-    def _learning_rate(self, warm_start: bool) -> float:
-        """`learning_rate`, else 1e-4 from a closed-form warm start and 1e-3 from random weights."""
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return WARM_START_LEARNING_RATE if warm_start else LEARNING_RATE
+    def _learning_rate(self) -> float:
+        """`learning_rate`, else `LEARNING_RATE`: from random weights, and from a closed-form
+        start too, whose weights stay frozen while the rest learns what they miss."""
+        return LEARNING_RATE if self.learning_rate is None else self.learning_rate
 
     def _device(self) -> torch.device:
         """Where prediction runs: the GPU when present and allowed, else the CPU."""
@@ -241,9 +241,10 @@ class SequenceEstimator(BaseEstimator):
                  checkpoint_dir: str | os.PathLike | None = None) -> FitSummary:
         """Train `net` in place with the shared Lightning loop; returns what the fit did.
 
-        `learning_rate` None steps with 1e-3 from random weights, 1e-4 from a warm start: on
-        ETTm1-96 (s4d, patches) 1e-3 never beat the ridge start on validation and 1e-4 did, also
-        on test. `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
+        `learning_rate` None steps with 1e-3 from either start: beside a frozen closed-form
+        start the rest learns from zero, as from random weights (at 1e-4 a deep part on a
+        nonlinear series barely moved in five epochs; benchmarks/README.md has the recipe's
+        measurements). `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
         (`tsk.training.fit_module`) of the same parameters and data (`data.digest` names it).
         """
         loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
@@ -251,12 +252,16 @@ class SequenceEstimator(BaseEstimator):
         val_loader = None
         if data.validation is not None:
             val_loader = DataLoader(data.validation, **loader_kwargs)
+        big = {**loader_kwargs, "batch_size": max(self.batch_size, 1024)}  # closed-form passes
         if data.warm_start is not None:
-            big = {**loader_kwargs, "batch_size": max(self.batch_size, 1024)}
             data.warm_start(net, DataLoader(data.train, **big), val_loader)
+        baselines = {}
+        if data.baselines is not None:
+            big_val = DataLoader(data.validation, **big) if data.validation is not None else None
+            baselines = data.baselines(net, DataLoader(data.train, **big), big_val)
         train_loader = DataLoader(data.train, sampler=ReplayableSampler(data.train, generator),
                                   generator=generator, **loader_kwargs)
-        self.learning_rate_ = self._learning_rate(data.warm_start is not None)
+        self.learning_rate_ = self._learning_rate()
         self.max_epochs_ = max_epochs = data.max_epochs or self.max_epochs
         module = TaskModule(net, self.learning_rate_, self.weight_decay, max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
@@ -272,6 +277,7 @@ class SequenceEstimator(BaseEstimator):
             monitor=monitor, mode=mode,
         )
         self._check_converged(net, summary)
+        summary.baselines = baselines
         return summary
 
     def _check_converged(self, net: nn.Module, summary: FitSummary) -> None:
@@ -325,12 +331,14 @@ class SequenceEstimator(BaseEstimator):
                 "params": json.loads(json.dumps(params, default=repr)), "data": data_digest}
 
     def _predict_outputs(self, dataset: Dataset, batch_size: int | None = None,
-                         collate: Callable[[list[Any]], Any] | None = None) -> list[Any]:
-        """The fitted network's output for every batch of `dataset`, in order, on the CPU."""
+                         collate: Callable[[list[Any]], Any] | None = None,
+                         net: nn.Module | None = None) -> list[Any]:
+        """The fitted network's (or `net`'s) output for every batch of `dataset`, in order, on
+        the CPU."""
         # its own generator: iterating a DataLoader would otherwise draw from the global RNG
         loader = DataLoader(dataset, batch_size=batch_size or max(self.batch_size, 256),
                             generator=torch.Generator(), collate_fn=collate)
-        return predict_batches(self.net_, loader, self._device())
+        return predict_batches(self.net_ if net is None else net, loader, self._device())
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

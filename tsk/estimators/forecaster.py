@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from tsk import backbones
 from tsk._names import unknown_name_error
-from tsk.datasets.calendar import time_feature_names, with_time_features
+from tsk.datasets.calendar import season_length, time_feature_names, with_time_features
 from tsk.datasets.frames import (
     ID,
     TIME,
@@ -35,12 +36,15 @@ from tsk.heads.forecast import (
     SEQUENCE_KINDS,
     ForecastNet,
     GridForecastNet,
+    RidgeForecast,
     RidgeStartNet,
+    SeasonalNaive,
     VariateForecastNet,
     token_count,
 )
 from tsk.heads.registry import TaskNetSpec, check_backbone_kind, get_task_net
 from tsk.metrics import gluonts_scores, mae, mse
+from tsk.training import mean_loss
 
 logger = logging.getLogger(__name__)
 
@@ -79,14 +83,19 @@ class Forecaster(SequenceEstimator):
     `instance_norm` (RevIN) is on by default, for every network: without it TPGN, whose
     authors switch it per dataset, is 1.3-2.2x worse on ETTh1/ETTh2 multivariate at horizon 720.
     `ridge_init` starts from the closed-form ridge forecast: a linear skip is solved on the
-    training windows (strength picked on validation) and the deep part, zero at first, learns the
-    rest; if no epoch beats that start on validation, it is kept. `None` (default) starts the
+    training windows (strength picked on validation) and frozen, and the deep part, zero at
+    first, learns the rest; if no validation beats that start, it is kept. `None` (default) starts the
     generic head there (its own skip) and trains a paper's network (SpaceTime, TPGN) as its paper
     does, from random weights; `True` wraps a paper's network in `RidgeStartNet` (a skip plus the
     network behind a zero-initialized gate). TPGN from the ridge start was closer to the linear
     floor on TSLib's multivariate ETTh1/ETTh2 but up to 2.6x worse at its paper's long horizons
     (benchmarks/results). Never with `tokens="variates"`.
-    `learning_rate=None` is 1e-4 from that start and 1e-3 from random weights (`learning_rate_`).
+    `learning_rate=None` is 1e-3 from either start (`learning_rate_`).
+    Every fit also scores two baselines on validation (`fit_summary_.baselines`): that linear
+    start (solved even when the network does not start there; `linear_start_`) and the
+    seasonal-naive forecast, `season_length` steps back (None: a day for data stepping within a
+    day, 7 for daily, 52 for weekly data, ...; `season_length_`); `evaluate(df, baselines=True)`
+    scores them on `df` beside the model, with its skill over each.
     """
 
     _scores = {"mse": "minimize", "mae": "minimize", "mase": "minimize", "smape": "minimize"}
@@ -112,6 +121,7 @@ class Forecaster(SequenceEstimator):
         head_dim: int = 8,
         instance_norm: bool = True,
         ridge_init: bool | None = None,
+        season_length: int | None = None,
         validation_size: float = 0.2,
         **training: Any,
     ) -> None:
@@ -130,6 +140,7 @@ class Forecaster(SequenceEstimator):
         self.head_dim = head_dim
         self.instance_norm = instance_norm
         self.ridge_init = ridge_init
+        self.season_length = season_length
         self.validation_size = validation_size
         self._set_training_params(training)
 
@@ -189,16 +200,45 @@ class Forecaster(SequenceEstimator):
         self.n_outputs_ = 1 if self._independent() else n_targets
         self.scalers_ = scalers
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
+        freqs = {s.freq for s in series}
+        self.season_length_ = self.season_length or (season_length(freqs.pop()) if len(freqs) == 1
+                                                     else 1)
         return FitData(
             train_set, val_set, collate=WindowDataset.collate,
             digest=_data_digest([*zip(series, cuts, strict=True), *validation]),
             warm_start=_ridge_start if self._ridge_start(self.tokens_) else None,
+            baselines=self._fit_baselines,
         )
+
+    def _fit_baselines(self, net: nn.Module, train: DataLoader,
+                       validation: DataLoader | None) -> dict[str, float]:
+        """Keep the linear start (`linear_start_`: the net's own frozen skip when it started
+        there, else the same closed form solved now) and return its validation loss and the
+        seasonal-naive forecast's, in the units of the model's (`fit_summary_.baselines`)."""
+        linear = RidgeForecast(self.lookback_, self.horizon, self.n_outputs_, self.instance_norm)
+        if self._ridge_start(self.tokens_):
+            linear.skip.load_state_dict(net.skip.state_dict())
+        else:
+            linear.fit(train, validation)
+        self.linear_start_ = linear.eval()
+        if validation is None:
+            return {}
+        return {name: mean_loss(baseline, validation) for name, baseline in self._baselines().items()}
+
+    def _baselines(self) -> dict[str, nn.Module]:
+        """The forecasts every fit is scored against, by name (`evaluate(baselines=True)`)."""
+        if not hasattr(self, "linear_start_"):
+            raise ValueError("This model was saved by a tsk without baselines: refit it to score "
+                             "them.")
+        return {"linear_start": self.linear_start_,
+                "seasonal_naive": SeasonalNaive(self.horizon, self.season_length_, self.n_outputs_)}
 
     def _validate_params(self) -> None:
         self._check_positive_ints("horizon", "patch_len")
         if self.lookback is not None:
             self._check_positive_ints("lookback")
+        if self.season_length is not None:
+            self._check_positive_ints("season_length")
         if not 0 <= self.validation_size < 1:
             raise ValueError(f"validation_size must be in [0, 1), got {self.validation_size!r}.")
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
@@ -393,49 +433,59 @@ class Forecaster(SequenceEstimator):
         return scaler
 
     # ---- evaluate -------------------------------------------------------------------------
-    def evaluate(self, df: Any, *, metric_scalers: dict[str, StandardScaler] | None = None
-                 ) -> dict[str, float]:
+    def evaluate(self, df: Any, *, baselines: bool = False,
+                 metric_scalers: dict[str, StandardScaler] | None = None) -> dict[str, float]:
         """Score every stride-1 window of `df` (the first `lookback` rows are context).
 
         `mse`/`mae` are on standardized data (the TSLib benchmark metrics, averaged over
         windows x horizon x channels); `mase`/`smape` are GluonTS's, in the original scale.
+        `baselines=True` scores the fit's baselines on the same windows beside the model
+        (`linear_start_mse`, `seasonal_naive_mae`, ...: the closed-form linear start and the
+        seasonal-naive forecast, `season_length_` steps back) and the model's skill over each,
+        `skill_linear_start` = 1 - mse / linear_start_mse (above 0: the model beats it).
         `metric_scalers` (uid -> scaler, e.g. another model's `scalers_`) standardizes the
         errors with other statistics than this model's own: a model refit on train + validation
         is then scored on the training split's scale, as the TSLib protocol does.
         """
         self._check_fitted()
+        nets = {"": self.net_, **(self._baselines() if baselines else {})}
         series = self._series(df, self.lookback_ + self.horizon)
         n_targets = len(self.schema_.targets)
-        totals: dict[str, list[float]] = {"mse": [], "mae": [], "mase": [], "smape": []}
+        totals: dict[str, list[float]] = {}
         weights = []
         for s in series:
             scaler = self._scaler(s)
             scaled = scaler.transform(s.values)
             dataset = WindowDataset([scaled], self.lookback_, self.horizon, n_targets,
                                     self._independent())
-            raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate)).numpy()
             n_windows = len(dataset.index)
-            pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
-            pred = pred.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, n_targets)
             starts = dataset.index[:, 1]
             offsets = np.arange(self.horizon)
             truth = scaled[starts[:, None] + self.lookback_ + offsets, :n_targets]
             history = s.values[starts[:, None] + np.arange(self.lookback_), :n_targets]
-            original = scaler.inverse_transform(pred, slice(0, n_targets))
             truth_original = scaler.inverse_transform(truth, slice(0, n_targets))
             if metric_scalers is not None:
                 if s.uid not in metric_scalers:
                     raise ValueError(f"metric_scalers has no scaler for series {s.uid!r} "
                                      f"(it has {sorted(metric_scalers)[:5]}).")
-                other = metric_scalers[s.uid]
-                truth = other.transform(truth_original, slice(0, n_targets))
-                pred = other.transform(original, slice(0, n_targets))
-            totals["mse"].append(mse(truth, pred))
-            totals["mae"].append(mae(truth, pred))
-            for key, value in gluonts_scores(history, truth_original, original, s.freq).items():
-                totals[key].append(value)
+                truth = metric_scalers[s.uid].transform(truth_original, slice(0, n_targets))
+            for name, net in nets.items():
+                raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate,
+                                                         net=net)).numpy()
+                pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
+                pred = pred.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, n_targets)
+                original = scaler.inverse_transform(pred, slice(0, n_targets))
+                if metric_scalers is not None:
+                    pred = metric_scalers[s.uid].transform(original, slice(0, n_targets))
+                scores = {"mse": mse(truth, pred), "mae": mae(truth, pred),
+                          **gluonts_scores(history, truth_original, original, s.freq)}
+                for key, value in scores.items():
+                    totals.setdefault(f"{name}_{key}" if name else key, []).append(value)
             weights.append(n_windows)
         result = {key: float(np.average(vals, weights=weights)) for key, vals in totals.items()}
+        for name in nets:
+            if name:
+                result[f"skill_{name}"] = 1.0 - result["mse"] / result[f"{name}_mse"]
         result["n_windows"] = int(sum(weights))
         return result
 
@@ -457,11 +507,14 @@ class Forecaster(SequenceEstimator):
             "contexts": [{"uid": c.uid, "freq": c.freq, "ds": c.ds.astype(str).tolist()}
                          for c in self.contexts_.values()],
             "fit_summary": vars(self.fit_summary_) if hasattr(self, "fit_summary_") else None,
+            "season_length": self.season_length_,
         }
         arrays = {
             "scaler_mean": np.stack([self.scalers_[u].mean for u in uids]),
             "scaler_scale": np.stack([self.scalers_[u].scale for u in uids]),
             "context_values": np.stack([c.values for c in self.contexts_.values()]),
+            "linear_start_weight": self.linear_start_.skip.weight.detach().numpy(),
+            "linear_start_bias": self.linear_start_.skip.bias.detach().numpy(),
         }
         return state, arrays
 
@@ -475,6 +528,12 @@ class Forecaster(SequenceEstimator):
             uid: StandardScaler(arrays["scaler_mean"][i], arrays["scaler_scale"][i])
             for i, uid in enumerate(state["scaled_series"])
         }
+        self.season_length_ = state.get("season_length", 1)
+        if "linear_start_weight" in arrays:  # absent from models saved before the baselines
+            self.linear_start_ = RidgeForecast(self.lookback_, self.horizon, self.n_outputs_,
+                                               self.instance_norm).eval()
+            self.linear_start_.skip.weight.data = torch.as_tensor(arrays["linear_start_weight"])
+            self.linear_start_.skip.bias.data = torch.as_tensor(arrays["linear_start_bias"])
         self.contexts_ = {}
         for i, c in enumerate(state["contexts"]):
             ds = pd.DatetimeIndex(pd.to_datetime(c["ds"]))

@@ -105,7 +105,8 @@ def fit_skip_ridge(
 ) -> float:
     """Set `skip` (lookback -> horizon, shared by the `n_out` target channels, on windows
     normalized by `norm`) to the ridge regression that minimizes the training loss, with the ridge
-    strength that scores best on `validation` (batches of windows: `inputs`, `targets`).
+    strength that scores best on `validation` (batches of windows: `inputs`, `targets`), and
+    freeze it (the rest of the network then learns what the linear map cannot).
 
     This closed-form linear forecast is the "linear floor" every deep model must beat; a network
     whose deep part starts at zero starts from it instead of from noise. Rows are weighted by the
@@ -131,7 +132,52 @@ def fit_skip_ridge(
     weight = solutions[best]  # [L + 1, H]: the last row is the intercept
     skip.weight.copy_(weight[:-1].T)
     skip.bias.copy_(weight[-1])
+    # frozen: the map is already optimal on the training windows, and Adam's first steps on it
+    # (the same size on every weight) cost as much validation loss as the deep part then gains
+    skip.requires_grad_(False)
     return strengths[best]
+
+
+class RidgeForecast(ForecastLoss, nn.Module):
+    """The closed-form linear forecast alone (`fit_skip_ridge`): each target channel's window,
+    normalized (RevIN), through one lookback -> horizon map shared by the channels. The linear
+    start of the generic head, and a baseline every forecaster is scored against.
+
+    Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`.
+    """
+
+    def __init__(self, lookback: int, horizon: int, n_out: int, instance_norm: bool = True) -> None:
+        super().__init__()
+        self.n_out = n_out
+        self.norm = InstanceNorm(instance_norm)
+        self.skip = nn.Linear(lookback, horizon)
+
+    def fit(self, train: Iterable, validation: Iterable | None = None) -> float:
+        """Solve the map on the `train` windows (strength picked on `validation`)."""
+        return fit_skip_ridge(self.skip, self.norm, self.n_out, train, validation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        targets, window = self.norm(x[..., : self.n_out])
+        return window.restore(self.skip(targets.transpose(1, 2)).transpose(1, 2))
+
+
+class SeasonalNaive(ForecastLoss, nn.Module):
+    """Each step of the horizon repeats the value one season earlier (the last `season` values
+    tiled); the last value repeated when the window is shorter than a season or `season` is 1.
+    The floor a forecaster of seasonal data must beat (M4's Naive2 deseasonalizes instead).
+
+    Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`.
+    """
+
+    def __init__(self, horizon: int, season: int, n_out: int) -> None:
+        super().__init__()
+        self.horizon, self.season, self.n_out = horizon, season, n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        season = self.season if self.season <= length else 1
+        steps = torch.arange(self.horizon, device=x.device) % season + length - season
+        return x[:, steps, : self.n_out]
 
 
 def _skip_normal_equations(
@@ -217,9 +263,15 @@ class ForecastNet(ForecastLoss, nn.Module):
             lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len)
         )
 
+    @property
+    def skip(self) -> nn.Linear:
+        """The linear map from each target channel's window to its horizon."""
+        return self.head.skip
+
     def init_skip_ridge(self, train: Iterable, validation: Iterable | None = None) -> float:
-        """Start from the closed-form ridge forecast (`fit_skip_ridge`); the deep part is zero at
-        first (`flatten_proj` is zero-initialized), so the network predicts exactly that."""
+        """Start from the closed-form ridge forecast (`fit_skip_ridge`) and freeze it there; the
+        deep part is zero at first (`flatten_proj` is zero-initialized), so the network predicts
+        exactly that, and training moves only the deep part, which learns the residual."""
         return fit_skip_ridge(self.head.skip, self.norm, self.n_out, train, validation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
