@@ -25,7 +25,7 @@ ALL_RESULTS = RESULTS.parent / "RESULTS.md"
 PAGES = ("accuracy", "classification", "smnist", "speech", "tuning", "kernels", "kernels_gpu",
          "kernels_lstm_scan", "kernels_selective_scan_quiet_2threads", "tokens_speed", "fft_length",
          "fft_backward", "closed_loop", "throughput", "profile_default_fit", "kernels_scan2d", "chimera",
-         "video", "points", "vision")
+         "video", "points", "vision", "s4_kernel_speed")
 
 ANCHORS = Path(__file__).parent / "anchors.csv"  # the published numbers and their sources
 RECIPE = "v2"  # the current training recipe (accuracy.RECIPE, without importing torch)
@@ -37,7 +37,8 @@ def published(task: str, model: str) -> dict[tuple[str, int], tuple[float, float
     rows = pd.read_csv(ANCHORS)
     rows = rows[(rows.task == task) & (rows.model == model)]
     table = rows.pivot_table(index=["dataset", "horizon"], columns="metric", values="value")
-    return {(data, int(horizon)): (row.mse, row.mae) for (data, horizon), row in table.iterrows()}
+    return {(data, int(horizon)): (row.mse, row.get("mae", float("nan")))
+            for (data, horizon), row in table.iterrows()}
 
 
 def _pair(values: tuple[float, float]) -> str:
@@ -56,6 +57,9 @@ BEST_PUBLISHED_MSE = {cell: min(_PATCH64[cell][0], _PATCH42[cell][0], _DLINEAR[c
 TPGN_PAPER = published("forecasting-tpgn", "TPGN")  # its own protocol: S on OT, 60/20/20, L 168
 SMAMBA_PAPER = published("forecasting-smamba", "S-Mamba")  # lookback 96, M, TSLib borders
 NLINEAR_S = published("forecasting-univariate", "NLinear")  # S on OT, TSLib borders
+ILI_RESULTS = RESULTS.parent / "accuracy_ili.csv"
+ILI_PUBLISHED = {model: published("forecasting-ili", model)
+                 for model in ("linear floor", "PatchTST/64", "PatchTST/42", "DLinear")}
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -232,6 +236,33 @@ def deep_part_summary(results: pd.DataFrame) -> str:
             "start's.")
 
 
+def render_ili(results: pd.DataFrame) -> str:
+    """MSE per backbone and ILI horizon under the current recipe (mean ± std over seeds, bold
+    at or below PatchTST/64), beside the linear start, the floor and the published numbers."""
+    rows = results[(results.recipe == RECIPE) & (results.lookback == 104)]
+    names = sorted(rows.backbone.unique())
+    lines = [f"| H | {' | '.join(names)} | linear start | linear floor | PatchTST/64 | "
+             "PatchTST/42 | DLinear |", "|---|" + "---|" * (len(names) + 5)]
+    for horizon in sorted(rows.horizon.unique()):
+        cells, texts = rows[rows.horizon == horizon], []
+        patch64 = ILI_PUBLISHED["PatchTST/64"].get(("national_illness", horizon), (float("nan"),))[0]
+        for name in names:
+            cell = cells[cells.backbone == name]
+            if cell.empty:
+                texts.append("")
+                continue
+            mse = cell.mse.mean()
+            text = f"{mse:.3f}" + (f" ± {cell.mse.std():.3f}" if len(cell) > 1 else "")
+            text = f"**{text}**" if round(mse, 3) <= patch64 else text
+            kept = int(cell.start_kept.sum())
+            texts.append(text + (f" ({kept} kept)" if kept else ""))
+        published = [ILI_PUBLISHED[m].get(("national_illness", horizon), (float("nan"),))[0]
+                     for m in ("linear floor", "PatchTST/64", "PatchTST/42", "DLinear")]
+        lines.append(f"| {horizon} | {' | '.join(texts)} | {linear_start(cells):.3f} | "
+                     + " | ".join(f"{value:.3f}" for value in published) + " |")
+    return "\n".join(lines)
+
+
 def at_defaults(rows: pd.DataFrame, backbone: str) -> pd.DataFrame:
     """The rows of one backbone whose cell (`accuracy.key`) stays the same when every choice is
     set to `Forecaster(backbone)`'s own under the row's recipe."""
@@ -295,10 +326,20 @@ def main() -> int:
                      & (results.lookback == 96)]
     if len(smamba):
         text += ("\n## Mamba in S-Mamba's setting (variates as tokens, lookback 96)\n\n"
-                 "The S-Mamba layout and its scripts' settings (d_state 2, d_conv 2, expand 1, two "
-                 "bidirectional layers with a feed-forward sublayer, calendar features as tokens, "
-                 "batch 32, its step size per cell); paper numbers from its ETT table.\n\n"
+                 "S-Mamba's scripts' settings (d_state 2, d_conv 2, expand 1, two bidirectional "
+                 "layers with a feed-forward sublayer, calendar features as tokens, batch 32, its "
+                 "step size per cell) in tsk's pre-norm RMSNorm stack, run before the paper's own "
+                 "post-norm LayerNorm layer existed (`layout=\"s-mamba\"`, not yet run here); "
+                 "paper numbers from its ETT table.\n\n"
                  f"{render_vs_reference(smamba, SMAMBA_PAPER, 'paper', 3)}\n")
+    if ILI_RESULTS.is_file():
+        text += ("\n## ILI (TSLib 70/10/20, all 7 channels, lookback 104), the current recipe\n\n"
+                 f"From `{ILI_RESULTS.name}` (`accuracy.py --datasets national_illness --lookback "
+                 "104 --batch-size 32 --max-epochs 20`), mean ± std over seeds at each backbone's "
+                 "defaults otherwise; 'linear start': the test MSE of the closed-form start every "
+                 "generic-head fit begins from (the same for every backbone); 'kept': runs whose "
+                 "fit kept that start. Published: PatchTST paper, Table 3.\n\n"
+                 f"{render_ili(read_results(ILI_RESULTS))}\n")
     out.write_text(text)
     write_all_results()
     print(table)

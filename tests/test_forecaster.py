@@ -383,15 +383,15 @@ def test_bad_patch_params(params, match, long_df):
 
 
 def test_default_lookback_follows_the_data():
-    """336 steps where the data allows it, else a third of what the shortest series leaves."""
+    """336 steps where the data allows it, else a sixth of what the shortest series leaves."""
     params = {k: v for k, v in TINY.items() if k != "lookback"}
-    long = make_long(n_series=1, length=1200)
+    long = make_long(n_series=1, length=2100)
     model = tsk.Forecaster("s4d", **params).fit(long)
     assert model.lookback_ == 336 and model.tokens_ == "patches"  # long windows: patch tokens
     assert model.net_.embed.n_tokens == (336 - 16) // 8 + 2
-    df = pd.concat([long, make_long(n_series=1, length=64).assign(unique_id="short")])
+    df = pd.concat([long, make_long(n_series=1, length=124).assign(unique_id="short")])
     model = tsk.Forecaster("s4d", **params).fit(df)
-    assert model.lookback is None and model.lookback_ == (64 - 4) // 3
+    assert model.lookback is None and model.lookback_ == (124 - 4) // 6
     assert model.tokens_ == "time"  # 20 steps hold fewer than four patches of 16
     assert tsk.Forecaster("spacetime")._resolve_tokens(336) == "time"  # its paper's own network
     assert model.net_.head.skip.in_features == 20

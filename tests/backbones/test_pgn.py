@@ -302,10 +302,11 @@ def test_forecaster_instance_norm_reaches_tpgn_network(switch, normalized):
 @pytest.mark.parametrize("instance_norm", [True, False])
 def test_forecaster_tpgn_from_the_ridge_start_on_request(instance_norm):
     """`ridge_init=True` wraps the paper's network in `RidgeStartNet`, whose skip normalizes the
-    windows as the network does; the fit starts from the ridge forecast (lr 1e-4)."""
+    windows as the network does; the fit starts from the ridge forecast, frozen (lr 1e-3)."""
     df = make_long(n_series=1, length=120)
     params = {**TINY, "lookback": 48, "horizon": 24, "backbone_kwargs": {"period": 24}}
     model = tsk.Forecaster("tpgn", **params, ridge_init=True, instance_norm=instance_norm).fit(df)
     assert isinstance(model.net_, RidgeStartNet) and isinstance(model.net_.net, TPGNForecastNet)
     assert model.net_.norm.enabled is model.net_.net.norm.enabled is instance_norm
-    assert model.learning_rate_ == 1e-4 and model.predict().y.notna().all()
+    assert not any(p.requires_grad for p in model.net_.skip.parameters())
+    assert model.learning_rate_ == 1e-3 and model.predict().y.notna().all()
