@@ -184,24 +184,28 @@ def render_defaults(results: pd.DataFrame) -> str:
     rows = [f"| data | H | {' | '.join(names)} | linear start | best published | linear floor |",
             "|---|---|" + "---|" * (len(names) + 3)]
     for (data, horizon), published in PUBLISHED.items():
-        best, texts = BEST_PUBLISHED_MSE[(data, horizon)], []
+        best = BEST_PUBLISHED_MSE[(data, horizon)]
         cells = defaults[(defaults.dataset == data) & (defaults.horizon == horizon)]
-        for name in names:
-            cell = cells[cells.backbone == name]
-            if cell.empty:
-                texts.append("")
-                continue
-            mse = cell.mse.mean()
+
+        def text(cell: pd.DataFrame, best: float = best) -> str:
             old = "" if (cell.recipe == RECIPE).all() else " ¹"
             if cell.start_kept.all():
-                texts.append("start" + old)
-                continue
-            texts.append((f"**{mse:.3f}**" if round(mse, 3) <= best else f"{mse:.3f}") + old)
+                return "start" + old
+            mse = cell.mse.mean()
+            return (f"**{mse:.3f}**" if round(mse, 3) <= best else f"{mse:.3f}") + old
+
+        texts = per_backbone(cells, names, text)
         start = linear_start(cells)
         rows.append(f"| {data} | {horizon} | {' | '.join(texts)} | "
                     f"{'' if pd.isna(start) else f'{start:.3f}'} | {best:.3f} | "
                     f"{published[2].split(' / ')[0]} |")
     return "\n".join(rows)
+
+
+def per_backbone(cells: pd.DataFrame, names: list[str], text) -> list[str]:
+    """`text(rows)` of each backbone's rows among `cells`, in the order of `names` ('' if none)."""
+    return [text(cells[cells.backbone == name]) if (cells.backbone == name).any() else ""
+            for name in names]
 
 
 def default_rows(results: pd.DataFrame) -> pd.DataFrame:
@@ -244,18 +248,16 @@ def render_ili(results: pd.DataFrame) -> str:
     lines = [f"| H | {' | '.join(names)} | linear start | linear floor | PatchTST/64 | "
              "PatchTST/42 | DLinear |", "|---|" + "---|" * (len(names) + 5)]
     for horizon in sorted(rows.horizon.unique()):
-        cells, texts = rows[rows.horizon == horizon], []
+        cells = rows[rows.horizon == horizon]
         patch64 = ILI_PUBLISHED["PatchTST/64"].get(("national_illness", horizon), (float("nan"),))[0]
-        for name in names:
-            cell = cells[cells.backbone == name]
-            if cell.empty:
-                texts.append("")
-                continue
-            mse = cell.mse.mean()
-            text = f"{mse:.3f}" + (f" ± {cell.mse.std():.3f}" if len(cell) > 1 else "")
-            text = f"**{text}**" if round(mse, 3) <= patch64 else text
-            kept = int(cell.start_kept.sum())
-            texts.append(text + (f" ({kept} kept)" if kept else ""))
+
+        def text(cell: pd.DataFrame, patch64: float = patch64) -> str:
+            mse, kept = cell.mse.mean(), int(cell.start_kept.sum())
+            value = f"{mse:.3f}" + (f" ± {cell.mse.std():.3f}" if len(cell) > 1 else "")
+            return ((f"**{value}**" if round(mse, 3) <= patch64 else value)
+                    + (f" ({kept} kept)" if kept else ""))
+
+        texts = per_backbone(cells, names, text)
         published = [ILI_PUBLISHED[m].get(("national_illness", horizon), (float("nan"),))[0]
                      for m in ("linear floor", "PatchTST/64", "PatchTST/42", "DLinear")]
         lines.append(f"| {horizon} | {' | '.join(texts)} | {linear_start(cells):.3f} | "

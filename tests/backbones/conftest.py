@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 import pytest
+import torch
 
 import tsk
 from tests.conftest import TINY
@@ -19,6 +20,17 @@ class LossRecorder(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.losses.append(float(trainer.callback_metrics["train_loss"]))
+
+
+def run_steps(model: torch.nn.Module, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    """`model.step` over `x[:, t]` for every t from `state` (default: `model.initial_state` of the
+    batch): the outputs stacked along dim 1, as the full forward returns them, and the last state."""
+    state = model.initial_state(x.shape[0]) if state is None else state
+    outputs = []
+    for t in range(x.shape[1]):
+        y, state = model.step(x[:, t], state)
+        outputs.append(y)
+    return torch.stack(outputs, dim=1), state
 
 
 @pytest.fixture

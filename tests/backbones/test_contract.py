@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.backbones.conftest import run_steps
 from tsk import backbones
 from tsk.backbones import BACKBONE_KINDS, create, is_causal, registry
 
@@ -95,13 +96,8 @@ def test_step_matches_forward(name):
     model = create(name, **SMALL).eval()
     x = torch.randn(2, 40, 16)
     with torch.no_grad():
-        full = model(x)
-        state = model.initial_state(2)
-        steps = []
-        for t in range(x.shape[1]):
-            y, state = model.step(x[:, t], state)
-            steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+        full, (steps, _) = model(x), run_steps(model, x)
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("discretization", ["zoh", "bilinear"])
@@ -111,11 +107,8 @@ def test_s4d_variants_step_match(discretization, init):
     model = create("s4d", **SMALL, discretization=discretization, init=init).eval()
     x = torch.randn(1, 25, 16)
     with torch.no_grad():
-        full, state, outs = model(x), model.initial_state(1), []
-        for t in range(25):
-            y, state = model.step(x[:, t], state)
-            outs.append(y)
-    torch.testing.assert_close(torch.stack(outs, 1), full, rtol=1e-4, atol=1e-4)
+        full, (steps, _) = model(x), run_steps(model, x)
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)
 
 
 def test_s4d_init_follows_the_paper():

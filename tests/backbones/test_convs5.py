@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.backbones.conftest import run_steps
 from tsk import backbones
 from tsk.backbones import create, is_causal
 from tsk.backbones.common import channel_layer_norm
@@ -94,12 +95,8 @@ def test_convlstm_cell_equals_the_gate_equations():
 def test_step_matches_forward(name):
     model = _model(name)
     x = _video(length=7)
-    state = model.initial_state(2, 5, 7)
-    steps = []
-    for t in range(x.shape[1]):
-        y, state = model.step(x[:, t], state)
-        steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, dim=1), model(x))
+    steps, _ = run_steps(model, x, model.initial_state(2, 5, 7))
+    torch.testing.assert_close(steps, model(x))
 
 
 @pytest.mark.parametrize("name", FRAMES)

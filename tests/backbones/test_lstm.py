@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.backbones.conftest import run_steps
 from tests.conftest import require_tested_triton
 from tsk.backbones import create
 from tsk.backbones.lstm import HeadwiseLSTMLayer
@@ -21,14 +22,6 @@ def _loss_and_grads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, li
     weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y)
     grads = torch.autograd.grad((y * weights).sum(), [x, *model.parameters()])
     return y, list(grads)
-
-
-def _step_outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    state, outs = model.initial_state(x.shape[0]), []
-    for t in range(x.shape[1]):
-        y, state = model.step(x[:, t], state)
-        outs.append(y)
-    return torch.stack(outs, dim=1)
 
 
 def test_one_head_keeps_nn_lstm_state_dict():
@@ -100,7 +93,7 @@ def test_heads_step_matches_forward(length, heads):
     model = create("lstm", **SMALL, heads=heads).eval()
     x = torch.randn(2, length, 12)
     with torch.no_grad():
-        torch.testing.assert_close(_step_outputs(model, x), model(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(run_steps(model, x)[0], model(x), rtol=1e-5, atol=1e-5)
 
 
 def test_heads_causal_and_trainable():
@@ -152,7 +145,7 @@ def test_triton_equals_torch(heads, triton_device, monkeypatch):
     for g_fused, g_fast in zip(grads_fused, grads_fast, strict=True):
         torch.testing.assert_close(g_fused, g_fast, rtol=1e-4, atol=1e-5)
     with torch.no_grad():
-        torch.testing.assert_close(_step_outputs(fused, x[:, :3]), fused(x[:, :3]),
+        torch.testing.assert_close(run_steps(fused, x[:, :3])[0], fused(x[:, :3]),
                                    rtol=1e-5, atol=1e-5)
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import tsk.backbones.mamba as mamba_module
+from tests.backbones.conftest import run_steps
 from tsk.backbones import create
 from tsk.backbones.common import dropout
 from tsk.backbones.mamba import BidirectionalMamba, MambaMixer, SMambaEncoder
@@ -106,12 +107,8 @@ def test_step_matches_forward_on_odd_lengths(length, d_ff):
     assert len(model.stack.blocks) == SMALL["n_layers"] * (2 if d_ff else 1)
     x = torch.randn(3, length, 16)
     with torch.no_grad():
-        full = model(x)
-        state, outputs = model.initial_state(3), []
-        for t in range(length):
-            y, state = model.step(x[:, t], state)
-            outputs.append(y)
-    torch.testing.assert_close(torch.stack(outputs, 1), full, rtol=1e-5, atol=1e-5)
+        full, (steps, state) = model(x), run_steps(model, x)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
     conv_state, ssm_state = state[0]
     assert conv_state.shape == (3, 32, 4) and ssm_state.shape == (3, 32, 8)
     assert ssm_state.dtype == torch.float32
@@ -234,12 +231,8 @@ def test_causal_s_mamba_layout_steps_like_forward(length):
     assert all(isinstance(layer.mixer, MambaMixer) for layer in model.stack.layers)
     x = torch.randn(3, length, 10)
     with torch.no_grad():
-        full = model(x)
-        state, outputs = model.initial_state(3), []
-        for t in range(length):
-            y, state = model.step(x[:, t], state)
-            outputs.append(y)
-    torch.testing.assert_close(torch.stack(outputs, 1), full, rtol=1e-5, atol=1e-5)
+        full, (steps, _) = model(x), run_steps(model, x)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
 
 def test_layout_is_checked():

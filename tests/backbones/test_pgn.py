@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import tsk
+from tests.backbones.conftest import run_steps
 from tests.conftest import TINY, make_long
 from tsk.backbones import create
 from tsk.backbones.pgn import HistoricalInformationExtraction, PGNLayer, TPGNConfig, TPGNCore
@@ -133,12 +134,8 @@ def test_pgn_step_matches_forward(length):
     model = create("pgn", d_model=8, n_layers=2, dropout=0.0, history=12).eval()
     x = torch.randn(3, length, 8)
     with torch.no_grad():
-        full = model(x)
-        state, steps = model.initial_state(3), []
-        for t in range(length):
-            y, state = model.step(x[:, t], state)
-            steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+        full, (steps, _) = model(x), run_steps(model, x)
+    torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
 
 
 def test_grouped_pgn_layer_step_matches_forward():

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
+from tests.backbones.conftest import run_steps
 from tsk.backbones import create, s4
 from tsk.backbones.s4 import S4Kernel, S4Layer, hippo_legs, nplr_legs
 from tsk.training import TaskModule
@@ -270,12 +271,8 @@ def test_step_matches_forward_on_odd_lengths(length):
     model = create("s4", d_model=8, n_layers=2, d_state=8, dropout=0.0).eval()
     x = torch.randn(2, length, 8)
     with torch.no_grad():
-        expected = model(x)
-        state, outputs = model.initial_state(2), []
-        for t in range(length):
-            y, state = model.step(x[:, t], state)
-            outputs.append(y)
-    torch.testing.assert_close(torch.stack(outputs, 1), expected, rtol=1e-4, atol=1e-4)
+        expected, (steps, state) = model(x), run_steps(model, x)
+    torch.testing.assert_close(steps, expected, rtol=1e-4, atol=1e-4)
     assert state[0].shape == (2, 8, 8) and state[0].is_complex()
 
 
@@ -284,22 +281,14 @@ def test_step_matches_forward_before_set_up_and_at_other_lengths():
     matches the convolution at the stored length and at a longer one (odd sizes: H = 3, N = 6)."""
     torch.manual_seed(4)
     model = create("s4", d_model=3, n_layers=2, d_state=6, dropout=0.0).double().eval()
-
-    def stepped(x: torch.Tensor) -> torch.Tensor:
-        state, outputs = model.initial_state(x.shape[0]), []
-        for t in range(x.shape[1]):
-            y, state = model.step(x[:, t], state)
-            outputs.append(y)
-        return torch.stack(outputs, 1)
-
     x = torch.randn(2, 23, 3, dtype=torch.float64)
     with torch.no_grad():
-        before = stepped(x[:, :11])
+        before = run_steps(model, x[:, :11])[0]
         assert int(model.stack.blocks[0].kernel.length) == 0
         torch.testing.assert_close(model(x[:, :11]), before)
         assert int(model.stack.blocks[0].kernel.length) == 11
-        torch.testing.assert_close(stepped(x[:, :11]), before)
-        torch.testing.assert_close(stepped(x), model(x))
+        torch.testing.assert_close(run_steps(model, x[:, :11])[0], before)
+        torch.testing.assert_close(run_steps(model, x)[0], model(x))
 
 
 def test_bidirectional_layer_is_two_kernels():

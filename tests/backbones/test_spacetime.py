@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import tsk
+from tests.backbones.conftest import run_steps
 from tests.conftest import TINY
 from tsk.backbones import create
 from tsk.backbones.spacetime import (
@@ -286,11 +287,7 @@ def test_step_matches_forward_for_both_ssms(ssm):
     model = create("spacetime", d_model=12, n_layers=2, n_heads=4, d_state=5, ssm=ssm,
                    dropout=0.0).double()
     x = torch.randn(2, 23, 12, dtype=torch.float64)
-    state, outputs = model.initial_state(2), []
-    for t in range(23):
-        y, state = model.step(x[:, t], state)
-        outputs.append(y)
-    torch.testing.assert_close(torch.stack(outputs, 1), model(x))
+    torch.testing.assert_close(run_steps(model, x)[0], model(x))
 
 
 def _forecast_net(lag_loss_weight: float) -> SpaceTimeForecastNet:
