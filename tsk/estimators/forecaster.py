@@ -98,7 +98,8 @@ class Forecaster(SequenceEstimator):
     Every fit also scores two baselines on validation (`fit_summary_.baselines`): that linear
     start (solved even when the network does not start there; `linear_start_`) and the
     seasonal-naive forecast, `season_length` steps back (None: a day for data stepping within a
-    day, 7 for daily, 52 for weekly data, ...; `season_length_`); `evaluate(df, baselines=True)`
+    day, 7 for daily, 52 for weekly data, ..., 1 when the series step at different rates;
+    `season_length_`); `evaluate(df, baselines=True)`
     scores them on `df` beside the model, with its skill over each.
     """
 
