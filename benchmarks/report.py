@@ -331,7 +331,7 @@ def main() -> int:
                  "S-Mamba's scripts' settings (d_state 2, d_conv 2, expand 1, two bidirectional "
                  "layers with a feed-forward sublayer, calendar features as tokens, batch 32, its "
                  "step size per cell) in tsk's pre-norm RMSNorm stack, run before the paper's own "
-                 "post-norm LayerNorm layer existed (`layout=\"s-mamba\"`, not yet run here); "
+                 "post-norm LayerNorm layer existed (`layout=\"s-mamba\"`: the rows that name it); "
                  "paper numbers from its ETT table.\n\n"
                  f"{render_vs_reference(smamba, SMAMBA_PAPER, 'paper', 3)}\n")
     if ILI_RESULTS.is_file():

@@ -62,10 +62,11 @@ class TaskModule(L.LightningModule):
 
     A parameter with an `_optim` dict (e.g. `{"lr": 1e-3, "weight_decay": 0.0}`, as SSM
     parameters carry) gets its own optimizer group. Its `lr` is a ceiling: the group steps at
-    `min(lr, learning_rate)`, the S4 authors' rule (state-spaces/s4 example.py), so a small
-    global rate (fine-tuning a closed-form start) is not overridden by a faster SSM rate. The
+    `min(lr, learning_rate)`, the S4 authors' rule (state-spaces/s4 example.py), so a smaller
+    global rate (a user's, a tuning trial's) is not overridden by a faster SSM rate. The
     learning rate follows a cosine over the steps the fit may take (`max_epochs` epochs, or
-    `max_steps` when that comes first), updated every step, so a fit cut short by a step budget still anneals.
+    `max_steps` when that comes first), updated every step, so a fit cut short by a step
+    budget still anneals.
     """
 
     def __init__(self, net: nn.Module, learning_rate: float, weight_decay: float = 0.0,
