@@ -32,6 +32,15 @@ def run_in_workers(function: Callable[..., Any], tasks: Sequence[tuple], workers
         return pool.starmap(function, tasks, chunksize=1)
 
 
+def last_epoch_lines(results: Any, name: str) -> list[str]:
+    """The report lines after a per-epoch table: each `name`'s (model's, backbone's) test
+    accuracy at its last recorded epoch and the minutes it took to get there."""
+    final = results.sort_values("epoch").groupby(name, sort=False).tail(1)
+    return ["", "Last epoch: " + "; ".join(
+        f"{getattr(r, name)} {100 * r.test_accuracy:.2f}% after {r.train_seconds / 60:.1f} min"
+        for r in final.itertuples()) + ".", ""]
+
+
 def append_row(path: Path, columns: Sequence[str], row: dict) -> None:
     """Append `row` to the CSV at `path` (with the header when the file is new)."""
     new = not path.is_file()

@@ -28,7 +28,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from results_io import append_row, machine, run_in_workers
+from results_io import append_row, last_epoch_lines, machine, run_in_workers
 
 import tsk
 from tsk.datasets.files import data_root
@@ -133,10 +133,7 @@ def write_report(results_path: Path, report_path: Path) -> None:
             for _, row in runs.iterrows():
                 lines.append(f"| {backbone} | {row.params:,} | {row.epoch} | {row.train_seconds:.0f} | "
                              f"{100 * row.test_accuracy:.2f} |")
-        final = part.sort_values("epoch").groupby("backbone").tail(1)
-        lines += ["", "Last epoch: " + "; ".join(
-            f"{r.backbone} {100 * r.test_accuracy:.2f}% after {r.train_seconds / 60:.1f} min"
-            for r in final.itertuples()) + ".", ""]
+        lines += last_epoch_lines(part, "backbone")
     report_path.write_text("\n".join(lines))
 
 

@@ -30,7 +30,7 @@ import timm.optim
 import timm.scheduler
 import torch
 import torch.nn.functional as F
-from results_io import append_row, machine, run_in_workers
+from results_io import append_row, last_epoch_lines, machine, run_in_workers
 
 import tsk
 import tsk.vision  # noqa: F401  (registers the tsk_* models with timm)
@@ -127,10 +127,7 @@ def write_report(results_path: Path, report_path: Path) -> None:
         for _, row in runs.iterrows():
             lines.append(f"| {name} | {row.params:,} | {row.epoch} | {row.seconds_per_epoch:.1f} | "
                          f"{100 * row.test_accuracy:.2f} |")
-    final = results.sort_values("epoch").groupby("model", sort=False).tail(1)
-    lines += ["", "Last epoch: " + "; ".join(
-        f"{r.model} {100 * r.test_accuracy:.2f}% after {r.train_seconds / 60:.1f} min"
-        for r in final.itertuples()) + ".", ""]
+    lines += last_epoch_lines(results, "model")
     report_path.write_text("\n".join(lines))
 
 
