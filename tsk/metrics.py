@@ -1,4 +1,5 @@
-"""Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, and GluonTS's MASE/sMAPE),
+"""Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, GluonTS's MASE/sMAPE, and
+the M4 competition's sMAPE/MASE/OWA with its Naive2 benchmark),
 classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
 matrix), speech quality (SI-SNR; PESQ and STOI through their reference packages) and predicted
 video frames (per-frame MSE, PSNR and SSIM through torchmetrics)."""
@@ -45,6 +46,119 @@ def gluonts_scores(
                       "seasonal naive error, MASE's denominator, is 0.", stacklevel=2)
     return {"mase": float(np.mean(mases)) if mases else float("nan"),
             "smape": float(np.nanmean(smapes))}
+
+
+# ---- the M4 competition's point-forecast metrics ----------------------------------------------
+# As the organisers' evaluation code computes them (Mcompetitions/M4-methods, "Benchmarks and
+# Evaluation.R"): per series and step, then the mean over all series and steps (every series of a
+# group has the same horizon, so this is the mean over series of each series' mean).
+
+M4_SEASONALITY_CRITICAL = 1.645
+"""The one-sided 90% normal quantile of M4's autocorrelation seasonality test."""
+
+
+def _m4_pairs(target: Any, forecast: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`target` and `forecast` as float arrays `[n_series, horizon]` (one series: `[horizon]`)."""
+    target = np.atleast_2d(np.asarray(target, dtype=np.float64))
+    forecast = np.atleast_2d(np.asarray(forecast, dtype=np.float64))
+    if target.shape != forecast.shape or target.ndim != 2 or target.size == 0:
+        raise ValueError(f"target and forecast must be equal [n_series, horizon] (or [horizon]) "
+                         f"arrays, got {np.shape(target)} and {np.shape(forecast)}.")
+    return target, forecast
+
+
+def smape(target: Any, forecast: Any) -> float:
+    """M4's symmetric MAPE, in percent: `200 |y - yhat| / (|y| + |yhat|)` averaged over every
+    step of every series (`[n_series, horizon]` or one series' `[horizon]`). A step where both
+    are 0 counts 0 (the formula is 0/0 there; M4's data has no zeros)."""
+    target, forecast = _m4_pairs(target, forecast)
+    error = np.abs(target - forecast)
+    scale = np.abs(target) + np.abs(forecast)
+    ratio = np.divide(error, scale, out=np.zeros_like(error), where=scale > 0)
+    return float(200.0 * ratio.mean())
+
+
+def mase(insample: Any, target: Any, forecast: Any, season: int = 1) -> float:
+    """M4's mean absolute scaled error: each series' absolute errors over the horizon divided by
+    the mean absolute `season`-step difference of its whole training part (`insample`: one
+    array per series, of any lengths; one series: an array), averaged over every step of every
+    series. Raises where a series' scale is 0 or undefined (constant, or not longer than
+    `season`)."""
+    target, forecast = _m4_pairs(target, forecast)
+    if isinstance(insample, np.ndarray) and insample.ndim == 1:
+        insample = [insample]
+    insample = [np.asarray(x, dtype=np.float64) for x in insample]
+    if len(insample) != len(target):
+        raise ValueError(f"insample has {len(insample)} series, target {len(target)}.")
+    if season < 1:
+        raise ValueError(f"season must be a positive number of steps, got {season!r}.")
+    scales = np.array([np.mean(np.abs(x[season:] - x[:-season])) if len(x) > season else np.nan
+                       for x in insample])
+    bad = np.flatnonzero(~(scales > 0))
+    if bad.size:
+        raise ValueError(f"MASE is undefined for {bad.size} series (e.g. index {bad[0]}): its "
+                         f"training part is constant or not longer than the season ({season}), "
+                         "so the seasonal-naive error that scales it is 0 or empty.")
+    return float((np.abs(target - forecast) / scales[:, None]).mean())
+
+
+def owa(smape: float, mase: float, smape_naive2: float, mase_naive2: float) -> float:
+    """M4's overall weighted average: the mean of the sMAPE and the MASE, each relative to
+    Naive2's on the same series (1: as good as Naive2; below 1: better)."""
+    return 0.5 * (smape / smape_naive2 + mase / mase_naive2)
+
+
+def seasonality_test(series: Any, season: int) -> bool:
+    """M4's seasonality test (the benchmarks' `SeasonalityTest`): the autocorrelation at lag
+    `season` is significant at 90%, `|r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n)`. As there,
+    the autocorrelations are R's `acf` (mean removed, denominator n, lags up to
+    `floor(10 log10 n)`): no season above that lag, nor one with fewer than 3 full seasons of
+    data, nor a constant series, counts as seasonal; nor does `season` 1."""
+    x = np.asarray(series, dtype=np.float64)
+    n = len(x)
+    if season <= 1 or n < 3 * season or season > min(int(10 * np.log10(n)), n - 1):
+        return False
+    centred = x - x.mean()
+    variance = float(centred @ centred)
+    if variance == 0:
+        return False
+    acf = np.array([centred[k:] @ centred[:-k] for k in range(1, season + 1)]) / variance
+    limit = M4_SEASONALITY_CRITICAL / np.sqrt(n) * np.sqrt(1 + 2 * np.sum(acf[:-1] ** 2))
+    return bool(abs(acf[-1]) > limit)
+
+
+def seasonal_indices(series: Any, season: int) -> np.ndarray:
+    """The `season` multiplicative seasonal indices of classical decomposition (R's
+    `decompose(type="multiplicative")`): the series divided by its centred moving average
+    (`season` terms, or 2 x `season` when even), each position's mean ratio (position `t % season`
+    from the series' first value), normalized to mean 1."""
+    x = np.asarray(series, dtype=np.float64)
+    if season < 2 or len(x) < 2 * season:
+        raise ValueError(f"classical decomposition needs a season of 2 or more steps and at least 2 "
+                         f"seasons of data; got season {season} and {len(x)} values.")
+    weights = np.ones(season + 1 - season % 2)
+    if season % 2 == 0:
+        weights[[0, -1]] = 0.5
+    weights /= season
+    half = len(weights) // 2
+    ratio = np.full(len(x), np.nan)
+    ratio[half:len(x) - half] = x[half:len(x) - half] / np.convolve(x, weights, mode="valid")
+    figure = np.array([np.nanmean(ratio[i::season]) for i in range(season)])
+    return figure / figure.mean()
+
+
+def naive2(series: Any, horizon: int, season: int) -> np.ndarray:
+    """M4's Naive2 forecast of one series' next `horizon` values: where the series passes
+    `seasonality_test` at `season`, its last value divided by its seasonal index, times the
+    indices of the coming steps (`seasonal_indices`); else its last value repeated."""
+    x = np.asarray(series, dtype=np.float64)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"naive2 forecasts one series, a non-empty 1-D array; got shape {x.shape}.")
+    if not seasonality_test(x, season):
+        return np.full(horizon, x[-1])
+    figure = seasonal_indices(x, season)
+    n = len(x)
+    return x[-1] / figure[(n - 1) % season] * figure[(n + np.arange(horizon)) % season]
 
 
 def classification_scores(truth: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, Any]:

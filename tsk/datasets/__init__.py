@@ -17,6 +17,7 @@ from tsk.datasets.classification import (
 from tsk.datasets.custom import ALIASES, KNOWN_FILES, load_csv
 from tsk.datasets.ett import ETT_NAMES, load_ett
 from tsk.datasets.files import data_root
+from tsk.datasets.m4 import M4_GROUPS, M4Data, load_m4
 from tsk.datasets.mnist import load_mnist_digits, moving_mnist
 from tsk.datasets.points import (
     as_point_sets,
@@ -38,8 +39,9 @@ def load_dataset(name: str, root: str | None = None) -> ForecastSplit:
     raise unknown_name_error("dataset", name, [*ETT_NAMES, *KNOWN_FILES])
 
 
-__all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "ClassificationData", "ForecastSplit", "SpokenDigits",
-           "as_point_sets", "as_waveforms", "data_root", "load_classification", "load_csv",
-           "load_dataset", "load_ett", "load_fsdd", "load_mnist_digits", "load_modelnet",
-           "mnist_point_sets", "moving_mnist", "read_audio", "read_labelled", "read_off",
-           "read_point_files", "read_ts", "read_ucr_tsv", "sample_surface"]
+__all__ = ["CLASSIFICATION_NAMES", "ETT_NAMES", "M4_GROUPS", "ClassificationData", "ForecastSplit",
+           "M4Data", "SpokenDigits", "as_point_sets", "as_waveforms", "data_root",
+           "load_classification", "load_csv", "load_dataset", "load_ett", "load_fsdd", "load_m4",
+           "load_mnist_digits", "load_modelnet", "mnist_point_sets", "moving_mnist", "read_audio",
+           "read_labelled", "read_off", "read_point_files", "read_ts", "read_ucr_tsv",
+           "sample_surface"]
