@@ -1,10 +1,12 @@
-"""The `tsk` command: forecast, fit, streaming predict, backbones, and one-line errors."""
+"""The `tsk` command: forecast, fit, streaming predict, backtest, backbones, and one-line
+errors."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,6 +74,35 @@ def test_fit_then_streaming_predict(tmp_path, capsys, suffix):
     expected = tsk.load(model_dir).predict(history)
     # chunks batch the series differently, so float32 sums may differ in the last bits
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-5)
+
+
+def test_backtest_writes_the_windows_and_prints_their_errors(tmp_path, capsys):
+    data, out = tmp_path / "sales.csv", tmp_path / "backtest.parquet"
+    history = make_long(n_series=3, length=60)
+    history.to_csv(data, index=False)
+    assert main(["backtest", "--data", str(data), "--backbone", "lstm", "--n-windows", "2",
+                 "--refit", "1", "--level", "80", "--out", str(out), *TINY_ARGS]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed.split("\nWrote")[0])
+    assert "Wrote 24 forecasts (2 windows)" in printed
+    backtest = pd.read_parquet(out)
+    assert list(backtest.columns) == ["unique_id", "ds", "cutoff", "y", "lstm", "lstm-lo-80",
+                                      "lstm-hi-80"]
+    # 60 hourly rows from 2024-01-01 00:00: cutoffs 4 steps apart, the last one after row 55
+    assert sorted(backtest.cutoff.unique()) == [pd.Timestamp("2024-01-03 03:00"),
+                                                pd.Timestamp("2024-01-03 07:00")]
+    np.testing.assert_array_equal(backtest.y, pd.read_csv(data).groupby("unique_id").tail(8).y)
+    errors = backtest.y - backtest.lstm
+    assert report["mse"] == pytest.approx((errors**2).mean())
+    assert report["mae"] == pytest.approx(errors.abs().mean())
+    assert [row["n"] for row in report["per_cutoff"]] == [12, 12] and report["refit"] == 1
+    first = backtest[backtest.cutoff == backtest.cutoff.min()]
+    assert report["per_cutoff"][0]["mse"] == pytest.approx(((first.y - first.lstm) ** 2).mean())
+    inside = (backtest["lstm-lo-80"] <= backtest.y) & (backtest.y <= backtest["lstm-hi-80"])
+    assert report["coverage_80"] == pytest.approx(inside.mean())
+    assert main(["backtest", "--data", str(data), "--n-windows", "20", "--out", str(out),
+                 *TINY_ARGS]) == 1
+    assert "too short to backtest" in capsys.readouterr().err
 
 
 def saved_forecaster(tmp_path, history: pd.DataFrame) -> Path:

@@ -19,6 +19,11 @@ FORBIDDEN = {
     "tsk.datasets": ("tsk.backbones", "tsk.heads", "tsk.estimators", "tsk.training", "tsk.tuning",
                      "tsk.cli"),
     "tsk.training": ("tsk.estimators", "tsk.tuning", "tsk.cli"),
+    # what a loaded model predicts with: no estimator, and never Lightning (`tsk.training`)
+    "tsk.inference": ("tsk.estimators", "tsk.training", "tsk.tuning", "tsk.cli"),
+    # an exported forecaster runs without tsk's estimators, networks or training stack
+    "tsk.exported": ("tsk.estimators", "tsk.heads", "tsk.backbones", "tsk.kernels", "tsk.training",
+                     "tsk.tuning", "tsk.cli"),
     "tsk.estimators": ("tsk.tuning", "tsk.cli"),
     "tsk.io": ("tsk.estimators", "tsk.training", "tsk.tuning", "tsk.cli"),
 }

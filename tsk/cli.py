@@ -1,5 +1,5 @@
-"""The `tsk` command: forecast, fit, predict (batch, streaming), classify, enhance, tune and
-backbones.
+"""The `tsk` command: forecast, fit, predict (batch, streaming), backtest, export, classify,
+enhance, tune and backbones.
 
 Errors print one line and exit non-zero; `--debug` shows the traceback. Heavy imports (pandas,
 torch, Lightning) happen inside the commands, so `tsk --help` and usage errors answer at once.
@@ -45,6 +45,7 @@ def _forecaster(args: argparse.Namespace) -> Any:
         exogenous=args.exogenous or None,
         time_features=args.time_features, instance_norm=args.instance_norm,
         ridge_init=args.ridge_init, d_model=args.d_model, n_layers=args.n_layers,
+        conformal=bool(getattr(args, "level", None)),
         max_epochs=args.max_epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
@@ -112,6 +113,69 @@ def cmd_fit(args: argparse.Namespace) -> int:
           f"{'' if not baselines else f'; {baselines}'}; {summary.epochs} epochs"
           f"{'; the linear start was kept' if summary.start_kept else ''})")
     return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Backtest a forecaster as Nixtla's cross-validation does: fit on each series up to its
+    first forecast origin (cutoff; or again every --refit windows), forecast the horizon after
+    every cutoff, print the errors (in the data's units) overall and per cutoff, write the
+    forecasts beside the actual values. --level adds conformal intervals and their coverage."""
+    from tsk.datasets import load_dataset
+    from tsk.datasets.tables import read_table, write_table
+
+    if args.dataset:
+        frame, name = load_dataset(args.dataset, args.data_dir).frame, args.dataset
+    else:
+        frame, name = read_table(args.data), Path(args.data).name
+    model = _forecaster(args)
+    backtest = model.cross_validation(frame, n_windows=args.n_windows, step_size=args.step_size,
+                                      refit=args.refit or False, level=args.level)
+    report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
+              "n_windows": args.n_windows, "step_size": args.step_size or args.horizon,
+              "refit": args.refit, **_backtest_summary(backtest, args.backbone, args.level)}
+    print(json.dumps(report, indent=2))
+    write_table(backtest, args.out)
+    print(f"Wrote {len(backtest)} forecasts ({args.n_windows} windows) to {args.out}")
+    return 0
+
+
+def _backtest_summary(backtest: pd.DataFrame, backbone: str,
+                      level: Sequence[float] | None) -> dict[str, Any]:
+    """MSE, MAE (and each level's coverage) of a `cross_validation` frame over its observed
+    actual values: overall, and per cutoff (`per_cutoff`)."""
+    import numpy as np
+
+    from tsk.conformal import check_levels, level_name
+    from tsk.metrics import coverage, mae, mse
+
+    if "unique_id" in backtest.columns:  # long: `y` and the backbone's column
+        pairs = [("y", backbone)]
+    else:  # wide: each channel and `<backbone>-<channel>`
+        prefix = f"{backbone}-"
+        pairs = [(c[len(prefix):], c) for c in backtest.columns
+                 if c.startswith(prefix) and c[len(prefix):] in backtest.columns]
+    levels = check_levels(level) if level else []
+
+    def scores(rows: pd.DataFrame) -> dict[str, Any]:
+        def joined(suffix: str = "") -> np.ndarray:
+            return np.concatenate([rows[f"{forecast}{suffix}"].to_numpy(np.float64)
+                                   for _, forecast in pairs])
+
+        actual = np.concatenate([rows[a].to_numpy(np.float64) for a, _ in pairs])
+        seen = ~np.isnan(actual)
+        if not seen.any():
+            return {"n": 0}
+        forecast = joined()[seen]
+        result = {"mse": mse(actual[seen], forecast), "mae": mae(actual[seen], forecast)}
+        for lv in levels:
+            name = level_name(lv)
+            result[f"coverage_{name}"] = coverage(actual[seen], joined(f"-lo-{name}")[seen],
+                                                  joined(f"-hi-{name}")[seen])
+        return {**result, "n": int(seen.sum())}
+
+    per_cutoff = [{"cutoff": str(cutoff), **scores(rows)}
+                  for cutoff, rows in backtest.groupby("cutoff", sort=True)]
+    return {**scores(backtest), "per_cutoff": per_cutoff}
 
 
 def _classifier(args: argparse.Namespace) -> Any:
@@ -304,6 +368,21 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a saved Forecaster for inference without tsk's training stack: its network as a
+    torch.export program with what predict needs around it (`tsk.exported.load(OUT).predict(df)`
+    forecasts as the saved model does)."""
+    import tsk
+
+    model = tsk.load(args.model)
+    if not isinstance(model, tsk.Forecaster):
+        raise ValueError(f"{args.model} holds a {type(model).__name__}; only a Forecaster exports.")
+    folder = model.export(args.out)
+    print(f"Exported the {model.backbone} forecaster to {folder} (network.pt2, forecaster.json, "
+          "arrays.npz); load it with tsk.exported.load")
+    return 0
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """Search hyperparameters with Optuna, print the best trials, save the best model."""
     import optuna
@@ -455,6 +534,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "series it finished (same data, model and --chunk-rows)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("backtest", help="backtest a forecaster over rolling forecast origins "
+                       "(Nixtla's cross-validation)", description=cmd_backtest.__doc__)
+    _add_model_args(p)
+    p.add_argument("--n-windows", type=int, required=True,
+                   help="forecast origins (cutoffs) per series; the last one `horizon` steps "
+                        "before its end")
+    p.add_argument("--step-size", type=int, default=None,
+                   help="steps between cutoffs (default: the horizon)")
+    p.add_argument("--refit", type=int, default=0,
+                   help="refit every K windows (default 0: fit once, on the data up to the "
+                        "first cutoff; 1: at every cutoff)")
+    p.add_argument("--level", type=float, nargs="+", default=None,
+                   help="conformal interval levels in percent, e.g. 80 95 (each fit calibrates "
+                        "on its validation windows)")
+    p.add_argument("--out", required=True, help="forecasts beside the actual values (.csv or "
+                   ".parquet)")
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("export", help="export a saved forecaster to run without the training stack",
+                       description=cmd_export.__doc__)
+    p.add_argument("model", help="folder written by `tsk fit` / est.save (a Forecaster)")
+    p.add_argument("out", help="folder to write the exported forecaster to")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tune", help="search hyperparameters with Optuna and save the best model",
                        description=cmd_tune.__doc__)

@@ -1,5 +1,6 @@
 """Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, GluonTS's MASE/sMAPE, and
-the M4 competition's sMAPE/MASE/OWA with its Naive2 benchmark),
+the M4 competition's sMAPE/MASE/OWA with its Naive2 benchmark), prediction intervals (coverage,
+the interval score),
 classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
 matrix), speech quality (SI-SNR; PESQ and STOI through their reference packages) and predicted
 video frames (per-frame MSE, PSNR and SSIM through torchmetrics)."""
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from tsk.conformal import check_levels
+
 
 def mse(target: np.ndarray, forecast: np.ndarray) -> float:
     return float(np.mean((np.asarray(target, np.float64) - forecast) ** 2))
@@ -21,6 +24,45 @@ def mae(target: np.ndarray, forecast: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(target, np.float64) - forecast)))
 
 
+def _interval_arrays(target: Any, lower: Any, upper: Any) -> tuple[np.ndarray, ...]:
+    """`target`, `lower` and `upper` as float arrays of one shape, the target with no NaN."""
+    arrays = tuple(np.asarray(a, dtype=np.float64) for a in (target, lower, upper))
+    if not arrays[0].shape == arrays[1].shape == arrays[2].shape or arrays[0].size == 0:
+        raise ValueError(f"target, lower and upper must be non-empty arrays of one shape, got "
+                         f"{[a.shape for a in arrays]}.")
+    if np.isnan(arrays[0]).any():
+        raise ValueError("target has missing values (NaN): leave them out first (e.g. "
+                         "target[observed]), as they are neither inside nor outside an interval.")
+    return arrays
+
+
+def coverage(target: Any, lower: Any, upper: Any) -> float:
+    """Empirical coverage of prediction intervals: the share of `target` values inside
+    `[lower, upper]` (bounds included). A calibrated 80% interval covers about 0.8."""
+    target, lower, upper = _interval_arrays(target, lower, upper)
+    return float(np.mean((lower <= target) & (target <= upper)))
+
+
+def interval_score(target: Any, lower: Any, upper: Any, level: float) -> float:
+    """Mean interval score of central prediction intervals at `level` percent (Winkler 1972;
+    Gneiting and Raftery 2007, "Strictly proper scoring rules, prediction, and estimation",
+    JASA 102(477), eq. 43): with `alpha = 1 - level / 100`, each value scores the interval's
+    width plus `2 / alpha` times how far the target falls outside it,
+    `(u - l) + 2/alpha (l - y) 1[y < l] + 2/alpha (y - u) 1[y > u]`. Lower is better, in the
+    units of `target`; it rewards narrow intervals only while they cover. (M4's MSIS is this
+    score divided by the series' in-sample seasonal-naive MAE.)"""
+    levels = check_levels(level)
+    if len(levels) != 1:
+        raise ValueError(f"interval_score scores intervals of one level, got {level!r}: call it "
+                         "once per level.")
+    level = levels[0]
+    target, lower, upper = _interval_arrays(target, lower, upper)
+    alpha = 1.0 - level / 100.0
+    below = np.clip(lower - target, 0.0, None)
+    above = np.clip(target - upper, 0.0, None)
+    return float(np.mean((upper - lower) + 2.0 / alpha * (below + above)))
+
+
 def gluonts_scores(
     history: np.ndarray, target: np.ndarray, forecast: np.ndarray, freq: str
 ) -> dict[str, float]:
@@ -28,6 +70,8 @@ def gluonts_scores(
 
     `history[W, L, C]`, `target[W, H, C]`, `forecast[W, H, C]`, all in the original scale; the
     MASE denominator is the seasonal naive error on each window's history, as in GluonTS.
+    Missing values (NaN) in `target` or `history` are left out, as GluonTS's evaluator masks
+    them; a window and channel with no observed target is not scored.
     """
     from gluonts.evaluation import metrics as gluonts_metrics
     from gluonts.time_feature import get_seasonality
@@ -36,11 +80,16 @@ def gluonts_scores(
     mases, smapes = [], []
     for w in range(target.shape[0]):
         for c in range(target.shape[2]):
-            past = history[w, :, c]
-            seasonal_error = gluonts_metrics.calculate_seasonal_error(past, freq, season)
+            observed = ~np.isnan(target[w, :, c])
+            if not observed.any():
+                continue
+            truth, guess = target[w, observed, c], forecast[w, observed, c]
+            past = np.ma.masked_invalid(history[w, :, c])
+            seasonal_error = float(np.ma.filled(
+                gluonts_metrics.calculate_seasonal_error(past, freq, season), np.nan))
             if seasonal_error > 0:
-                mases.append(gluonts_metrics.mase(target[w, :, c], forecast[w, :, c], seasonal_error))
-            smapes.append(gluonts_metrics.smape(target[w, :, c], forecast[w, :, c]))
+                mases.append(gluonts_metrics.mase(truth, guess, seasonal_error))
+            smapes.append(gluonts_metrics.smape(truth, guess))
     if not mases:
         warnings.warn("MASE is undefined here (NaN): every window's history is constant, so its "
                       "seasonal naive error, MASE's denominator, is 0.", stacklevel=2)

@@ -1,5 +1,6 @@
 """Per-series, per-channel standardization fit on training rows only (as scikit-learn's
-`StandardScaler`: population std, and scale 1 for constant channels)."""
+`StandardScaler`: population std, scale 1 for constant channels, and missing values (NaN) left
+out of the statistics and passed through as NaN)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,16 @@ class StandardScaler:
 
     @classmethod
     def fit(cls, values: np.ndarray) -> StandardScaler:
-        """Fit on `values[T, C]` (the training rows)."""
+        """Fit on `values[T, C]` (the training rows); NaN (a missing value) counts in no
+        statistic, and a channel with no other value raises (it has no scale)."""
         values = np.asarray(values, dtype=np.float64)
-        mean = values.mean(axis=0)
-        scale = values.std(axis=0)
+        empty = np.flatnonzero(np.isnan(values).all(axis=0)) if len(values) else []
+        if len(empty):
+            raise ValueError(f"Channel(s) {empty.tolist()} have no observed value in the rows the "
+                             "scaling is fit on (a series' training part): there is nothing to "
+                             "scale them by. Shorten the validation part or drop them.")
+        mean = np.nanmean(values, axis=0)
+        scale = np.nanstd(values, axis=0)
         scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
         return cls(mean.astype(np.float64), scale.astype(np.float64))
 

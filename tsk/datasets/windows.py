@@ -20,6 +20,12 @@ class WindowDataset(Dataset):
     window starts to `[starts[i][0], starts[i][1])` (`None`: all of them). `horizon=0` gives
     inputs only (prediction).
 
+    Missing values (NaN, `Forecaster(missing="mask")`) stay NaN in `x` and `y`: the network's
+    window normalization fills the inputs, the loss leaves the targets out. `flags` are columns
+    of `x` whose missingness is appended to `x`, one 0/1 channel each (1: missing), so that the
+    network can tell a missing value from an observed one. A window whose targets (every target
+    channel over its horizon) are all missing is skipped; `n_unobserved` counts them.
+
     A DataLoader fetches a batch with `__getitems__`: one gather over the series, stored end to
     end, instead of one `__getitem__` and a stack per sample (which cost ~25 us a window, a
     default ETTh1 epoch ~15 s). Pass `collate_fn=WindowDataset.collate` (the batch is ready).
@@ -33,17 +39,25 @@ class WindowDataset(Dataset):
         n_targets: int,
         channel_independent: bool,
         starts: Sequence[tuple[int, int] | None] | None = None,
+        flags: Sequence[int] = (),
     ) -> None:
         parts = [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
         self.channel_independent = channel_independent
+        self.flags = torch.as_tensor(list(flags), dtype=torch.long)
         span = lookback + horizon
-        index = []
+        index, self.n_unobserved = [], 0
         for i, values in enumerate(parts):
             lo, hi = (0, len(values) - span + 1) if starts is None or starts[i] is None else starts[i]
             hi = min(hi, len(values) - span + 1)
             if hi > lo:
-                index.append(np.stack([np.full(hi - lo, i), np.arange(lo, hi)], axis=1))
+                first = np.arange(lo, hi)
+                if horizon:  # keep the windows with an observed target in their horizon
+                    seen = np.r_[0, np.cumsum(~np.isnan(values[:, :n_targets]).all(axis=1))]
+                    observed = seen[first + span] > seen[first + lookback]
+                    self.n_unobserved += int((~observed).sum())
+                    first = first[observed]
+                index.append(np.stack([np.full(len(first), i), first], axis=1))
         self.index = np.concatenate(index) if index else np.zeros((0, 2), dtype=np.int64)
         self.channels = n_targets if channel_independent else 1
         # all series end to end: a window of series i starting at s begins at row offsets[i] + s
@@ -76,12 +90,20 @@ class WindowDataset(Dataset):
         else:
             x = self.values[past]
             y = self.values[future, : self.n_targets]
+        if len(self.flags):
+            x = torch.cat([x, x[..., self.flags].isnan().to(x.dtype)], dim=-1)
         return {"inputs": x, "targets": y}
 
     @staticmethod
     def collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The DataLoader's `collate_fn` for this dataset: `__getitems__` made the batch."""
         return batch
+
+    def future_values(self) -> np.ndarray:
+        """Every window's targets, `[windows, horizon, n_targets]` (all target channels, also when
+        each channel is its own sample), in window order: what its forecasts are scored on."""
+        rows = self._first_rows[:, None] + self._steps[self.lookback:]
+        return self.values[rows, : self.n_targets].numpy()
 
     def window_of(self, item: int) -> tuple[int, int, int]:
         """`(series, start, channel)` of sample `item`."""

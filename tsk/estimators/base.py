@@ -28,8 +28,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tsk import backbones
+from tsk.inference import FitSummary, predict_batches
 from tsk.io import read_folder, write_folder
-from tsk.training import FitSummary, ReplayableSampler, TaskModule, fit_module, predict_batches
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,9 @@ class FitData:
     val_loader)`, called after the warm start, returns the validation loss of each simple
     baseline by name (the fit summary reports them beside the model's). `max_epochs`: the
     number of epochs the data calls for, where the estimator's `max_epochs` is None.
+    `calibrate(net, validation)`, called with the trained network (in eval mode) once training
+    is done, keeps what the estimator measures on held-out data (a `Forecaster`'s conformal
+    scores); a failure there leaves the estimator unfitted, as a failed fit does.
     """
 
     train: Dataset
@@ -107,6 +110,7 @@ class FitData:
     warm_start: Callable[[nn.Module, DataLoader, DataLoader | None], Any] | None = None
     max_epochs: int | None = None  # the epochs this fit trains at most (None: `max_epochs`)
     baselines: Callable[[nn.Module, DataLoader, DataLoader | None], dict[str, float]] | None = None
+    calibrate: Callable[[nn.Module, Dataset], Any] | None = None
 
 
 class SequenceEstimator(BaseEstimator):
@@ -231,6 +235,8 @@ class SequenceEstimator(BaseEstimator):
             with self._seeded() as generator:
                 net = self._build_net()
                 self.fit_summary_ = self._fit_net(net, prepared, generator, checkpoint_dir)
+            if prepared.calibrate is not None and prepared.validation is not None:
+                prepared.calibrate(net.eval(), prepared.validation)
         except BaseException:
             self.__dict__.pop("net_", None)
             raise
@@ -247,6 +253,9 @@ class SequenceEstimator(BaseEstimator):
         measurements). `checkpoint_dir` keeps the checkpoints there and resumes an interrupted fit
         (`tsk.training.fit_module`) of the same parameters and data (`data.digest` names it).
         """
+        # Lightning only when a fit runs: a loaded model predicts without it (tsk.inference)
+        from tsk.training import ReplayableSampler, TaskModule, fit_module
+
         loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
                          "persistent_workers": self.num_workers > 0, "collate_fn": data.collate}
         val_loader = None
@@ -404,5 +413,5 @@ def join_outputs(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat(list(outputs)) if outputs else torch.empty(0)
 
 
-__all__ = ["TRAINING_PARAMS", "FitData", "SequenceEstimator", "TaskModule", "TrainingParam",
+__all__ = ["TRAINING_PARAMS", "FitData", "SequenceEstimator", "TrainingParam",
            "training_params_doc"]

@@ -5,31 +5,39 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import clone
 from torch import nn
 from torch.utils.data import DataLoader
 
 from tsk import backbones
 from tsk._names import unknown_name_error
+from tsk.conformal import check_levels, conformal_quantile, interval_columns, level_name, with_intervals
 from tsk.datasets.calendar import season_length, time_feature_names, with_time_features
 from tsk.datasets.frames import (
     ID,
+    LISTED_SERIES,
     TIME,
+    WIDE_SERIES_ID,
     Schema,
     Series,
+    check_policies,
     future_index,
     infer_schema,
+    interpolate_missing,
     to_series,
 )
 from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
-from tsk.estimators.base import FitData, SequenceEstimator, join_outputs
+from tsk.estimators.base import FitData, SequenceEstimator, check_positive_int, join_outputs
 from tsk.estimators.registry import register_estimator
 from tsk.heads.forecast import (
     GRID_KINDS,
@@ -40,16 +48,18 @@ from tsk.heads.forecast import (
     RidgeStartNet,
     SeasonalNaive,
     VariateForecastNet,
+    mask_missing_inputs,
     token_count,
 )
 from tsk.heads.registry import TaskNetSpec, check_backbone_kind, get_task_net
-from tsk.metrics import gluonts_scores, mae, mse
-from tsk.training import mean_loss
+from tsk.inference import mean_loss
+from tsk.metrics import coverage, gluonts_scores, interval_score, mae, mse
 
 logger = logging.getLogger(__name__)
 
 TOKEN_LAYOUTS = ("time", "patches", "variates")
 LONG_LOOKBACK = 336
+CUTOFF = "cutoff"  # `cross_validation`'s column of each window's forecast origin (Nixtla's name)
 SHORT_SERIES_SHARE = 6
 """A short series' default lookback is at most this fraction of what it leaves after the horizon:
 on ILI's 676 training weeks a third (217 steps) left the linear start worse (2.18-2.24 MSE
@@ -65,7 +75,15 @@ class Forecaster(SequenceEstimator):
     `validation_size` of it validates, unless `val_df` is given), standardizes each series and
     channel with statistics of its training rows, trains on every stride-1 window with early
     stopping and restores the best checkpoint. `predict` returns the next `horizon` timestamps in
-    the original scale. Missing values raise (fill them first); unsorted rows are sorted.
+    the original scale. Unsorted rows are sorted.
+
+    Messy data (docs/data.md, `tsk.datasets.frames`): `missing="raise"` (default) refuses NaN
+    values, `"mask"` keeps them out of the loss, the scaling and the window normalization and
+    feeds the network a 0/1 flag channel per input column that had missing values at fit
+    (`missing_flags_`), `"interpolate"` fills them linearly in time. `freq=None` infers each
+    series' frequency; a pandas frequency (e.g. "10min") puts the series on that grid, its gaps
+    becoming missing values. `duplicates="raise"` (default), `"drop_exact"` or `"mean"` says
+    what rows of one timestamp become. `predict` and `evaluate` apply the fitted policies.
 
     `tokens="time"` runs the backbone along time (one token per step); `tokens="patches"` runs it
     along PatchTST's patches (`patch_len` steps every `patch_len // 2`: ~8x fewer tokens at
@@ -101,6 +119,24 @@ class Forecaster(SequenceEstimator):
     day, 7 for daily, 52 for weekly data, ..., 1 when the series step at different rates;
     `season_length_`); `evaluate(df, baselines=True)`
     scores them on `df` beside the model, with its skill over each.
+
+    `conformal=True` gives any backbone split-conformal prediction intervals: after training,
+    the fit keeps the absolute errors of the trained network on its validation windows
+    (`conformal_scores_`, `[windows, horizon, targets]`), pooled over series, in standardized
+    units (each error divided by its series' and channel's scale), and `predict(level=[80, 95])`
+    adds `y-lo-95, y-lo-80, y-hi-80, y-hi-95` around the forecast `y` (in the wide layout, such
+    columns for every target): the forecast -/+ the errors' quantile at that horizon step and
+    channel, times the series' scale. One global model over series of different scales so gets
+    intervals in each series' own units. The guarantee is split conformal's: with n calibration
+    windows, the interval at level a covers the value of a new window at that step with
+    probability at least a if the new window is exchangeable with them (the half-width is the
+    ceil((n + 1) a)-th smallest of the n errors, `tsk.conformal`). Windows of one series
+    overlap and follow each other in time, so they are not exchangeable (and the validation
+    windows also picked the kept checkpoint): for time series the coverage is approximate, near
+    the level where the errors are about stationary. Measure it: `evaluate(df, level=[80])`
+    reports `coverage_80`, and `cross_validation` backtests the intervals.
+    `cross_validation(df, n_windows)` backtests the model as Nixtla's libraries do: copies fit
+    on the data up to each forecast origin (cutoff) forecast the `horizon` steps after it.
     """
 
     _scores = {"mse": "minimize", "mae": "minimize", "mase": "minimize", "smape": "minimize"}
@@ -128,6 +164,10 @@ class Forecaster(SequenceEstimator):
         ridge_init: bool | None = None,
         season_length: int | None = None,
         validation_size: float = 0.2,
+        conformal: bool = False,
+        missing: str = "raise",
+        duplicates: str = "raise",
+        freq: str | None = None,
         **training: Any,
     ) -> None:
         self.backbone = backbone
@@ -147,6 +187,10 @@ class Forecaster(SequenceEstimator):
         self.ridge_init = ridge_init
         self.season_length = season_length
         self.validation_size = validation_size
+        self.conformal = conformal
+        self.missing = missing
+        self.duplicates = duplicates
+        self.freq = freq
         self._set_training_params(training)
 
     # ---- fit ------------------------------------------------------------------------------
@@ -162,13 +206,14 @@ class Forecaster(SequenceEstimator):
     def _prepare_fit(self, df: Any, val_df: Any = None) -> FitData:
         """Split, scale and window the data; keeps the fitted preprocessing state."""
         df = _as_frame(df)
+        self.__dict__.pop("conformal_scores_", None)  # a refit calibrates anew, or not at all
         self.lookback_ = lookback = self.resolve_lookback(df)
         self.tokens_ = self._resolve_tokens(lookback)
         if self.tokens_ == "patches" and self.patch_len > lookback:
             raise ValueError(f"patch_len ({self.patch_len}) must not exceed the lookback "
                              f"({lookback}).")
         self.schema_ = schema = infer_schema(df, self.exogenous)
-        series = to_series(df, schema, min_length=lookback + self.horizon)
+        series = to_series(df, schema, min_length=lookback + self.horizon, **self._policies())
         self.time_freq_ = _shared_frequency(series) if self._resolve_time_features() else None
         series = self._with_time_features(series)
         if val_df is None:
@@ -183,25 +228,41 @@ class Forecaster(SequenceEstimator):
             validation = [(v, 0) for v in val_series]
         scalers = {s.uid: self._fit_scaler(s.values[:cut]) for s, cut in zip(series, cuts, strict=True)}
         n_targets = len(schema.targets)
+        self.missing_flags_ = [c for j, c in enumerate(schema.columns)
+                               if any(np.isnan(s.values[:, j]).any()
+                                      for s in [*series, *(v for v, _ in validation)])]
         train_set = WindowDataset(
             [scalers[s.uid].transform(s.values) for s in series], lookback, self.horizon,
             n_targets, self._independent(),
             starts=[(0, cut - lookback - self.horizon + 1) for cut in cuts],
+            flags=self._flag_columns(),
         )
-        val_set = None
+        val_set, skipped = None, {"training": train_set.n_unobserved}
         if validation:
             val_set = WindowDataset(
                 [scalers[v.uid].transform(v.values) for v, _ in validation], lookback,
                 self.horizon, n_targets, self._independent(),
                 starts=[(max(cut - lookback, 0), len(v)) for v, cut in validation],
+                flags=self._flag_columns(),
             )
+            skipped["validation"] = val_set.n_unobserved
             if len(val_set) == 0:
                 val_set = None
+        if any(skipped.values()):
+            warnings.warn("Skipped " + " and ".join(f"{n} {part}" for part, n in skipped.items() if n)
+                          + " window(s) whose targets are all missing (nothing to learn or score "
+                          "there).", stacklevel=4)
         if val_set is None and self.validation_size > 0:
             logger.warning("No series is long enough for a validation window: training without "
                            "early stopping for %d epochs.", self.max_epochs)
+        if val_set is None and self.conformal:
+            warnings.warn("conformal=True found no validation window to calibrate the intervals "
+                          "on, so predict(level=...) will raise. Give the fit validation data: "
+                          "validation_size > 0 on series long enough to hold out that share (at "
+                          "least horizon rows) after lookback + horizon training rows, or val_df.",
+                          stacklevel=4)
         self.n_inputs_ = ((1 if self._independent() else n_targets) + len(schema.exogenous)
-                          + len(self.time_feature_names_))
+                          + len(self.time_feature_names_) + len(self._flag_columns()))
         self.n_outputs_ = 1 if self._independent() else n_targets
         self.scalers_ = scalers
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
@@ -213,14 +274,23 @@ class Forecaster(SequenceEstimator):
             digest=_data_digest([*zip(series, cuts, strict=True), *validation]),
             warm_start=_ridge_start if self._ridge_start(self.tokens_) else None,
             baselines=self._fit_baselines,
+            calibrate=self._calibrate if self.conformal else None,
         )
+
+    def _calibrate(self, net: nn.Module, validation: WindowDataset) -> None:
+        """Keep the trained `net`'s absolute errors on the validation windows, in standardized
+        units, `[windows, horizon, targets]` (NaN where a target is missing): the conformal
+        scores every interval is drawn from (`_half_widths`)."""
+        errors = validation.future_values().astype(np.float64) - self._window_forecasts(validation, net)
+        self.conformal_scores_ = np.abs(errors)
 
     def _fit_baselines(self, net: nn.Module, train: DataLoader,
                        validation: DataLoader | None) -> dict[str, float]:
         """Keep the linear start (`linear_start_`: the net's own frozen skip when it started
         there, else the same closed form solved now) and return its validation loss and the
         seasonal-naive forecast's, in the units of the model's (`fit_summary_.baselines`)."""
-        linear = RidgeForecast(self.lookback_, self.horizon, self.n_outputs_, self.instance_norm)
+        linear = self._masked(RidgeForecast(self.lookback_, self.horizon, self.n_outputs_,
+                                            self.instance_norm))
         if self._ridge_start(self.tokens_):
             linear.skip.load_state_dict(net.skip.state_dict())
         else:
@@ -246,6 +316,9 @@ class Forecaster(SequenceEstimator):
             self._check_positive_ints("season_length")
         if not 0 <= self.validation_size < 1:
             raise ValueError(f"validation_size must be in [0, 1), got {self.validation_size!r}.")
+        if not isinstance(self.conformal, bool | np.bool_):
+            raise TypeError(f"conformal must be True or False, got {self.conformal!r}.")
+        check_policies(self.missing, self.duplicates, self.freq)
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
         if self.tokens is not None and self.tokens not in TOKEN_LAYOUTS:
             raise unknown_name_error("tokens layout", self.tokens, TOKEN_LAYOUTS)
@@ -324,7 +397,7 @@ class Forecaster(SequenceEstimator):
     def _series(self, df: Any, min_length: int, freqs: set[str] | None = None) -> list[Series]:
         """The series of new data, checked against the fit's schema and frequency (`freqs`: the
         training series', by default the fitted model's), with the fit's inputs."""
-        series = to_series(_as_frame(df), self.schema_, min_length=min_length)
+        series = to_series(_as_frame(df), self.schema_, min_length=min_length, **self._policies())
         if freqs is None:
             freqs = {context.freq for context in self.contexts_.values()}
         fitted = sorted(freqs)
@@ -351,13 +424,53 @@ class Forecaster(SequenceEstimator):
         n_val = max(self.horizon, round(self.validation_size * length))
         return length - n_val if length - n_val >= lookback + self.horizon else length
 
+    def _policies(self) -> dict[str, Any]:
+        """How `to_series` treats missing values, duplicate rows and the time grid."""
+        return {"missing": self.missing, "duplicates": self.duplicates, "freq": self.freq}
+
+    def _flag_columns(self) -> list[int]:
+        """The input columns (of a window's inputs) whose missingness the network reads as 0/1
+        flag channels: those of `missing_flags_`; channel-independent, the one target column
+        when any target had missing values."""
+        flagged, targets = set(self.missing_flags_), self.schema_.targets
+        if self._independent():
+            columns, first_exogenous = ([0] if flagged & set(targets) else []), 1
+        else:
+            columns, first_exogenous = [i for i, c in enumerate(targets) if c in flagged], len(targets)
+        return columns + [first_exogenous + j for j, c in enumerate(self.schema_.exogenous)
+                          if c in flagged]
+
+    def _warn_unflagged(self, series: list[Series]) -> None:
+        """Warn where new data misses values in a column that had none at fit: the network has
+        no flag for them and reads them as the mean."""
+        if self.missing != "mask":
+            return
+        flagged = set(self.missing_flags_)
+        if self._independent() and flagged & set(self.schema_.targets):
+            flagged |= set(self.schema_.targets)
+        unflagged = [c for j, c in enumerate(self.schema_.columns) if c not in flagged
+                     and any(np.isnan(s.values[:, j]).any() for s in series)]
+        if unflagged:
+            warnings.warn(f"Column(s) {unflagged} have missing values here but had none at fit: "
+                          "the model reads them as the mean, with no flag telling it they are "
+                          "missing.", stacklevel=4)
+
+    def _masked(self, net: nn.Module) -> nn.Module:
+        """`net`, whose window normalization reads NaN as missing under `missing="mask"`."""
+        return mask_missing_inputs(net) if self.missing == "mask" else net
+
     def _build_net(self) -> nn.Module:
+        """The forecasting network (`_network`), masked under `missing="mask"`."""
+        return self._masked(self._network())
+
+    def _network(self) -> nn.Module:
         patch_len = self.patch_len if self.tokens_ == "patches" else None
         # the tokens it reads: one per channel, or the window's time steps or patches
         tokens = self.n_inputs_ if self.tokens_ == "variates" else token_count(self.lookback_, patch_len)
         config = self._backbone_config(tokens)
         backbone = backbones.create(self.backbone, **config)
-        n_calendar = len(self.time_feature_names_)
+        # channels the window normalization leaves alone: calendar features, then missing flags
+        n_calendar = len(self.time_feature_names_) + len(self._flag_columns())
         if self.tokens_ == "variates":
             return VariateForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_outputs_, backbone.config.d_model,
@@ -389,39 +502,87 @@ class Forecaster(SequenceEstimator):
         )
 
     # ---- predict --------------------------------------------------------------------------
-    def predict(self, df: Any = None) -> pd.DataFrame:
+    def predict(self, df: Any = None, *, level: float | Sequence[float] | None = None) -> pd.DataFrame:
         """Forecast the `horizon` steps after each series' end: after the training data when
         `df` is None, else after the end of each series in `df` (only its last `lookback` rows
-        are used). Returns the same layout as the training data, in the original scale."""
+        are used). Returns the same layout as the training data, in the original scale.
+
+        `level` (percentages, e.g. `[80, 95]`; needs `conformal=True`) adds each forecast
+        column's split-conformal interval columns after the forecasts, named as Nixtla names
+        them: `y-lo-95, y-lo-80, y-hi-80, y-hi-95` (the class docstring says what they cover).
+        """
         self._check_fitted()
         if df is None:
             contexts = list(self.contexts_.values())
         else:
             series = self._series(df, self.lookback_)
             contexts = [_tail(s, self.lookback_) for s in series]
+            self._warn_unflagged(contexts)
+        return self._forecast_frame(contexts, level)
+
+    def _forecast_frame(self, contexts: list[Series], level: float | Sequence[float] | None
+                        ) -> pd.DataFrame:
+        """The forecast after each context (its last `lookback_` rows), a block of `horizon` rows
+        per context in their order, in the original scale, with the conformal intervals of
+        `level` (None: none): what `predict` returns."""
+        widths = self._half_widths(level)
         scalers = [self._scaler(s) for s in contexts]
         dataset = WindowDataset(
             [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
             self.lookback_, 0, len(self.schema_.targets), self._independent(),
+            flags=self._flag_columns(),
         )
-        # [S * channels, H, outputs]
-        raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate)).numpy()
-        if not np.isfinite(raw).all():
+        forecasts = self._window_forecasts(dataset)
+        if not np.isfinite(forecasts).all():
             raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
                                      "these inputs are out of range (refit it, e.g. with a lower "
                                      "learning_rate).")
-        forecasts = raw.reshape(len(contexts), -1, self.horizon, self.n_outputs_)
-        forecasts = forecasts.transpose(0, 2, 1, 3).reshape(len(contexts), self.horizon, -1)
-        n_targets = len(self.schema_.targets)
-        frames = []
-        for context, scaler, forecast in zip(contexts, scalers, forecasts, strict=True):
-            values = scaler.inverse_transform(forecast, slice(0, n_targets))
-            frame = pd.DataFrame(values, columns=list(self.schema_.targets))
-            frame.insert(0, TIME, future_index(context, self.horizon))
-            if self.schema_.layout == "long":
-                frame.insert(0, ID, context.uid)
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        n_targets, rows = len(self.schema_.targets), len(contexts) * self.horizon
+        # each context's scaler undone at once (StandardScaler.inverse_transform's arithmetic)
+        means = np.stack([scaler.mean[:n_targets] for scaler in scalers])[:, None]
+        scales = np.stack([scaler.scale[:n_targets] for scaler in scalers])[:, None]
+        values = forecasts.astype(np.float64) * scales + means  # [contexts, horizon, targets]
+        point = pd.DataFrame(values.reshape(rows, n_targets), columns=list(self.schema_.targets))
+        frame = with_intervals(point, {lv: (width * scales).reshape(rows, n_targets)
+                                       for lv, width in widths.items()})
+        stamps = [future_index(context, self.horizon) for context in contexts]
+        frame.insert(0, TIME, stamps[0].append(stamps[1:]))
+        if self.schema_.layout == "long":
+            frame.insert(0, ID, np.repeat([context.uid for context in contexts], self.horizon))
+        return frame
+
+    def _window_forecasts(self, dataset: WindowDataset, net: nn.Module | None = None) -> np.ndarray:
+        """The fitted network's (or `net`'s) forecast of every window of `dataset`,
+        `[windows, horizon, targets]` in standardized units: its outputs, one sample per window
+        and channel when channel-independent, put back side by side."""
+        n_windows = len(dataset.index)
+        raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate,
+                                                 net=net)).numpy()
+        forecasts = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
+        return forecasts.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, -1)
+
+    def _half_widths(self, level: float | Sequence[float] | None) -> dict[float, np.ndarray]:
+        """Each level's conformal half-width, `[horizon, targets]` in standardized units (a
+        series' scale turns them into its own), from `conformal_scores_`; {} for no level."""
+        if level is None:
+            return {}
+        levels = check_levels(level)
+        self._check_conformal()
+        scores = getattr(self, "conformal_scores_", None)
+        if scores is None:
+            raise ValueError("This model has no conformal calibration: it was fit with "
+                             "conformal=False, or its fit had no validation window to calibrate "
+                             "on. Fit it with conformal=True and validation data (validation_size "
+                             "> 0 on series long enough to hold that share out, or val_df).")
+        return {lv: conformal_quantile(scores, lv) for lv in levels}
+
+    def _check_conformal(self) -> None:
+        """Intervals need `conformal=True`: say so where `level` is asked of another model."""
+        if not self.conformal:
+            raise ValueError("level= asks for prediction intervals, which a Forecaster calibrates "
+                             "only with conformal=True: create it with Forecaster(..., "
+                             "conformal=True) (its fit then keeps its errors on its validation "
+                             "windows) and fit it again.")
 
     def _scaler(self, series: Series) -> StandardScaler:
         if series.uid in self.scalers_:
@@ -440,7 +601,8 @@ class Forecaster(SequenceEstimator):
 
     # ---- evaluate -------------------------------------------------------------------------
     def evaluate(self, df: Any, *, baselines: bool = False,
-                 metric_scalers: dict[str, StandardScaler] | None = None) -> dict[str, float]:
+                 metric_scalers: dict[str, StandardScaler] | None = None,
+                 level: float | Sequence[float] | None = None) -> dict[str, float]:
         """Score every stride-1 window of `df` (the first `lookback` rows are context).
 
         `mse`/`mae` are on standardized data (the TSLib benchmark metrics, averaged over
@@ -449,45 +611,65 @@ class Forecaster(SequenceEstimator):
         (`linear_start_mse`, `seasonal_naive_mae`, ...: the closed-form linear start and the
         seasonal-naive forecast, `season_length_` steps back) and the model's skill over each,
         `skill_linear_start` = 1 - mse / linear_start_mse (above 0: the model beats it).
+        `level` (needs `conformal=True`) scores the model's conformal intervals too:
+        `coverage_80` (the share of values inside the 80% interval, `tsk.metrics.coverage`) and
+        `interval_score_80` (the Winkler / Gneiting-Raftery interval score,
+        `tsk.metrics.interval_score`, on standardized data as `mse` is).
         `metric_scalers` (uid -> scaler, e.g. another model's `scalers_`) standardizes the
         errors with other statistics than this model's own: a model refit on train + validation
         is then scored on the training split's scale, as the TSLib protocol does.
+        Under `missing="mask"` every metric skips missing targets, and windows whose targets are
+        all missing are not scored (`n_windows` counts the scored ones).
         """
         self._check_fitted()
+        widths = self._half_widths(level)
         nets = {"": self.net_, **(self._baselines() if baselines else {})}
         series = self._series(df, self.lookback_ + self.horizon)
+        self._warn_unflagged(series)
         n_targets = len(self.schema_.targets)
+        targets = slice(0, n_targets)
         totals: dict[str, list[float]] = {}
         weights = []
         for s in series:
             scaler = self._scaler(s)
-            scaled = scaler.transform(s.values)
-            dataset = WindowDataset([scaled], self.lookback_, self.horizon, n_targets,
-                                    self._independent())
+            dataset = WindowDataset([scaler.transform(s.values)], self.lookback_, self.horizon,
+                                    n_targets, self._independent(), flags=self._flag_columns())
             n_windows = len(dataset.index)
+            if n_windows == 0:  # every window's targets are missing
+                continue
             starts = dataset.index[:, 1]
-            offsets = np.arange(self.horizon)
-            truth = scaled[starts[:, None] + self.lookback_ + offsets, :n_targets]
+            truth = dataset.future_values()
             history = s.values[starts[:, None] + np.arange(self.lookback_), :n_targets]
-            truth_original = scaler.inverse_transform(truth, slice(0, n_targets))
+            truth_original = scaler.inverse_transform(truth, targets)
+            units = scaler  # the statistics the scores standardize with
             if metric_scalers is not None:
                 if s.uid not in metric_scalers:
                     raise ValueError(f"metric_scalers has no scaler for series {s.uid!r} "
                                      f"(it has {sorted(metric_scalers)[:5]}).")
-                truth = metric_scalers[s.uid].transform(truth_original, slice(0, n_targets))
+                units = metric_scalers[s.uid]
+                truth = units.transform(truth_original, targets)
+            observed = ~np.isnan(truth)
             for name, net in nets.items():
-                raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate,
-                                                         net=net)).numpy()
-                pred = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
-                pred = pred.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, n_targets)
-                original = scaler.inverse_transform(pred, slice(0, n_targets))
+                pred = self._window_forecasts(dataset, net)
+                original = scaler.inverse_transform(pred, targets)
                 if metric_scalers is not None:
-                    pred = metric_scalers[s.uid].transform(original, slice(0, n_targets))
-                scores = {"mse": mse(truth, pred), "mae": mae(truth, pred),
+                    pred = units.transform(original, targets)
+                scores = {"mse": mse(truth[observed], pred[observed]),
+                          "mae": mae(truth[observed], pred[observed]),
                           **gluonts_scores(history, truth_original, original, s.freq)}
+                for lv, width in (widths if name == "" else {}).items():  # the model's only
+                    half = width * scaler.scale[:n_targets]  # in the series' own units
+                    lower = units.transform(original - half, targets)[observed]
+                    upper = units.transform(original + half, targets)[observed]
+                    scores[f"coverage_{level_name(lv)}"] = coverage(truth[observed], lower, upper)
+                    scores[f"interval_score_{level_name(lv)}"] = interval_score(
+                        truth[observed], lower, upper, lv)
                 for key, value in scores.items():
                     totals.setdefault(f"{name}_{key}" if name else key, []).append(value)
             weights.append(n_windows)
+        if not weights:
+            raise ValueError("No window of this data has an observed target to score: every "
+                             "window's horizon is missing.")
         result = {key: float(np.average(vals, weights=weights)) for key, vals in totals.items()}
         for name in nets:
             if name:
@@ -499,7 +681,142 @@ class Forecaster(SequenceEstimator):
         """Negative MSE on standardized data (higher is better, as scikit-learn expects)."""
         return -self.evaluate(df)["mse"]
 
+    # ---- backtesting ----------------------------------------------------------------------
+    def cross_validation(self, df: Any, n_windows: int, step_size: int | None = None,
+                         refit: bool | int = False,
+                         level: float | Sequence[float] | None = None) -> pd.DataFrame:
+        """Backtest: forecast `horizon` steps from each of the last `n_windows` forecast origins
+        (cutoffs) of every series, beside the actual values, as Nixtla's `cross_validation`
+        does.
+
+        Each series' cutoffs are its own (series that end at different times have different
+        ones), `step_size` rows apart (None: `horizon`, windows that tile the series' end), the
+        last `horizon` rows before its end, so the last window's horizon ends at its last
+        timestamp. A window forecasts from the data up to and including its cutoff, as
+        `predict` given that data would (a fit's `missing="interpolate"` fills only from it).
+
+        The estimator itself is neither used nor changed: fresh copies of it (its parameters,
+        `sklearn.base.clone`) are fit on the data up to a cutoff, as Nixtla's libraries fit
+        theirs; a model fit on all of `df` would have seen the values it forecasts.
+        `refit=False` fits one copy on the data up to the first cutoff and forecasts every
+        window with it; `refit=True` fits one at every cutoff; `refit=k` one at every k-th
+        (windows 1, k + 1, 2k + 1, ...), which also forecasts the k - 1 windows after its own.
+        Each fit validates (and with `conformal=True` calibrates) on the last
+        `validation_size` of its own data.
+
+        Returns a long frame sorted by series, cutoff and time: `unique_id`, `ds`, `cutoff`, `y`
+        (the actual value; NaN where the data has none: a missing value, or a step a `freq=`
+        grid inserted) and the forecast, named after the backbone as Nixtla names a model's
+        column (`s4d`), followed by its intervals for `level` (`s4d-lo-95`, `s4d-lo-80`,
+        `s4d-hi-80`, ...; needs `conformal=True`). Data in the wide layout keeps that layout:
+        `ds`, `cutoff`, each channel's actual values under its own name, then its forecast as
+        `<backbone>-<channel>` (`s4d-OT`, with `s4d-OT-lo-80`, ...). A series too short to hold
+        the windows and a fit before them raises, naming it.
+        """
+        check_positive_int("n_windows", n_windows)
+        step = self.horizon if step_size is None else step_size
+        check_positive_int("step_size", step)
+        every = _refit_every(refit, n_windows)
+        if level is not None:
+            check_levels(level)
+            self._check_conformal()
+        self._validate_training_params()
+        self._validate_params()
+        frame = _as_frame(df)
+        schema = infer_schema(frame, self.exogenous)
+        # the actual values, as the data has them (a fit interpolates only its own part)
+        kept = "mask" if self.missing == "interpolate" else self.missing
+        series = to_series(frame, schema, **{**self._policies(), "missing": kept})
+        held_out = self.horizon + (n_windows - 1) * step
+        needed = held_out + (self.lookback or 1) + self.horizon
+        short = [s for s in series if len(s) < needed]
+        if short:
+            listed = ", ".join(f"{s.uid!r} ({len(s)} rows)" for s in short[:LISTED_SERIES])
+            more = f" and {len(short) - LISTED_SERIES} more" if len(short) > LISTED_SERIES else ""
+            raise ValueError(
+                f"{len(short)} series are too short to backtest: {n_windows} window(s) of "
+                f"horizon {self.horizon}, {step} step(s) apart, hold out the last {held_out} rows "
+                f"of each, and a fit before them needs lookback + horizon = "
+                f"{needed - held_out} rows{'' if self.lookback else ' or more'}, {needed} in "
+                f"all: {listed}{more}. Lower n_windows, step_size or lookback, or leave those "
+                "series out.")
+        # ends[i][k]: the rows of series i up to and including its k-th cutoff
+        ends = [[len(s) - held_out + k * step for k in range(n_windows)] for s in series]
+        parts = []
+        for first in range(0, n_windows, every):
+            cutoffs = {s.uid: s.ds[stops[first] - 1] for s, stops in zip(series, ends, strict=True)}
+            model = clone(self).fit(_rows_until(frame, schema, cutoffs))
+            windows = slice(first, first + every)
+            parts.append(model._backtest(series, [stops[windows] for stops in ends], level))
+        result = pd.concat(parts, ignore_index=True)
+        repeated = sorted(set(result.columns[result.columns.duplicated()]))
+        if repeated:
+            raise ValueError(f"The backtest's forecast columns {repeated} have the names of data "
+                             "columns: rename those columns of the data.")
+        keys = [ID, CUTOFF, TIME] if schema.layout == "long" else [CUTOFF, TIME]
+        return result.sort_values(keys, kind="stable", ignore_index=True)
+
+    def _backtest(self, series: list[Series], ends: list[list[int]],
+                  level: float | Sequence[float] | None) -> pd.DataFrame:
+        """This fitted model's forecasts from the first `ends[i][k]` rows of each series `i`,
+        beside the actual values after them: `cross_validation`'s rows, columns and names."""
+        contexts, actual = [], []
+        for s, stops in zip(series, ends, strict=True):
+            for end in stops:
+                values = s.values[:end]
+                if self.missing == "interpolate" and np.isnan(values).any():
+                    values = interpolate_missing(s.ds[:end], values)  # from the past alone
+                contexts.append(_tail(Series(s.uid, s.ds[:end], values, s.freq), self.lookback_))
+                actual.append(Series(s.uid, s.ds[end:end + self.horizon],
+                                     s.values[end:end + self.horizon], s.freq))
+        contexts = self._with_time_features(contexts)
+        self._warn_unflagged(contexts)
+        forecast = self._forecast_frame(contexts, level).drop(columns=[ID, TIME], errors="ignore")
+        long, targets = self.schema_.layout == "long", list(self.schema_.targets)
+        levels = [] if level is None else check_levels(level)
+        renames = {}  # predict's names -> Nixtla's: the target's column holds the actual values
+        for target in targets:
+            name = self.backbone if long else f"{self.backbone}-{target}"
+            renames[target] = name
+            for column in interval_columns(target, levels):
+                renames[column] = name + column[len(target):]
+        head = {ID: np.repeat([c.uid for c in contexts], self.horizon)} if long else {}
+        head[TIME] = actual[0].ds.append([a.ds for a in actual[1:]])
+        head[CUTOFF] = pd.DatetimeIndex([c.ds[-1] for c in contexts]).repeat(self.horizon)
+        values = np.concatenate([a.values[:, : len(targets)] for a in actual])
+        head.update({target: values[:, j] for j, target in enumerate(targets)})
+        return pd.concat([pd.DataFrame(head), forecast.rename(columns=renames)], axis=1)
+
     # ---- persistence ----------------------------------------------------------------------
+    def export(self, path: str | os.PathLike) -> Path:
+        """Write an inference artifact to folder `path`: the network as a `torch.export` program
+        (torch alone runs it) with the scalers, columns, frequency, data policies and calendar
+        features `predict` needs around it. `tsk.exported.load(path).predict(df)` returns what
+        `predict(df)` does, without tsk's estimators, scikit-learn or Lightning (`tsk.exported`
+        describes the files). The export is checked against `predict()` before it is written; a
+        network torch.export cannot trace raises `tsk.exported.ExportError`."""
+        from tsk import exported
+
+        self._check_fitted()
+        state, arrays = self._fitted_state()
+        metadata = {
+            "estimator": type(self).__name__, "backbone": self.backbone, "horizon": self.horizon,
+            "lookback": self.lookback_, **state["schema"], "channel_independent": self._independent(),
+            "n_inputs": self.n_inputs_, "n_outputs": self.n_outputs_, "time_freq": self.time_freq_,
+            "time_features": self.time_feature_names_, "policies": self._policies(),
+            "flag_columns": self._flag_columns(),
+            "freqs": sorted({c.freq for c in self.contexts_.values()}),
+            "scaled_series": state["scaled_series"], "contexts": state["contexts"],
+        }
+        kept = {name: arrays[name] for name in ("scaler_mean", "scaler_scale", "context_values")}
+        # the program runs on the CPU: what it must reproduce is the model's forecast there
+        accelerator, self.accelerator = self.accelerator, "cpu"
+        try:
+            reference = self.predict()
+        finally:
+            self.accelerator = accelerator
+        return exported.write(path, self.net_, metadata, kept, reference=reference)
+
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         uids = list(self.scalers_)
         state = {
@@ -514,6 +831,7 @@ class Forecaster(SequenceEstimator):
                          for c in self.contexts_.values()],
             "fit_summary": vars(self.fit_summary_) if hasattr(self, "fit_summary_") else None,
             "season_length": self.season_length_,
+            "missing_flags": self.missing_flags_,
         }
         arrays = {
             "scaler_mean": np.stack([self.scalers_[u].mean for u in uids]),
@@ -522,6 +840,8 @@ class Forecaster(SequenceEstimator):
             "linear_start_weight": self.linear_start_.skip.weight.detach().numpy(),
             "linear_start_bias": self.linear_start_.skip.bias.detach().numpy(),
         }
+        if getattr(self, "conformal_scores_", None) is not None:
+            arrays["conformal_scores"] = self.conformal_scores_
         return state, arrays
 
     def _restore_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -535,15 +855,41 @@ class Forecaster(SequenceEstimator):
             for i, uid in enumerate(state["scaled_series"])
         }
         self.season_length_ = state.get("season_length", 1)
+        self.missing_flags_ = state.get("missing_flags", [])
+        if "conformal_scores" in arrays:
+            self.conformal_scores_ = arrays["conformal_scores"]
         if "linear_start_weight" in arrays:  # absent from models saved before the baselines
-            self.linear_start_ = RidgeForecast(self.lookback_, self.horizon, self.n_outputs_,
-                                               self.instance_norm).eval()
+            self.linear_start_ = self._masked(RidgeForecast(self.lookback_, self.horizon,
+                                                            self.n_outputs_, self.instance_norm)).eval()
             self.linear_start_.skip.weight.data = torch.as_tensor(arrays["linear_start_weight"])
             self.linear_start_.skip.bias.data = torch.as_tensor(arrays["linear_start_bias"])
         self.contexts_ = {}
         for i, c in enumerate(state["contexts"]):
             ds = pd.DatetimeIndex(pd.to_datetime(c["ds"]))
             self.contexts_[c["uid"]] = Series(c["uid"], ds, arrays["context_values"][i], c["freq"])
+
+
+def _refit_every(refit: Any, n_windows: int) -> int:
+    """How many windows each fit of `cross_validation` forecasts (`refit`: False, True or k)."""
+    if isinstance(refit, bool | np.bool_):
+        return 1 if refit else n_windows
+    if not isinstance(refit, int | np.integer):
+        raise TypeError(f"refit must be True, False or a number of windows, got {refit!r} "
+                        f"({type(refit).__name__}).")
+    if refit <= 0:
+        raise ValueError(f"refit must be a positive number of windows (refit every k windows), "
+                         f"True (every window) or False (fit once, before the first), got {refit}.")
+    return int(refit)
+
+
+def _rows_until(frame: pd.DataFrame, schema: Schema, cutoffs: dict[str, pd.Timestamp]
+                ) -> pd.DataFrame:
+    """The rows of `frame` up to and including their series' cutoff (`cutoffs`: uid -> time)."""
+    if schema.layout == "long":
+        limit = frame[ID].astype(str).map(pd.Series(cutoffs))
+    else:
+        limit = cutoffs[WIDE_SERIES_ID]
+    return frame[frame[TIME] <= limit].reset_index(drop=True)
 
 
 def _ridge_start(net: nn.Module, train: DataLoader, validation: DataLoader | None) -> None:

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tsk.backbones.common import Dropout
@@ -15,12 +14,25 @@ SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting hea
 GRID_KINDS = ("grid",)  # the kinds GridForecastNet takes (variates x time)
 
 
+def masked_mse(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The MSE over the observed targets: a NaN target (a missing value,
+    `Forecaster(missing="mask")`) is left out of the sum and the count, not compared with
+    anything; a batch with no observed target scores 0. Without NaN: the plain MSE. No branch on
+    the data, so a GPU step never waits to ask whether anything is missing."""
+    observed = ~targets.isnan()
+    # the NaNs are replaced before the difference: a NaN in the unused branch of a `where` would
+    # still reach the gradient
+    errors = torch.where(observed, output - targets.nan_to_num(), 0.0)
+    return errors.square().sum() / observed.sum().clamp_min(1)
+
+
 class ForecastLoss:
     """Mixin for forecasting networks: the training loss is the MSE of the forecast against the
-    batch's `targets` (the TSLib metric, on standardized data)."""
+    batch's `targets` (the TSLib metric, on standardized data), over its observed targets
+    (`masked_mse`: the batch's missing targets are NaN, its mask)."""
 
     def loss(self, output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return F.mse_loss(output, batch["targets"])
+        return masked_mse(output, batch["targets"])
 
 
 @dataclass(frozen=True)
@@ -50,14 +62,22 @@ class InstanceNorm(nn.Module):
     """RevIN (Kim et al., 2022): standardize each window per channel, undo it on the forecast
     (`WindowScale.restore`). With `enabled=False` it passes windows through unchanged, so a
     network writes one forward pass either way. The last `keep_last` channels pass unchanged
-    (calendar features: a window's mean would erase the date they carry)."""
+    (calendar features: a window's mean would erase the date they carry; missing-value flags).
+
+    `masked` (set by `mask_missing_inputs`) reads NaN as a missing value: each channel's mean
+    and std are those of its observed steps only (a channel with none gets mean 0 and std 1,
+    the identity), and a missing step enters the network as 0 in the units it reads, the mean:
+    the window's observed mean, or without RevIN the series' mean (the scaled data's 0)."""
 
     def __init__(self, enabled: bool = True, keep_last: int = 0, eps: float = 1e-5) -> None:
         super().__init__()
         self.enabled, self.keep_last, self.eps = enabled, keep_last, eps
+        self.masked = False
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, WindowScale]:
         """`x[B, L, F]` -> the normalized window and its scale."""
+        if self.masked:
+            return self._masked(x)
         if not self.enabled:
             return x, WindowScale()
         mean = x.mean(dim=1, keepdim=True).detach()
@@ -65,6 +85,32 @@ class InstanceNorm(nn.Module):
         if self.keep_last:
             mean[..., -self.keep_last:], std[..., -self.keep_last:] = 0.0, 1.0
         return (x - mean) / std, WindowScale(mean, std)
+
+    def _masked(self, x: torch.Tensor) -> tuple[torch.Tensor, WindowScale]:
+        """`forward` where NaN marks a missing value: statistics over the observed steps."""
+        observed = ~x.isnan()
+        if not self.enabled:
+            return torch.where(observed, x, 0.0), WindowScale()
+        count = observed.sum(dim=1, keepdim=True)
+        mean = torch.where(observed, x, 0.0).sum(dim=1, keepdim=True) / count.clamp_min(1)
+        squares = torch.where(observed, x - mean, 0.0).square().sum(dim=1, keepdim=True)
+        std = torch.sqrt(squares / count.clamp_min(1) + self.eps)
+        unseen = count == 0  # nothing to normalize by: the identity
+        mean = torch.where(unseen, 0.0, mean).detach()
+        std = torch.where(unseen, 1.0, std).detach()
+        if self.keep_last:
+            mean[..., -self.keep_last:], std[..., -self.keep_last:] = 0.0, 1.0
+        return torch.where(observed, (x - mean) / std, 0.0), WindowScale(mean, std)
+
+
+def mask_missing_inputs(net: nn.Module) -> nn.Module:
+    """Make every window normalization in `net` read NaN inputs as missing values
+    (`InstanceNorm.masked`), the one place a forecasting network reads its raw inputs; returns
+    `net`. `Forecaster(missing="mask")` calls it on every network it builds."""
+    for module in net.modules():
+        if isinstance(module, InstanceNorm):
+            module.masked = True
+    return net
 
 
 class ForecastHead(nn.Module):
@@ -110,11 +156,18 @@ def fit_skip_ridge(
 
     This closed-form linear forecast is the "linear floor" every deep model must beat; a network
     whose deep part starts at zero starts from it instead of from noise. Rows are weighted by the
-    window scale so the squares are those of the training loss. Returns the chosen strength.
+    window scale so the squares are those of the training loss. A row (a window's target
+    channel) with a missing value in its horizon is left out (weight 0: the normal equations
+    need the whole horizon); missing values in its lookback enter as `norm` fills them, as the
+    network reads them. Returns the chosen strength.
     """
     fit = _skip_normal_equations(norm, n_out, train)
     if fit is None:
         raise ValueError("No training windows to fit the linear skip on.")
+    if not fit["rows"]:
+        raise ValueError("No training window has a fully observed horizon to fit the closed-form "
+                         "linear start on (missing values in every one): use "
+                         "missing='interpolate' or a shorter horizon.")
     gram, cross = fit["gram"], fit["cross"]
     scale = gram.diagonal()[:-1].mean().clamp_min(1e-12)
     strengths = [float(scale * r) for r in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
@@ -123,7 +176,7 @@ def fit_skip_ridge(
     solutions = [torch.linalg.solve(gram + lam * eye, cross) for lam in strengths]
     best = len(strengths) // 2
     val = _skip_normal_equations(norm, n_out, validation) if validation is not None else None
-    if val is not None:
+    if val is not None and val["rows"]:
         errors = [  # sum of squares |Y - X W|^2 from the normal equations
             val["y_squared"] - 2 * (w * val["cross"]).sum() + (w * (val["gram"] @ w)).sum()
             for w in solutions
@@ -134,6 +187,8 @@ def fit_skip_ridge(
     skip.bias.copy_(weight[-1])
     # frozen: the map is already optimal on the training windows, and Adam's first steps on it
     # (the same size on every weight) cost as much validation loss as the deep part then gains
+    # (trained with the rest from there instead, ILI gained and ETTm1-96 lost 0.008: see
+    # benchmarks/README.md, "The training recipe")
     skip.requires_grad_(False)
     return strengths[best]
 
@@ -164,7 +219,8 @@ class RidgeForecast(ForecastLoss, nn.Module):
 class SeasonalNaive(ForecastLoss, nn.Module):
     """Each step of the horizon repeats the value one season earlier (the last `season` values
     tiled); the last value repeated when the window is shorter than a season or `season` is 1.
-    The floor a forecaster of seasonal data must beat (M4's Naive2 deseasonalizes instead).
+    The floor a forecaster of seasonal data must beat (M4's Naive2 deseasonalizes instead). A
+    missing value (NaN) one season back forecasts 0, the mean of standardized data.
 
     Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`.
     """
@@ -177,7 +233,8 @@ class SeasonalNaive(ForecastLoss, nn.Module):
         length = x.shape[1]
         season = self.season if self.season <= length else 1
         steps = torch.arange(self.horizon, device=x.device) % season + length - season
-        return x[:, steps, : self.n_out]
+        # a missing value (NaN) one season back forecasts the series' mean, the scaled data's 0
+        return x[:, steps, : self.n_out].nan_to_num()
 
 
 def _skip_normal_equations(
@@ -185,19 +242,24 @@ def _skip_normal_equations(
 ) -> dict[str, torch.Tensor] | None:
     """X^T X, X^T Y, |Y|^2 over all (window, target channel) rows, in float64, where a row of
     X is the normalized lookback with a 1 appended and Y the normalized future, both times
-    the window's scale (the training loss compares de-normalized values). None if empty."""
+    the window's scale (the training loss compares de-normalized values), and `rows`, how many
+    rows entered: those whose future has no missing (NaN) value. None if empty."""
     sums: dict[str, torch.Tensor] | None = None
     for batch in batches:
-        targets = batch["inputs"][..., :n_out].double()  # [B, L, n]
+        # the whole window, as the network normalizes it (its last `keep_last` channels are
+        # calendar features or flags, not targets), then its target channels
+        inputs, window = norm(batch["inputs"].double())
+        targets = inputs[..., :n_out]  # [B, L, n]
         future = batch["targets"].double()  # [B, H, n]
-        targets, window = norm(targets)
-        future = window.apply(future)
-        scale = torch.ones_like(targets[:, :1]) if window.std is None else window.std
+        complete = ~future.isnan().any(dim=1, keepdim=True)  # [B, 1, n]: the rows that enter
+        future = window.apply(future.nan_to_num())
+        scale = torch.ones_like(targets[:, :1]) if window.std is None else window.std[..., :n_out]
+        scale = scale * complete
         rows_x = torch.cat([targets, torch.ones_like(targets[:, :1])], 1) * scale
         rows_x = rows_x.transpose(1, 2).reshape(-1, rows_x.shape[1])  # [B * n, L + 1]
         rows_y = (future * scale).transpose(1, 2).reshape(-1, future.shape[1])  # [B * n, H]
         batch = {"gram": rows_x.T @ rows_x, "cross": rows_x.T @ rows_y,
-                 "y_squared": rows_y.square().sum()}
+                 "y_squared": rows_y.square().sum(), "rows": int(complete.sum())}
         sums = batch if sums is None else {k: sums[k] + v for k, v in batch.items()}
     return sums
 

@@ -14,7 +14,7 @@ from tsk.backbones.spacetime import (
     PreprocessingEmbedding,
     SpaceTime,
 )
-from tsk.heads.forecast import ForecastLoss, InstanceNorm
+from tsk.heads.forecast import ForecastLoss, InstanceNorm, masked_mse
 from tsk.heads.registry import register_task_net
 
 
@@ -27,7 +27,8 @@ class SpaceTimeForecastNet(ForecastLoss, nn.Module):
     `auxiliary_loss` (weight `lag_loss_weight`), which the training step adds to the forecast
     loss: the open-loop outputs `y_t` against the next inputs `x_{t+1}`, and the decoder's
     next-input predictions against its real next inputs, both after a burn-in of `d_state - 1`
-    steps. They are MSEs, like the forecast loss (the paper uses RMSE for all three).
+    steps. They are MSEs, like the forecast loss (the paper uses RMSE for all three); a missing
+    input (NaN, `Forecaster(missing="mask")`) is left out of the first, as from the forecast loss.
     """
 
     def __init__(self, backbone: SpaceTime, lookback: int, horizon: int, n_in: int, n_out: int,
@@ -56,7 +57,7 @@ class SpaceTimeForecastNet(ForecastLoss, nn.Module):
         y = window.restore(self.output(forecast))  # [B, horizon, n_out]
         if lag_losses:
             lag_forecast = window.restore(self.output(open_loop[:, start:-1]))
-            lag_loss = F.mse_loss(lag_forecast, inputs[:, start + 1 :, : self.n_out])
+            lag_loss = masked_mse(lag_forecast, inputs[:, start + 1 :, : self.n_out])
             lag_loss = lag_loss + F.mse_loss(next_inputs[:, start:-1], features[:, start + 1 :])
             self.auxiliary_loss = self.lag_loss_weight * lag_loss
         return y
