@@ -42,6 +42,8 @@ from tsk.datasets import M4_GROUPS, M4Data, load_m4
 from tsk.metrics import mase, naive2, owa, smape
 
 RESULTS = Path(__file__).parent / "results" / "m4.csv"
+PAGE = RESULTS.with_suffix(".md")
+ANCHORS = Path(__file__).parent / "anchors.csv"
 COLUMNS = [
     "group", "backbone", "lookback", "seed", "validation", "horizon", "season", "n_series",
     "smape", "mase", "owa", "naive2_smape", "naive2_mase", "linear_smape", "linear_mase",
@@ -182,6 +184,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def render(results: pd.DataFrame, anchors: pd.DataFrame) -> str:
+    """One table per group: each backbone's sMAPE / MASE / OWA (mean over seeds), the fit's
+    closed-form linear start, Naive2 as measured here, and the published results."""
+    lines = ["# M4 Hourly and Weekly (official protocol)", "",
+             "One global model per group over all its series, forecasting each series' test "
+             "horizon from the end of its training part; sMAPE, MASE and OWA as the M4 organisers "
+             "compute them (`tsk.metrics`). 'linear start': the closed-form ridge forecast the "
+             "fit starts from, scored on the same windows. Published rows: `anchors.csv`, with "
+             "their sources.", ""]
+    for group, rows in results.groupby("group"):
+        lines += [f"## {group}", "", "| model | lookback | steps | sMAPE | MASE | OWA |",
+                  "|---|---|---|---|---|---|"]
+        for (backbone, lookback, steps), cell in rows.groupby(
+                ["backbone", "lookback", rows.max_steps.fillna("").astype(str)]):
+            kept = " (start kept)" if cell.start_kept.astype(str).eq("True").all() else ""
+            lines.append(f"| {backbone}{kept} | {lookback} | {steps or 'epochs'} | "
+                         f"{cell.smape.mean():.3f} | {cell.mase.mean():.3f} | {cell.owa.mean():.3f} |")
+        first = rows.iloc[0]
+        lines.append(f"| linear start (of the first row) | {first.lookback} | | "
+                     f"{first.linear_smape:.3f} | {first.linear_mase:.3f} | {first.linear_owa:.3f} |")
+        lines.append(f"| Naive2 (measured here) | | | {first.naive2_smape:.3f} | "
+                     f"{first.naive2_mase:.3f} | 1.000 |")
+        published = anchors[(anchors.task == "forecasting-m4") & (anchors.dataset == group)]
+        for model, cell in published.groupby("model", sort=False):
+            value = dict(zip(cell.metric, cell.value, strict=True))
+            texts = [f"{value[m]:.3f}" if m in value else "" for m in ("smape", "mase", "owa")]
+            lines.append(f"| {model} (published) | | | {' | '.join(texts)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> int:
     args = build_parser().parse_args()
     done = done_cells(args.out)
@@ -207,6 +240,8 @@ def main() -> int:
                       f"{row['naive2_smape']} / {row['naive2_mase']}; linear floor "
                       f"{row['linear_smape']} / {row['linear_mase']}, OWA {row['linear_owa']}; "
                       f"{row['epochs']} epochs, {row['train_seconds']} s)", flush=True)
+    if args.out == RESULTS and RESULTS.is_file():
+        PAGE.write_text(render(pd.read_csv(RESULTS), pd.read_csv(ANCHORS)))
     return 0
 
 

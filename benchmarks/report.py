@@ -25,7 +25,7 @@ ALL_RESULTS = RESULTS.parent / "RESULTS.md"
 PAGES = ("accuracy", "classification", "smnist", "speech", "tuning", "kernels", "kernels_gpu",
          "kernels_lstm_scan", "kernels_selective_scan_quiet_2threads", "tokens_speed", "fft_length",
          "fft_backward", "closed_loop", "throughput", "profile_default_fit", "kernels_scan2d", "chimera",
-         "video", "points", "vision", "s4_kernel_speed")
+         "video", "points", "vision", "s4_kernel_speed", "m4")
 
 ANCHORS = Path(__file__).parent / "anchors.csv"  # the published numbers and their sources
 RECIPE = "v2"  # the current training recipe (accuracy.RECIPE, without importing torch)
