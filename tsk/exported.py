@@ -45,7 +45,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tsk.datasets.frames import ID, TIME, Schema, Series, future_index, to_series
+from tsk.datasets.frames import (
+    ID,
+    TIME,
+    Schema,
+    Series,
+    check_fitted_frequency,
+    future_index,
+    to_series,
+)
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
 from tsk.io import _swap_in as swap_in
@@ -135,13 +143,7 @@ class ExportedForecaster:
         """The series of `df`, checked against the fit's columns and frequency, with the fit's
         calendar features (as `Forecaster._series`)."""
         series = to_series(df, self.schema, min_length=self.lookback, **self.metadata["policies"])
-        fitted = sorted(self.metadata["freqs"])
-        other = [s for s in series if s.freq not in fitted]
-        if other:
-            raise ValueError(
-                f"Series {other[0].uid!r} steps at {other[0].freq!r}; the model was fit on data at "
-                f"{' / '.join(map(repr, fitted))}, and its forecast would step at that rate. "
-                "Resample the data to the fitted frequency (df.resample) or fit a model on it.")
+        check_fitted_frequency(series, self.metadata["freqs"])
         if not self.time_freq:
             return series
         from tsk.datasets.calendar import with_time_features  # GluonTS: only when the model uses it

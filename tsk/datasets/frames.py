@@ -416,6 +416,18 @@ def infer_frequency(index: pd.DatetimeIndex, uid: str = "") -> str:
     return alias
 
 
+def check_fitted_frequency(series: Sequence[Series], fitted: Sequence[str]) -> None:
+    """Raise if a series steps at a rate no fitted series did: a model's forecast steps at the
+    rate it was fit on, so new data at another rate would get wrong timestamps."""
+    fitted = sorted(fitted)
+    other = [s for s in series if s.freq not in fitted]
+    if other:
+        raise ValueError(
+            f"Series {other[0].uid!r} steps at {other[0].freq!r}; the model was fit on data at "
+            f"{' / '.join(map(repr, fitted))}, and its forecast would step at that rate. "
+            "Resample the data to the fitted frequency (df.resample) or fit a model on it.")
+
+
 def future_index(series: Series, horizon: int) -> pd.DatetimeIndex:
     """The `horizon` timestamps after the series' last one, at its frequency."""
     return pd.date_range(series.ds[-1], periods=horizon + 1, freq=series.freq)[1:]

@@ -28,6 +28,7 @@ from tsk.datasets.frames import (
     WIDE_SERIES_ID,
     Schema,
     Series,
+    check_fitted_frequency,
     check_policies,
     future_index,
     infer_schema,
@@ -400,13 +401,7 @@ class Forecaster(SequenceEstimator):
         series = to_series(_as_frame(df), self.schema_, min_length=min_length, **self._policies())
         if freqs is None:
             freqs = {context.freq for context in self.contexts_.values()}
-        fitted = sorted(freqs)
-        other = [s for s in series if s.freq not in fitted]
-        if other:
-            raise ValueError(
-                f"Series {other[0].uid!r} steps at {other[0].freq!r}; the model was fit on data at "
-                f"{' / '.join(map(repr, fitted))}, and its forecast would step at that rate. "
-                "Resample the data to the fitted frequency (df.resample) or fit a model on it.")
+        check_fitted_frequency(series, freqs)
         return self._with_time_features(series)
 
     def _ridge_start(self, tokens: str) -> bool:
