@@ -51,8 +51,8 @@ from tsk.datasets.frames import (
     Schema,
     Series,
     check_fitted_frequency,
-    future_index,
     to_series,
+    with_forecast_index,
 )
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
@@ -113,17 +113,11 @@ class ExportedForecaster:
         if not np.isfinite(raw).all():
             raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
                                      "these inputs are out of range.")
-        forecasts = raw.reshape(len(contexts), -1, self.horizon, self.metadata["n_outputs"])
-        forecasts = forecasts.transpose(0, 2, 1, 3).reshape(len(contexts), self.horizon, -1)
-        frames = []
-        for context, scaler, forecast in zip(contexts, scalers, forecasts, strict=True):
-            values = scaler.inverse_transform(forecast, slice(0, n_targets))
-            frame = pd.DataFrame(values, columns=list(self.schema.targets))
-            frame.insert(0, TIME, future_index(context, self.horizon))
-            if self.schema.layout == "long":
-                frame.insert(0, ID, context.uid)
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        values = np.concatenate([scaler.inverse_transform(forecast, slice(0, n_targets))
+                                 for scaler, forecast in zip(scalers, dataset.side_by_side(raw),
+                                                             strict=True)])
+        frame = pd.DataFrame(values, columns=list(self.schema.targets))
+        return with_forecast_index(frame, contexts, self.horizon, self.schema.layout)
 
     def forecast_windows(self, windows: torch.Tensor) -> torch.Tensor:
         """The network's scaled forecasts `[B, horizon, n_outputs]` of scaled windows
@@ -161,11 +155,7 @@ class ExportedForecaster:
         unscaled), as `Forecaster._scaler`."""
         if series.uid in self.scalers:
             return self.scalers[series.uid]
-        scaler = StandardScaler.fit(series.values)
-        calendar = len(self.time_feature_names)
-        if calendar:
-            scaler.mean[-calendar:], scaler.scale[-calendar:] = 0.0, 1.0
-        return scaler
+        return StandardScaler.fit(series.values, keep_last=len(self.time_feature_names))
 
 
 def load(path: str | os.PathLike) -> ExportedForecaster:

@@ -428,6 +428,17 @@ def check_fitted_frequency(series: Sequence[Series], fitted: Sequence[str]) -> N
             "Resample the data to the fitted frequency (df.resample) or fit a model on it.")
 
 
+def with_forecast_index(frame: pd.DataFrame, contexts: Sequence[Series], horizon: int,
+                        layout: str) -> pd.DataFrame:
+    """`frame` (a block of `horizon` rows per context, in their order) with each block's future
+    timestamps in front, and in the long layout its series id: the frame `predict` returns."""
+    stamps = [future_index(context, horizon) for context in contexts]
+    frame.insert(0, TIME, stamps[0].append(stamps[1:]))
+    if layout == "long":
+        frame.insert(0, ID, np.repeat([context.uid for context in contexts], horizon))
+    return frame
+
+
 def future_index(series: Series, horizon: int) -> pd.DatetimeIndex:
     """The `horizon` timestamps after the series' last one, at its frequency."""
     return pd.date_range(series.ds[-1], periods=horizon + 1, freq=series.freq)[1:]

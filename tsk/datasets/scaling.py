@@ -17,9 +17,10 @@ class StandardScaler:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> StandardScaler:
+    def fit(cls, values: np.ndarray, keep_last: int = 0) -> StandardScaler:
         """Fit on `values[T, C]` (the training rows); NaN (a missing value) counts in no
-        statistic, and a channel with no other value raises (it has no scale)."""
+        statistic, and a channel with no other value raises (it has no scale). The last
+        `keep_last` channels pass unscaled (calendar features: TSLib feeds them as they are)."""
         values = np.asarray(values, dtype=np.float64)
         empty = np.flatnonzero(np.isnan(values).all(axis=0)) if len(values) else []
         if len(empty):
@@ -29,6 +30,8 @@ class StandardScaler:
         mean = np.nanmean(values, axis=0)
         scale = np.nanstd(values, axis=0)
         scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+        if keep_last:
+            mean[-keep_last:], scale[-keep_last:] = 0.0, 1.0
         return cls(mean.astype(np.float64), scale.astype(np.float64))
 
     def transform(self, values: np.ndarray, channels: slice = slice(None)) -> np.ndarray:

@@ -30,10 +30,10 @@ from tsk.datasets.frames import (
     Series,
     check_fitted_frequency,
     check_policies,
-    future_index,
     infer_schema,
     interpolate_missing,
     to_series,
+    with_forecast_index,
 )
 from tsk.datasets.gluonts_data import gluonts_to_frame, is_gluonts_dataset
 from tsk.datasets.scaling import StandardScaler
@@ -540,21 +540,15 @@ class Forecaster(SequenceEstimator):
         point = pd.DataFrame(values.reshape(rows, n_targets), columns=list(self.schema_.targets))
         frame = with_intervals(point, {lv: (width * scales).reshape(rows, n_targets)
                                        for lv, width in widths.items()})
-        stamps = [future_index(context, self.horizon) for context in contexts]
-        frame.insert(0, TIME, stamps[0].append(stamps[1:]))
-        if self.schema_.layout == "long":
-            frame.insert(0, ID, np.repeat([context.uid for context in contexts], self.horizon))
-        return frame
+        return with_forecast_index(frame, contexts, self.horizon, self.schema_.layout)
 
     def _window_forecasts(self, dataset: WindowDataset, net: nn.Module | None = None) -> np.ndarray:
         """The fitted network's (or `net`'s) forecast of every window of `dataset`,
         `[windows, horizon, targets]` in standardized units: its outputs, one sample per window
         and channel when channel-independent, put back side by side."""
-        n_windows = len(dataset.index)
         raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate,
                                                  net=net)).numpy()
-        forecasts = raw.reshape(n_windows, -1, self.horizon, self.n_outputs_)
-        return forecasts.transpose(0, 2, 1, 3).reshape(n_windows, self.horizon, -1)
+        return dataset.side_by_side(raw)
 
     def _half_widths(self, level: float | Sequence[float] | None) -> dict[float, np.ndarray]:
         """Each level's conformal half-width, `[horizon, targets]` in standardized units (a
@@ -588,11 +582,7 @@ class Forecaster(SequenceEstimator):
     def _fit_scaler(self, values: np.ndarray) -> StandardScaler:
         """Standardize the data's columns; calendar features stay as they are, in [-0.5, 0.5]
         (TSLib feeds its time features unscaled)."""
-        scaler = StandardScaler.fit(values)
-        calendar = len(self.time_feature_names_)
-        if calendar:
-            scaler.mean[-calendar:], scaler.scale[-calendar:] = 0.0, 1.0
-        return scaler
+        return StandardScaler.fit(values, keep_last=len(self.time_feature_names_))
 
     # ---- evaluate -------------------------------------------------------------------------
     def evaluate(self, df: Any, *, baselines: bool = False,
