@@ -132,8 +132,8 @@ def test_an_export_that_would_forecast_otherwise_is_refused(tmp_path, monkeypatc
     model = tsk.Forecaster("lstm", **FAST).fit(make_long(length=60))
     real = tsk.exported.ExportedForecaster.predict
 
-    def drifted(self, df=None):
-        frame = real(self, df)
+    def drifted(self, df=None, **covariates):
+        frame = real(self, df, **covariates)
         return frame.assign(y=frame.y + 1e-3)
 
     monkeypatch.setattr(tsk.exported.ExportedForecaster, "predict", drifted)

@@ -17,7 +17,13 @@ The folder:
   contexts, in the order of the arrays.
 - `arrays.npz`: `scaler_mean` and `scaler_scale` (`[series, columns]`, columns as the network's
   inputs are built: targets, exogenous, calendar features) and `context_values`
-  (`[series, lookback, columns]`, each series' last `lookback` rows, for `predict()`).
+  (`[series, lookback, columns]`, each series' last `lookback` rows, for `predict()`), and
+  with static covariates `static_values` (`[series, features]`, those of `static_series`,
+  encoded as `forecaster.json`'s `static` says).
+
+A network that reads covariates known ahead (`futr_exog`, and the calendar features of the
+horizon: `futr_from` names their first column) or static ones takes them as keyword inputs,
+`module()(x, futr=[B, horizon, k], static=[B, features])`, as `Forecaster`'s network does.
 
 Why `torch.export` and not TorchScript: torch 2.11 deprecates `torch.jit.trace` and
 `torch.jit.script` (both warn), and a traced TorchScript module cannot be saved with tsk's
@@ -31,6 +37,7 @@ torch's tracing stack (`torch._dynamo`, `sympy`), which costs about as much agai
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import shutil
@@ -45,6 +52,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tsk.datasets.covariates import StaticCovariates, horizon_rows, known_future
 from tsk.datasets.frames import (
     ID,
     TIME,
@@ -83,8 +91,7 @@ class ExportedForecaster:
                  network: nn.Module) -> None:
         self.metadata, self.network = metadata, network
         self.lookback, self.horizon = int(metadata["lookback"]), int(metadata["horizon"])
-        self.schema = Schema(metadata["layout"], tuple(metadata["targets"]),
-                             tuple(metadata["exogenous"]))
+        self.schema = Schema.from_dict(metadata)
         self.time_freq: str | None = metadata["time_freq"]
         self.batch: int | None = metadata["batch"]
         self.scalers = {uid: StandardScaler(arrays["scaler_mean"][i], arrays["scaler_scale"][i])
@@ -94,22 +101,30 @@ class ExportedForecaster:
                    c["freq"])
             for i, c in enumerate(metadata["contexts"])
         ]
+        self.futr_from: int | None = metadata.get("futr_from")
+        self.static = (StaticCovariates.from_dict(metadata["static"]) if metadata.get("static")
+                       else None)
+        self.static_values = dict(zip(metadata.get("static_series", []),
+                                      arrays.get("static_values", []), strict=False))
 
     @property
     def time_feature_names(self) -> list[str]:
         return list(self.metadata["time_features"])
 
-    def predict(self, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(self, df: pd.DataFrame | None = None, *, futr_df: pd.DataFrame | None = None,
+                static_df: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecast the `horizon` steps after each series' end: after the data the model was fit
         on when `df` is None, else after each series of `df` (its last `lookback` rows are
-        read), in the original scale and the layout of the training data."""
+        read), in the original scale and the layout of the training data. `futr_df` and
+        `static_df` as `Forecaster.predict` takes them."""
         contexts = self.contexts if df is None else [
             Series(s.uid, s.ds[-self.lookback:], s.values[-self.lookback:], s.freq)
             for s in self._series(df)]
         scalers = [self._scaler(s) for s in contexts]
         n_targets = len(self.schema.targets)
-        dataset = self._windows(contexts, scalers)
-        raw = self.forecast_windows(dataset.__getitems__(range(len(dataset)))["inputs"]).numpy()
+        dataset = self._windows(contexts, scalers, futr_df, static_df)
+        batch = dataset.__getitems__(range(len(dataset)))
+        raw = self.forecast_windows(batch["inputs"], batch.get("futr"), batch.get("static")).numpy()
         if not np.isfinite(raw).all():
             raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
                                      "these inputs are out of range.")
@@ -119,18 +134,23 @@ class ExportedForecaster:
         frame = pd.DataFrame(values, columns=list(self.schema.targets))
         return with_forecast_index(frame, contexts, self.horizon, self.schema.layout)
 
-    def forecast_windows(self, windows: torch.Tensor) -> torch.Tensor:
+    def forecast_windows(self, windows: torch.Tensor, futr: torch.Tensor | None = None,
+                         static: torch.Tensor | None = None) -> torch.Tensor:
         """The network's scaled forecasts `[B, horizon, n_outputs]` of scaled windows
-        `[B, lookback, n_inputs]`, in batches the program takes (the last one padded)."""
+        `[B, lookback, n_inputs]` (with their known-ahead `futr` and `static` covariates, if the
+        network reads them), in batches the program takes (the last one padded)."""
         step = self.batch or PREDICT_BATCH
+        covariates = {k: v for k, v in (("futr", futr), ("static", static)) if v is not None}
         outputs = []
         with torch.no_grad():
             for start in range(0, len(windows), step):
-                part = windows[start: start + step]
-                rows = len(part)
+                rows = len(windows[start: start + step])
+                parts = [part[start: start + step] for part in (windows, *covariates.values())]
                 if self.batch is not None and rows < self.batch:  # a fixed-size program: pad
-                    part = torch.cat([part, part[-1:].expand(self.batch - rows, *part.shape[1:])])
-                outputs.append(self.network(part.contiguous())[:rows])
+                    parts = [torch.cat([p, p[-1:].expand(self.batch - rows, *p.shape[1:])])
+                             for p in parts]
+                x, *rest = (p.contiguous() for p in parts)
+                outputs.append(self.network(x, **dict(zip(covariates, rest, strict=True)))[:rows])
         return torch.cat(outputs)
 
     def _series(self, df: pd.DataFrame) -> list[Series]:
@@ -144,11 +164,40 @@ class ExportedForecaster:
 
         return [with_time_features(s, self.time_freq) for s in series]
 
-    def _windows(self, contexts: list[Series], scalers: list[StandardScaler]) -> WindowDataset:
-        """The network's inputs of `contexts`: scaled, with the fit's missing-value flags."""
-        return WindowDataset([sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
-                             self.lookback, 0, len(self.schema.targets),
-                             self.metadata["channel_independent"], flags=self.metadata["flag_columns"])
+    def _windows(self, contexts: list[Series], scalers: list[StandardScaler],
+                 futr_df: pd.DataFrame | None = None,
+                 static_df: pd.DataFrame | None = None) -> WindowDataset:
+        """The network's inputs of `contexts`: scaled, with the fit's missing-value flags, and
+        the covariates known over their horizon and static ones (as `Forecaster.predict`)."""
+        inputs = [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)]
+        horizon, columns = 0, len(self.schema.columns)
+        if self.futr_from is not None:
+            futures = [None] * len(contexts)
+            if self.schema.futr_exog:
+                if futr_df is None:
+                    raise ValueError(f"This model reads covariates known ahead (futr_exog="
+                                     f"{list(self.schema.futr_exog)}): pass futr_df.")
+                futures = known_future(futr_df, contexts, self.schema.futr_exog, self.horizon,
+                                       self.schema.layout, self.metadata["policies"]["missing"])
+            horizon = self.horizon
+            inputs = [np.concatenate([x, sc.transform(horizon_rows(c, horizon, columns, known,
+                                                                   self.time_freq))])
+                      for x, sc, c, known in zip(inputs, scalers, contexts, futures, strict=True)]
+        return WindowDataset(inputs, self.lookback, horizon, len(self.schema.targets),
+                             self.metadata["channel_independent"], flags=self.metadata["flag_columns"],
+                             futr_from=self.futr_from, all_windows=True,
+                             static=self._static([c.uid for c in contexts], static_df))
+
+    def _static(self, uids: list[str], static_df: pd.DataFrame | None) -> np.ndarray | None:
+        """The static covariates of series `uids` (as `Forecaster._static_features`)."""
+        if self.static is None:
+            return None
+        if static_df is not None:
+            return self.static.encode(static_df, uids)
+        unseen = [uid for uid in uids if uid not in self.static_values]
+        if unseen:
+            raise ValueError(f"Series {unseen[:10]} were not in the fit: pass static_df.")
+        return np.stack([self.static_values[uid] for uid in uids])
 
     def _scaler(self, series: Series) -> StandardScaler:
         """The fitted scaler of the series, or one fit on its own history (the calendar columns
@@ -179,17 +228,20 @@ def load(path: str | os.PathLike) -> ExportedForecaster:
 
 
 def write(path: str | os.PathLike, net: nn.Module, metadata: dict[str, Any],
-          arrays: dict[str, np.ndarray], reference: pd.DataFrame) -> Path:
+          arrays: dict[str, np.ndarray], reference: pd.DataFrame,
+          futr_df: pd.DataFrame | None = None) -> Path:
     """Export `net` and write the folder `load` reads, whole or not at all (`Forecaster.export`
     calls this). The exported forecaster must reproduce `reference` (the model's own
-    `predict()`) to `TOLERANCE`; an `ExportError` says what failed otherwise."""
+    `predict(futr_df=futr_df)`) to `TOLERANCE`; an `ExportError` says what failed otherwise."""
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     # the model's own context windows: real data to trace and check with
-    windows = _context_windows(ExportedForecaster({**metadata, "batch": None}, arrays, net))
-    program, batch = export_network(net, windows, metadata.get("backbone", "this backbone"))
-    metadata["batch"] = batch
+    model = ExportedForecaster({**metadata, "batch": None}, arrays, net)
+    dataset = model._windows(model.contexts, [model._scaler(s) for s in model.contexts], futr_df)
+    batch = {k: v for k, v in dataset.__getitems__(range(len(dataset))).items() if k != "targets"}
+    program, fixed = export_network(net, batch, metadata.get("backbone", "this backbone"))
+    metadata["batch"] = fixed
     exported = ExportedForecaster(metadata, arrays, program.module())
-    _check_same(exported.predict(), reference, metadata.get("backbone"))
+    _check_same(exported.predict(futr_df=futr_df), reference, metadata.get("backbone"))
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} exists and is not a folder: export to a folder path.")
@@ -206,12 +258,12 @@ def write(path: str | os.PathLike, net: nn.Module, metadata: dict[str, Any],
     return folder
 
 
-def export_network(net: nn.Module, windows: torch.Tensor,
+def export_network(net: nn.Module, batch: dict[str, torch.Tensor],
                    name: str = "this backbone") -> tuple[torch.export.ExportedProgram, int | None]:
     """`net` (a copy, on the CPU, in eval mode) as a `torch.export` program for any batch size,
     else for batches of `STATIC_BATCH`; returns it and its fixed batch size (None: any). It must
-    forecast `windows` (scaled inputs, repeated to the batch sizes it is checked at) as `net`
-    does, to `TOLERANCE`.
+    forecast `batch` (scaled `inputs`, and the `futr`/`static` covariates the network reads,
+    repeated to the batch sizes it is checked at) as `net` does, to `TOLERANCE`.
 
     One-element buffers (e.g. S4's stored kernel length) become constants of the program: they
     are configuration the weights were trained with, fixed at inference, and code that reads
@@ -220,28 +272,31 @@ def export_network(net: nn.Module, windows: torch.Tensor,
     net = _with_constant_scalars(copy.deepcopy(net).cpu().eval())
     with warnings.catch_warnings():  # nn.LSTM sets its flat weights while traced: harmless here
         warnings.filterwarnings("ignore", message=".*were assigned during export")
-        program, fixed, check_rows = _export(net, windows, name)
-    check = _rows(windows, check_rows)
+        program, fixed, check_rows = _export(net, batch, name)
+    x, covariates = _rows(batch, check_rows)
     with torch.no_grad():
-        expected, got = net(check), program.module()(check)
+        expected, got = net(x, **covariates), program.module()(x, **covariates)
     if not torch.allclose(got, expected, rtol=TOLERANCE, atol=TOLERANCE):
         raise ExportError(f"The torch.export program of {name} does not forecast as the network "
                           f"does (largest difference {float((got - expected).abs().max()):.3g}).")
     return program, fixed
 
 
-def _export(net: nn.Module, windows: torch.Tensor,
+def _export(net: nn.Module, batch: dict[str, torch.Tensor],
             name: str) -> tuple[torch.export.ExportedProgram, int | None, int]:
     """The program for any batch size, else for `STATIC_BATCH`; with its fixed batch size and
     the rows to check it with (another size than the one traced)."""
     try:
-        batch = torch.export.Dim("batch", min=1)
-        program = torch.export.export(net, (_rows(windows, 2),), dynamic_shapes=({0: batch},),
-                                      strict=False)
+        size = torch.export.Dim("batch", min=1)
+        x, covariates = _rows(batch, 2)
+        first = next(iter(inspect.signature(net.forward).parameters))  # the window's argument
+        shapes = {first: {0: size}, **{key: {0: size} for key in covariates}}
+        program = torch.export.export(net, (x,), covariates, dynamic_shapes=shapes, strict=False)
         return program, None, 3
     except Exception:  # e.g. the code specialized the batch size: a fixed batch instead
         try:
-            program = torch.export.export(net, (_rows(windows, STATIC_BATCH),), strict=False)
+            x, covariates = _rows(batch, STATIC_BATCH)
+            program = torch.export.export(net, (x,), covariates, strict=False)
         except Exception as err:
             raise ExportError(f"{name} cannot be exported with torch.export: "
                               f"{type(err).__name__}: {_first_line(err)}") from err
@@ -258,14 +313,11 @@ def _with_constant_scalars(net: nn.Module) -> nn.Module:
     return net
 
 
-def _context_windows(model: ExportedForecaster) -> torch.Tensor:
-    dataset = model._windows(model.contexts, [model._scaler(s) for s in model.contexts])
-    return dataset.__getitems__(range(len(dataset)))["inputs"]
-
-
-def _rows(windows: torch.Tensor, n: int) -> torch.Tensor:
-    """`n` rows of `windows`, repeated as needed."""
-    return windows[torch.arange(n) % len(windows)].contiguous()
+def _rows(batch: dict[str, torch.Tensor], n: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """`n` rows of the batch's inputs and covariates, repeated as needed."""
+    rows = torch.arange(n) % len(batch["inputs"])
+    x = batch["inputs"][rows].contiguous()
+    return x, {key: value[rows].contiguous() for key, value in batch.items() if key != "inputs"}
 
 
 def _check_same(got: pd.DataFrame, expected: pd.DataFrame, name: str | None) -> None:

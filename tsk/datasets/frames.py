@@ -48,18 +48,22 @@ class Schema:
 
     layout: str  # "long" or "wide"
     targets: tuple[str, ...]
-    exogenous: tuple[str, ...]
+    exogenous: tuple[str, ...]  # past covariates
+    futr_exog: tuple[str, ...] = ()  # covariates also known over the horizon
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.targets + self.exogenous
+        """A series' value columns: targets, past covariates, covariates known ahead."""
+        return self.targets + self.exogenous + self.futr_exog
 
     def to_dict(self) -> dict:
-        return {"layout": self.layout, "targets": list(self.targets), "exogenous": list(self.exogenous)}
+        return {"layout": self.layout, "targets": list(self.targets),
+                "exogenous": list(self.exogenous), "futr_exog": list(self.futr_exog)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Schema:
-        return cls(d["layout"], tuple(d["targets"]), tuple(d["exogenous"]))
+        return cls(d["layout"], tuple(d["targets"]), tuple(d["exogenous"]),
+                   tuple(d.get("futr_exog", ())))
 
 
 @dataclass
@@ -75,13 +79,22 @@ class Series:
         return len(self.ds)
 
 
-def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None) -> Schema:
-    """Tell long from wide format and check the columns; extra or missing ones raise."""
+def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None,
+                 futr_exog: Sequence[str] | None = None) -> Schema:
+    """Tell long from wide format and check the columns; extra or missing ones raise.
+    `exogenous` are past covariates, `futr_exog` covariates known ahead too."""
     _check_frame(df)
-    if isinstance(exogenous, str):
-        raise TypeError(f"exogenous must be a list of column names, e.g. [{exogenous!r}], not the "
-                        "string itself (read as one name per character).")
-    exogenous = tuple(exogenous or ())
+    for name, given in (("exogenous", exogenous), ("futr_exog", futr_exog)):
+        if isinstance(given, str):
+            raise TypeError(f"{name} must be a list of column names, e.g. [{given!r}], not the "
+                            "string itself (read as one name per character).")
+    futr = tuple(futr_exog or ())
+    both = sorted(set(exogenous or ()) & set(futr))
+    if both:
+        raise ValueError(f"Column(s) {both} are in both exogenous (past covariates) and futr_exog "
+                         "(known ahead): name each in one of them (futr_exog if its future "
+                         "values are known when forecasting).")
+    exogenous = tuple(exogenous or ()) + futr  # checked as one list, then split again
     cols = [str(c) for c in df.columns]
     if TIME not in cols:
         raise ValueError(
@@ -91,6 +104,7 @@ def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None) -> Sc
     missing = [c for c in exogenous if c not in cols]
     if missing:
         raise ValueError(f"Exogenous column(s) {missing} are not in the data (columns: {cols}).")
+    past = exogenous[: len(exogenous) - len(futr)]
     if ID in cols or TARGET in cols:
         for col in (ID, TARGET):
             if col not in cols:
@@ -102,9 +116,10 @@ def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None) -> Sc
         if extra:
             raise ValueError(
                 f"Unexpected column(s) {extra}. Pass exogenous={extra} to use them as past "
-                "covariates, or drop them."
+                f"covariates (futr_exog={extra} if their future values are known when "
+                "forecasting), or drop them."
             )
-        return Schema("long", (TARGET,), exogenous)
+        return Schema("long", (TARGET,), past, futr)
     targets = tuple(c for c in cols if c not in (TIME, *exogenous))
     if not targets:
         raise ValueError(f"Wide format needs at least one value column besides {TIME!r}.")
@@ -120,7 +135,7 @@ def infer_schema(df: pd.DataFrame, exogenous: Sequence[str] | None = None) -> Sc
             f"column per channel). A long frame needs columns {ID!r}, {TIME!r}, {TARGET!r}: "
             f"rename them, e.g. df.rename(columns={renames})."
         )
-    return Schema("wide", targets, exogenous)
+    return Schema("wide", targets, past, futr)
 
 
 def to_series(df: pd.DataFrame, schema: Schema, *, min_length: int = 1, missing: str = "raise",

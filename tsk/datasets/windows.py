@@ -26,6 +26,13 @@ class WindowDataset(Dataset):
     network can tell a missing value from an observed one. A window whose targets (every target
     channel over its horizon) are all missing is skipped; `n_unobserved` counts them.
 
+    Covariates known ahead (`futr_from`: the first of the trailing columns that are known for
+    the future, e.g. a promotion calendar or calendar features) also give each sample their
+    values over its horizon, `futr [horizon, width - futr_from]`; `static` (`[series, S]`, one
+    row per series) gives each sample its series' row, `static [S]`. `all_windows=True` keeps
+    windows whose targets are all missing: a forecast's windows, whose horizon is the unknown
+    future (NaN targets) with its known-ahead covariates.
+
     A DataLoader fetches a batch with `__getitems__`: one gather over the series, stored end to
     end, instead of one `__getitem__` and a stack per sample (which cost ~25 us a window, a
     default ETTh1 epoch ~15 s). Pass `collate_fn=WindowDataset.collate` (the batch is ready).
@@ -40,6 +47,9 @@ class WindowDataset(Dataset):
         channel_independent: bool,
         starts: Sequence[tuple[int, int] | None] | None = None,
         flags: Sequence[int] = (),
+        futr_from: int | None = None,
+        static: np.ndarray | None = None,
+        all_windows: bool = False,
     ) -> None:
         parts = [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
@@ -52,7 +62,7 @@ class WindowDataset(Dataset):
             hi = min(hi, len(values) - span + 1)
             if hi > lo:
                 first = np.arange(lo, hi)
-                if horizon:  # keep the windows with an observed target in their horizon
+                if horizon and not all_windows:  # the windows with an observed target to learn
                     seen = np.r_[0, np.cumsum(~np.isnan(values[:, :n_targets]).all(axis=1))]
                     observed = seen[first + span] > seen[first + lookback]
                     self.n_unobserved += int((~observed).sum())
@@ -69,6 +79,9 @@ class WindowDataset(Dataset):
                                             if len(self.index) else np.zeros(0, np.int64))
         self._steps = torch.arange(span)
         self._exogenous = torch.arange(n_targets, width)
+        self.futr_from = futr_from if futr_from is not None and futr_from < width else None
+        self._series = torch.from_numpy(self.index[:, 0].astype(np.int64))
+        self.static = None if static is None else torch.as_tensor(static, dtype=torch.float32)
 
     def __len__(self) -> int:
         return len(self.index) * self.channels
@@ -92,7 +105,12 @@ class WindowDataset(Dataset):
             y = self.values[future, : self.n_targets]
         if len(self.flags):
             x = torch.cat([x, x[..., self.flags].isnan().to(x.dtype)], dim=-1)
-        return {"inputs": x, "targets": y}
+        batch = {"inputs": x, "targets": y}
+        if self.futr_from is not None:
+            batch["futr"] = self.values[future, self.futr_from:]  # [B, horizon, known ahead]
+        if self.static is not None:
+            batch["static"] = self.static[self._series[window]]  # [B, S]
+        return batch
 
     @staticmethod
     def collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from tsk import backbones
 from tsk._names import unknown_name_error
 from tsk.conformal import check_levels, conformal_quantile, interval_columns, level_name, with_intervals
 from tsk.datasets.calendar import season_length, time_feature_names, with_time_features
+from tsk.datasets.covariates import StaticCovariates, horizon_rows, known_future
 from tsk.datasets.frames import (
     ID,
     LISTED_SERIES,
@@ -99,7 +100,10 @@ class Forecaster(SequenceEstimator):
 
     Parameters left as `None` (`d_model`, `n_layers`, `dropout`) take the backbone's defaults;
     `backbone_kwargs` sets any other option of the backbone's config.
-    `exogenous` names columns used as past covariates (inputs, not forecast).
+    `exogenous` names columns used as past covariates (inputs, not forecast); `futr_exog` names
+    covariates also known over the horizon (`predict(futr_df=...)` gives their future values),
+    and `fit(df, static_df=...)` static covariates per series (docs/forecasting.md
+    "Covariates"; the generic head only: a paper's own network reads past covariates only).
     `time_features=True` adds calendar features of `ds` as past covariates (hourly data: hour of
     day, day of week, day of month, day of year; `tsk.datasets.calendar`); `None` follows the
     backbone's paper (TPGN's network reads them), `time_features_` says what a fit used.
@@ -155,6 +159,7 @@ class Forecaster(SequenceEstimator):
         tokens: str | None = None,
         patch_len: int = 16,
         exogenous: Sequence[str] | None = None,
+        futr_exog: Sequence[str] | None = None,
         time_features: bool | None = None,
         d_model: int | None = None,
         n_layers: int | None = None,
@@ -178,6 +183,7 @@ class Forecaster(SequenceEstimator):
         self.tokens = tokens
         self.patch_len = patch_len
         self.exogenous = exogenous
+        self.futr_exog = futr_exog
         self.time_features = time_features
         self.d_model = d_model
         self.n_layers = n_layers
@@ -195,16 +201,18 @@ class Forecaster(SequenceEstimator):
         self._set_training_params(training)
 
     # ---- fit ------------------------------------------------------------------------------
-    def fit(self, df: Any, val_df: Any = None, *,
+    def fit(self, df: Any, val_df: Any = None, *, static_df: pd.DataFrame | None = None,
             checkpoint_dir: str | os.PathLike | None = None) -> Forecaster:
         """Train on `df`; validate on `val_df` if given (its first `lookback` rows are context),
-        else on the last `validation_size` of each series. With `checkpoint_dir`, the training
+        else on the last `validation_size` of each series. `static_df` (long layout: `unique_id`
+        and one column per static feature, a row per series) gives the series' static
+        covariates. With `checkpoint_dir`, the training
         checkpoints are kept there, and a fit interrupted earlier (same model, same data, same
         folder) resumes from its last checkpoint (each epoch's end, and every 10 minutes within
         one) and ends as the uninterrupted fit would."""
-        return self._fit(df, val_df, checkpoint_dir=checkpoint_dir)
+        return self._fit(df, val_df, static_df, checkpoint_dir=checkpoint_dir)
 
-    def _prepare_fit(self, df: Any, val_df: Any = None) -> FitData:
+    def _prepare_fit(self, df: Any, val_df: Any = None, static_df: Any = None) -> FitData:
         """Split, scale and window the data; keeps the fitted preprocessing state."""
         df = _as_frame(df)
         self.__dict__.pop("conformal_scores_", None)  # a refit calibrates anew, or not at all
@@ -213,9 +221,12 @@ class Forecaster(SequenceEstimator):
         if self.tokens_ == "patches" and self.patch_len > lookback:
             raise ValueError(f"patch_len ({self.patch_len}) must not exceed the lookback "
                              f"({lookback}).")
-        self.schema_ = schema = infer_schema(df, self.exogenous)
+        self.schema_ = schema = infer_schema(df, self.exogenous, self.futr_exog)
         series = to_series(df, schema, min_length=lookback + self.horizon, **self._policies())
         self.time_freq_ = _shared_frequency(series) if self._resolve_time_features() else None
+        # the horizon's calendar is known ahead: the generic heads read it as such
+        self.futr_calendar_ = self.time_freq_ is not None and self._generic_head()
+        self._fit_static(static_df, [s.uid for s in series])
         series = self._with_time_features(series)
         if val_df is None:
             cuts = [self._train_rows(len(s), lookback) for s in series]
@@ -232,19 +243,17 @@ class Forecaster(SequenceEstimator):
         self.missing_flags_ = [c for j, c in enumerate(schema.columns)
                                if any(np.isnan(s.values[:, j]).any()
                                       for s in [*series, *(v for v, _ in validation)])]
-        train_set = WindowDataset(
-            [scalers[s.uid].transform(s.values) for s in series], lookback, self.horizon,
-            n_targets, self._independent(),
+        train_set = self._window_dataset(
+            [scalers[s.uid].transform(s.values) for s in series], self.horizon,
+            self._static_features([s.uid for s in series]),
             starts=[(0, cut - lookback - self.horizon + 1) for cut in cuts],
-            flags=self._flag_columns(),
         )
         val_set, skipped = None, {"training": train_set.n_unobserved}
         if validation:
-            val_set = WindowDataset(
-                [scalers[v.uid].transform(v.values) for v, _ in validation], lookback,
-                self.horizon, n_targets, self._independent(),
+            val_set = self._window_dataset(
+                [scalers[v.uid].transform(v.values) for v, _ in validation], self.horizon,
+                self._static_features([v.uid for v, _ in validation]),
                 starts=[(max(cut - lookback, 0), len(v)) for v, cut in validation],
-                flags=self._flag_columns(),
             )
             skipped["validation"] = val_set.n_unobserved
             if len(val_set) == 0:
@@ -262,8 +271,8 @@ class Forecaster(SequenceEstimator):
                           "validation_size > 0 on series long enough to hold out that share (at "
                           "least horizon rows) after lookback + horizon training rows, or val_df.",
                           stacklevel=4)
-        self.n_inputs_ = ((1 if self._independent() else n_targets) + len(schema.exogenous)
-                          + len(self.time_feature_names_) + len(self._flag_columns()))
+        self.n_inputs_ = ((1 if self._independent() else n_targets) + len(schema.columns)
+                          - n_targets + len(self.time_feature_names_) + len(self._flag_columns()))
         self.n_outputs_ = 1 if self._independent() else n_targets
         self.scalers_ = scalers
         self.contexts_ = {s.uid: _tail(s, lookback) for s in series}
@@ -321,6 +330,8 @@ class Forecaster(SequenceEstimator):
             raise TypeError(f"conformal must be True or False, got {self.conformal!r}.")
         check_policies(self.missing, self.duplicates, self.freq)
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
+        if self.futr_exog and not self._generic_head():
+            raise ValueError(self._covariates_error("futr_exog"))
         if self.tokens is not None and self.tokens not in TOKEN_LAYOUTS:
             raise unknown_name_error("tokens layout", self.tokens, TOKEN_LAYOUTS)
         if self.tokens == "variates" and self._independent():
@@ -432,8 +443,72 @@ class Forecaster(SequenceEstimator):
             columns, first_exogenous = ([0] if flagged & set(targets) else []), 1
         else:
             columns, first_exogenous = [i for i, c in enumerate(targets) if c in flagged], len(targets)
-        return columns + [first_exogenous + j for j, c in enumerate(self.schema_.exogenous)
-                          if c in flagged]
+        exogenous = self.schema_.columns[len(targets):]  # past, then known ahead
+        return columns + [first_exogenous + j for j, c in enumerate(exogenous) if c in flagged]
+
+    # ---- covariates known ahead and static covariates ---------------------------------------
+    def _n_futr(self) -> int:
+        """How many inputs the network reads over the horizon too: the columns of `futr_exog`,
+        then (generic heads) the calendar features, known ahead by nature."""
+        calendar = len(self.time_feature_names_) if getattr(self, "futr_calendar_", False) else 0
+        return len(self.schema_.futr_exog) + calendar
+
+    def _futr_from(self) -> int | None:
+        """The first column of a series' values known ahead (they run to its last column:
+        `futr_exog`, then the calendar features), None if the network reads none."""
+        if not self._n_futr():
+            return None
+        return len(self.schema_.targets) + len(self.schema_.exogenous)
+
+    def _futr_first(self) -> int:
+        """The first known-ahead channel of the network's input window."""
+        first = 1 if self._independent() else len(self.schema_.targets)
+        return first + len(self.schema_.exogenous)
+
+    def _fit_static(self, static_df: Any, uids: list[str]) -> None:
+        """Keep the encoding of `static_df` and each training series' encoded features."""
+        self.static_, self.static_values_ = None, {}
+        if static_df is None:
+            return
+        if self.schema_.layout != "long":
+            raise ValueError("static_df gives features per series, and wide data is one series: "
+                             "use the long layout (unique_id, ds, y) for static covariates.")
+        if not self._generic_head():
+            raise ValueError(self._covariates_error("static_df"))
+        self.static_ = StaticCovariates.fit(static_df, uids)
+        self.static_values_ = dict(zip(uids, self.static_.encode(static_df, uids), strict=True))
+
+    def _static_features(self, uids: Sequence[str], static_df: Any = None) -> np.ndarray | None:
+        """The static covariates of series `uids`, `[len(uids), S]` (None: the model has none):
+        from `static_df` when given, else those of the fit."""
+        if getattr(self, "static_", None) is None:
+            if static_df is not None:
+                raise ValueError("static_df was given, but this model was fit without static "
+                                 "covariates: fit it with static_df to use them.")
+            return None
+        if static_df is not None:
+            return self.static_.encode(static_df, uids)
+        unseen = [uid for uid in uids if uid not in self.static_values_]
+        if unseen:
+            raise ValueError(f"Series {unseen[:LISTED_SERIES]} were not in the fit, so their "
+                             "static covariates are unknown: pass static_df with a row for "
+                             "each.")
+        return np.stack([self.static_values_[uid] for uid in uids])
+
+    def _covariates_error(self, kind: str) -> str:
+        generic = [n for n in backbones.available() if get_task_net("forecast", n) is None]
+        return (f"Backbone {self.backbone!r} forecasts with its paper's own network, which reads "
+                f"past covariates only (exogenous=, time_features=), not {kind}. Covariates "
+                f"known ahead (futr_exog) and static_df need a backbone of the generic head: "
+                f"{', '.join(generic)}.")
+
+    def _window_dataset(self, arrays: list[np.ndarray], horizon: int,
+                        static: np.ndarray | None = None, **options: Any) -> WindowDataset:
+        """The network's windows over scaled `arrays` (series' values in the fit's columns),
+        with the fit's flags, known-ahead columns and `static` rows."""
+        return WindowDataset(arrays, self.lookback_, horizon, len(self.schema_.targets),
+                             self._independent(), flags=self._flag_columns(),
+                             futr_from=self._futr_from(), static=static, **options)
 
     def _warn_unflagged(self, series: list[Series]) -> None:
         """Warn where new data misses values in a column that had none at fit: the network has
@@ -466,18 +541,21 @@ class Forecaster(SequenceEstimator):
         backbone = backbones.create(self.backbone, **config)
         # channels the window normalization leaves alone: calendar features, then missing flags
         n_calendar = len(self.time_feature_names_) + len(self._flag_columns())
+        static = getattr(self, "static_", None)
+        covariates = {"n_futr": self._n_futr(), "n_static": len(static.names) if static else 0,
+                      "futr_first": self._futr_first()}
         if self.tokens_ == "variates":
             return VariateForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_outputs_, backbone.config.d_model,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
-                n_calendar=n_calendar,
+                n_calendar=n_calendar, head_dim=self.head_dim, **covariates,
             )
         if self._grid():
             return GridForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
                 d_model=backbone.config.d_model, head_dim=self.head_dim,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
-                patch_len=patch_len, n_calendar=n_calendar,
+                patch_len=patch_len, n_calendar=n_calendar, **covariates,
             )
         paper_net = self._paper_net()
         if paper_net is not None:
@@ -493,14 +571,22 @@ class Forecaster(SequenceEstimator):
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
             dropout=backbone.config.dropout, instance_norm=self.instance_norm,
-            patch_len=patch_len, n_calendar=n_calendar,
+            patch_len=patch_len, n_calendar=n_calendar, **covariates,
         )
 
     # ---- predict --------------------------------------------------------------------------
-    def predict(self, df: Any = None, *, level: float | Sequence[float] | None = None) -> pd.DataFrame:
+    def predict(self, df: Any = None, *, futr_df: pd.DataFrame | None = None,
+                static_df: pd.DataFrame | None = None,
+                level: float | Sequence[float] | None = None) -> pd.DataFrame:
         """Forecast the `horizon` steps after each series' end: after the training data when
         `df` is None, else after the end of each series in `df` (only its last `lookback` rows
         are used). Returns the same layout as the training data, in the original scale.
+
+        `futr_df` (needed when the model has `futr_exog`) gives the covariates known ahead over
+        those `horizon` steps: `unique_id`, `ds` and the `futr_exog` columns (wide data: `ds`
+        and the columns), a row per series and future timestamp; a series or timestamp it
+        lacks raises, naming them. `static_df` gives the static covariates of series the fit
+        did not see (or new values for those it did).
 
         `level` (percentages, e.g. `[80, 95]`; needs `conformal=True`) adds each forecast
         column's split-conformal interval columns after the forecasts, named as Nixtla names
@@ -513,20 +599,38 @@ class Forecaster(SequenceEstimator):
             series = self._series(df, self.lookback_)
             contexts = [_tail(s, self.lookback_) for s in series]
             self._warn_unflagged(contexts)
-        return self._forecast_frame(contexts, level)
+        futures = None
+        if self.schema_.futr_exog:
+            if futr_df is None:
+                raise ValueError(f"This model reads covariates known ahead (futr_exog="
+                                 f"{list(self.schema_.futr_exog)}): pass futr_df with their "
+                                 f"values over the {self.horizon} steps after each series' end.")
+            futures = known_future(futr_df, contexts, self.schema_.futr_exog, self.horizon,
+                                   self.schema_.layout, self.missing)
+        elif futr_df is not None:
+            raise ValueError("futr_df was given, but this model reads no covariates known ahead: "
+                             "fit it with futr_exog=[...] to use them.")
+        static = self._static_features([c.uid for c in contexts], static_df)
+        return self._forecast_frame(contexts, level, futures, static)
 
-    def _forecast_frame(self, contexts: list[Series], level: float | Sequence[float] | None
-                        ) -> pd.DataFrame:
+    def _forecast_frame(self, contexts: list[Series], level: float | Sequence[float] | None,
+                        futures: list[np.ndarray] | None = None,
+                        static: np.ndarray | None = None) -> pd.DataFrame:
         """The forecast after each context (its last `lookback_` rows), a block of `horizon` rows
         per context in their order, in the original scale, with the conformal intervals of
-        `level` (None: none): what `predict` returns."""
+        `level` (None: none): what `predict` returns. `futures` are the `futr_exog` values over
+        each context's horizon, `static` its series' static covariates."""
         widths = self._half_widths(level)
         scalers = [self._scaler(s) for s in contexts]
-        dataset = WindowDataset(
-            [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)],
-            self.lookback_, 0, len(self.schema_.targets), self._independent(),
-            flags=self._flag_columns(),
-        )
+        inputs = [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)]
+        horizon = 0
+        if self._futr_from() is not None:  # the windows run on over the known horizon
+            horizon = self.horizon
+            inputs = [np.concatenate([x, sc.transform(horizon_rows(
+                          c, horizon, len(self.schema_.columns), known, self.time_freq_))])
+                      for x, sc, c, known in zip(inputs, scalers, contexts,
+                                                 futures or [None] * len(contexts), strict=True)]
+        dataset = self._window_dataset(inputs, horizon, static, all_windows=True)
         forecasts = self._window_forecasts(dataset)
         if not np.isfinite(forecasts).all():
             raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
@@ -587,7 +691,8 @@ class Forecaster(SequenceEstimator):
     # ---- evaluate -------------------------------------------------------------------------
     def evaluate(self, df: Any, *, baselines: bool = False,
                  metric_scalers: dict[str, StandardScaler] | None = None,
-                 level: float | Sequence[float] | None = None) -> dict[str, float]:
+                 level: float | Sequence[float] | None = None,
+                 static_df: pd.DataFrame | None = None) -> dict[str, float]:
         """Score every stride-1 window of `df` (the first `lookback` rows are context).
 
         `mse`/`mae` are on standardized data (the TSLib benchmark metrics, averaged over
@@ -604,7 +709,8 @@ class Forecaster(SequenceEstimator):
         errors with other statistics than this model's own: a model refit on train + validation
         is then scored on the training split's scale, as the TSLib protocol does.
         Under `missing="mask"` every metric skips missing targets, and windows whose targets are
-        all missing are not scored (`n_windows` counts the scored ones).
+        all missing are not scored (`n_windows` counts the scored ones). Covariates known ahead
+        are read from `df` itself (each window's horizon rows); `static_df` as in `predict`.
         """
         self._check_fitted()
         widths = self._half_widths(level)
@@ -615,10 +721,11 @@ class Forecaster(SequenceEstimator):
         targets = slice(0, n_targets)
         totals: dict[str, list[float]] = {}
         weights = []
-        for s in series:
+        statics = self._static_features([s.uid for s in series], static_df)
+        for i, s in enumerate(series):
             scaler = self._scaler(s)
-            dataset = WindowDataset([scaler.transform(s.values)], self.lookback_, self.horizon,
-                                    n_targets, self._independent(), flags=self._flag_columns())
+            dataset = self._window_dataset([scaler.transform(s.values)], self.horizon,
+                                           None if statics is None else statics[i:i + 1])
             n_windows = len(dataset.index)
             if n_windows == 0:  # every window's targets are missing
                 continue
@@ -669,7 +776,8 @@ class Forecaster(SequenceEstimator):
     # ---- backtesting ----------------------------------------------------------------------
     def cross_validation(self, df: Any, n_windows: int, step_size: int | None = None,
                          refit: bool | int = False,
-                         level: float | Sequence[float] | None = None) -> pd.DataFrame:
+                         level: float | Sequence[float] | None = None,
+                         static_df: pd.DataFrame | None = None) -> pd.DataFrame:
         """Backtest: forecast `horizon` steps from each of the last `n_windows` forecast origins
         (cutoffs) of every series, beside the actual values, as Nixtla's `cross_validation`
         does.
@@ -678,7 +786,9 @@ class Forecaster(SequenceEstimator):
         ones), `step_size` rows apart (None: `horizon`, windows that tile the series' end), the
         last `horizon` rows before its end, so the last window's horizon ends at its last
         timestamp. A window forecasts from the data up to and including its cutoff, as
-        `predict` given that data would (a fit's `missing="interpolate"` fills only from it).
+        `predict` given that data would (a fit's `missing="interpolate"` fills only from it),
+        reading the covariates known ahead (`futr_exog`) over its horizon from `df` and the
+        static covariates from `static_df`.
 
         The estimator itself is neither used nor changed: fresh copies of it (its parameters,
         `sklearn.base.clone`) are fit on the data up to a cutoff, as Nixtla's libraries fit
@@ -708,7 +818,7 @@ class Forecaster(SequenceEstimator):
         self._validate_training_params()
         self._validate_params()
         frame = _as_frame(df)
-        schema = infer_schema(frame, self.exogenous)
+        schema = infer_schema(frame, self.exogenous, self.futr_exog)
         # the actual values, as the data has them (a fit interpolates only its own part)
         kept = "mask" if self.missing == "interpolate" else self.missing
         series = to_series(frame, schema, **{**self._policies(), "missing": kept})
@@ -730,7 +840,7 @@ class Forecaster(SequenceEstimator):
         parts = []
         for first in range(0, n_windows, every):
             cutoffs = {s.uid: s.ds[stops[first] - 1] for s, stops in zip(series, ends, strict=True)}
-            model = clone(self).fit(_rows_until(frame, schema, cutoffs))
+            model = clone(self).fit(_rows_until(frame, schema, cutoffs), static_df=static_df)
             windows = slice(first, first + every)
             parts.append(model._backtest(series, [stops[windows] for stops in ends], level))
         result = pd.concat(parts, ignore_index=True)
@@ -745,7 +855,8 @@ class Forecaster(SequenceEstimator):
                   level: float | Sequence[float] | None) -> pd.DataFrame:
         """This fitted model's forecasts from the first `ends[i][k]` rows of each series `i`,
         beside the actual values after them: `cross_validation`'s rows, columns and names."""
-        contexts, actual = [], []
+        contexts, actual, futures = [], [], []
+        futr = slice(len(self.schema_.columns) - len(self.schema_.futr_exog), None)
         for s, stops in zip(series, ends, strict=True):
             for end in stops:
                 values = s.values[:end]
@@ -754,9 +865,12 @@ class Forecaster(SequenceEstimator):
                 contexts.append(_tail(Series(s.uid, s.ds[:end], values, s.freq), self.lookback_))
                 actual.append(Series(s.uid, s.ds[end:end + self.horizon],
                                      s.values[end:end + self.horizon], s.freq))
+                futures.append(s.values[end:end + self.horizon, futr])  # known ahead
         contexts = self._with_time_features(contexts)
         self._warn_unflagged(contexts)
-        forecast = self._forecast_frame(contexts, level).drop(columns=[ID, TIME], errors="ignore")
+        static = self._static_features([c.uid for c in contexts])
+        forecast = self._forecast_frame(contexts, level, futures, static)
+        forecast = forecast.drop(columns=[ID, TIME], errors="ignore")
         long, targets = self.schema_.layout == "long", list(self.schema_.targets)
         levels = [] if level is None else check_levels(level)
         renames = {}  # predict's names -> Nixtla's: the target's column holds the actual values
@@ -792,15 +906,29 @@ class Forecaster(SequenceEstimator):
             "flag_columns": self._flag_columns(),
             "freqs": sorted({c.freq for c in self.contexts_.values()}),
             "scaled_series": state["scaled_series"], "contexts": state["contexts"],
+            "futr_from": self._futr_from(), "static": state["static"],
+            "static_series": state.get("static_series", []),
         }
-        kept = {name: arrays[name] for name in ("scaler_mean", "scaler_scale", "context_values")}
+        kept = {name: arrays[name] for name in ("scaler_mean", "scaler_scale", "context_values",
+                                                 "static_values") if name in arrays}
+        # checked on the model's own contexts; known-ahead covariates need values over their
+        # horizon: each context's last ones, carried on, stand in (any values compare the two)
+        futr_df = None
+        if self.schema_.futr_exog:
+            contexts = list(self.contexts_.values())
+            first = len(self.schema_.columns) - len(self.schema_.futr_exog)
+            futr_df = with_forecast_index(pd.DataFrame(
+                np.concatenate([np.repeat(np.nan_to_num(c.values[-1:, first:len(self.schema_.columns)]),
+                                          self.horizon, axis=0) for c in contexts]),
+                columns=list(self.schema_.futr_exog)), contexts, self.horizon, self.schema_.layout)
         # the program runs on the CPU: what it must reproduce is the model's forecast there
         accelerator, self.accelerator = self.accelerator, "cpu"
         try:
-            reference = self.predict()
+            reference = self.predict(futr_df=futr_df)
         finally:
             self.accelerator = accelerator
-        return exported.write(path, self.net_, metadata, kept, reference=reference)
+        return exported.write(path, self.net_, metadata, kept, reference=reference,
+                              futr_df=futr_df)
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         uids = list(self.scalers_)
@@ -817,6 +945,8 @@ class Forecaster(SequenceEstimator):
             "fit_summary": vars(self.fit_summary_) if hasattr(self, "fit_summary_") else None,
             "season_length": self.season_length_,
             "missing_flags": self.missing_flags_,
+            "futr_calendar": self.futr_calendar_,
+            "static": None if self.static_ is None else self.static_.to_dict(),
         }
         arrays = {
             "scaler_mean": np.stack([self.scalers_[u].mean for u in uids]),
@@ -827,6 +957,9 @@ class Forecaster(SequenceEstimator):
         }
         if getattr(self, "conformal_scores_", None) is not None:
             arrays["conformal_scores"] = self.conformal_scores_
+        if self.static_ is not None:  # the training series' encoded static covariates
+            state["static_series"] = list(self.static_values_)
+            arrays["static_values"] = np.stack(list(self.static_values_.values()))
         return state, arrays
 
     def _restore_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -841,6 +974,10 @@ class Forecaster(SequenceEstimator):
         }
         self.season_length_ = state.get("season_length", 1)
         self.missing_flags_ = state.get("missing_flags", [])
+        self.futr_calendar_ = state.get("futr_calendar", False)  # False before tsk read it ahead
+        self.static_ = StaticCovariates.from_dict(state["static"]) if state.get("static") else None
+        self.static_values_ = dict(zip(state.get("static_series", []),
+                                       arrays.get("static_values", []), strict=False))
         if "conformal_scores" in arrays:
             self.conformal_scores_ = arrays["conformal_scores"]
         if "linear_start_weight" in arrays:  # absent from models saved before the baselines

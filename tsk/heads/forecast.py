@@ -57,6 +57,14 @@ class WindowScale:
         n = y.shape[-1]
         return (y - self.mean[..., :n]) / self.std[..., :n]
 
+    def apply_from(self, values: torch.Tensor, first: int) -> torch.Tensor:
+        """`values[..., n]` in the units of the window's channels `first .. first + n`,
+        normalized as those channels are (covariates known ahead, over the horizon)."""
+        if self.mean is None:
+            return values
+        columns = slice(first, first + values.shape[-1])
+        return (values - self.mean[..., columns]) / self.std[..., columns]
+
 
 class InstanceNorm(nn.Module):
     """RevIN (Kim et al., 2022): standardize each window per channel, undo it on the forecast
@@ -144,6 +152,74 @@ class ForecastHead(nn.Module):
         return deep + linear
 
 
+class Covariates(nn.Module):
+    """What a generic forecasting network reads besides its window: covariates known ahead
+    (`futr [B, H, n_futr]`, their values over the horizon: a promotion plan, a holiday flag, the
+    calendar) and static covariates of each sample's series (`static [B, n_static]`, numbers and
+    one-hot categories, encoded by the estimator).
+
+    The known-ahead values are also in the window (their past, channels `futr_first ..
+    futr_first + n_futr` of the input), so over the horizon they are normalized with the
+    window's statistics of those channels (`WindowScale.apply_from`; a missing value enters as
+    0, the mean). They act twice, as TiDE's decoder reads them: each horizon step's values
+    become `head_dim` features (linear, GELU), which one linear map over the flattened horizon
+    turns into an additive forecast (zero at first, as the deep head is, so a fit from the ridge
+    start starts exactly there), and a summary of them joins the static covariates in a vector
+    added to every token the backbone reads (`condition`), so that the backbone's features of
+    the past can depend on the known future and on the series. Without covariates it holds no
+    parameters.
+    """
+
+    def __init__(self, n_futr: int, n_static: int, horizon: int, n_out: int, d_model: int,
+                 head_dim: int = 8, futr_first: int = 0, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.n_futr, self.n_static, self.futr_first = n_futr, n_static, futr_first
+        self.horizon, self.n_out = horizon, n_out
+        if n_futr:
+            self.futr_embed = nn.Sequential(nn.Linear(n_futr, head_dim), nn.GELU())
+            self.futr_proj = nn.Linear(horizon * head_dim, horizon * n_out)
+            self.futr_context = nn.Linear(horizon * head_dim, d_model)
+            self.dropout = Dropout(dropout)
+            nn.init.zeros_(self.futr_proj.weight)
+            nn.init.zeros_(self.futr_proj.bias)
+        if n_static:
+            self.static_context = nn.Linear(n_static, d_model)
+
+    def features(self, futr: torch.Tensor | None, window: WindowScale) -> torch.Tensor | None:
+        """The horizon's known-ahead values as flattened features `[B, H * head_dim]` (None
+        without such covariates)."""
+        if not self.n_futr:
+            return None
+        if futr is None:
+            raise ValueError(f"This network reads {self.n_futr} covariate(s) known ahead over "
+                             "the horizon, and the batch has none (`futr`).")
+        values = window.apply_from(futr, self.futr_first)
+        values = torch.where(values.isnan(), 0.0, values)
+        return self.dropout(self.futr_embed(values)).flatten(1)
+
+    def condition(self, tokens: torch.Tensor, features: torch.Tensor | None,
+                  static: torch.Tensor | None) -> torch.Tensor:
+        """`tokens [B, T, d_model]` (or `[B * V, T, d_model]`: V variates per sample) with the
+        covariates' vector added to every token; `features` as `features` returns them."""
+        context = None if features is None else self.futr_context(features)
+        if self.n_static:
+            if static is None:
+                raise ValueError(f"This network reads {self.n_static} static covariate "
+                                 "feature(s) per series, and the batch has none (`static`).")
+            mapped = self.static_context(static)
+            context = mapped if context is None else context + mapped
+        if context is None:
+            return tokens
+        per_sample = tokens.shape[0] // context.shape[0]
+        return tokens + context.repeat_interleave(per_sample, dim=0)[:, None, :]
+
+    def forecast(self, features: torch.Tensor | None) -> torch.Tensor | float:
+        """The known-ahead covariates' additive forecast `[B, H, n_out]` (normalized units)."""
+        if features is None:
+            return 0.0
+        return self.futr_proj(features).view(-1, self.horizon, self.n_out)
+
+
 @torch.no_grad()
 def fit_skip_ridge(
     skip: nn.Linear, norm: InstanceNorm, n_out: int, train: Iterable,
@@ -211,7 +287,8 @@ class RidgeForecast(ForecastLoss, nn.Module):
         """Solve the map on the `train` windows (strength picked on `validation`)."""
         return fit_skip_ridge(self.skip, self.norm, self.n_out, train, validation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, **covariates: torch.Tensor) -> torch.Tensor:
+        """The window's forecast; covariates (`futr`, `static`) are not read: a baseline."""
         targets, window = self.norm(x[..., : self.n_out])
         return window.restore(self.skip(targets.transpose(1, 2)).transpose(1, 2))
 
@@ -229,7 +306,8 @@ class SeasonalNaive(ForecastLoss, nn.Module):
         super().__init__()
         self.horizon, self.season, self.n_out = horizon, season, n_out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, **covariates: torch.Tensor) -> torch.Tensor:
+        """The window's forecast; covariates (`futr`, `static`) are not read: a baseline."""
         length = x.shape[1]
         season = self.season if self.season <= length else 1
         steps = torch.arange(self.horizon, device=x.device) % season + length - season
@@ -306,12 +384,15 @@ class ForecastNet(ForecastLoss, nn.Module):
     features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`.
 
     The backbone's tokens are the time steps (`patch_len=None`) or PatchTST's patches.
+    `n_futr` covariates known ahead (input channels `futr_first` on) and `n_static` static
+    features are read as `Covariates` says: `forward(x, futr=[B, H, n_futr], static=[B, S])`.
     """
 
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
-        patch_len: int | None = None, n_calendar: int = 0,
+        patch_len: int | None = None, n_calendar: int = 0, n_futr: int = 0, n_static: int = 0,
+        futr_first: int = 0,
     ) -> None:
         super().__init__()
         self.n_out = n_out
@@ -324,6 +405,8 @@ class ForecastNet(ForecastLoss, nn.Module):
         self.head = ForecastHead(
             lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len)
         )
+        self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
+                                     futr_first, dropout)
 
     @property
     def skip(self) -> nn.Linear:
@@ -336,10 +419,13 @@ class ForecastNet(ForecastLoss, nn.Module):
         exactly that, and training moves only the deep part, which learns the residual."""
         return fit_skip_ridge(self.head.skip, self.norm, self.n_out, train, validation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, futr: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         x, window = self.norm(x)
-        features = self.backbone(self.embed(x))
-        return window.restore(self.head(features, x[..., : self.n_out]))
+        known = self.covariates.features(futr, window)
+        features = self.backbone(self.covariates.condition(self.embed(x), known, static))
+        y = self.head(features, x[..., : self.n_out]) + self.covariates.forecast(known)
+        return window.restore(y)
 
 
 class GridForecastNet(ForecastNet):
@@ -355,22 +441,27 @@ class GridForecastNet(ForecastNet):
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
-        patch_len: int | None = None, n_calendar: int = 0,
+        patch_len: int | None = None, n_calendar: int = 0, n_futr: int = 0, n_static: int = 0,
+        futr_first: int = 0,
     ) -> None:
         super().__init__(backbone, lookback, horizon, 1, 1, d_model, head_dim, dropout,
                          instance_norm, patch_len, n_calendar)  # embed and head: one channel
         self.n_out = n_out  # target channels: the ridge skip is fit on each of them
+        self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
+                                     futr_first, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, futr: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         x, window = self.norm(x)
         batch, length, n_var = x.shape
+        known = self.covariates.features(futr, window)
         series = x.transpose(1, 2).reshape(batch * n_var, length, 1)  # each channel alone
-        tokens = self.embed(series)  # [B * V, T, d_model]
+        tokens = self.covariates.condition(self.embed(series), known, static)  # [B * V, T, d]
         grid = self.backbone(tokens.view(batch, n_var, *tokens.shape[1:]))  # [B, V, T, d_model]
         targets = grid[:, : self.n_out].flatten(0, 1)  # [B * n_out, T, d_model]
         inputs = series.view(batch, n_var, length, 1)[:, : self.n_out].flatten(0, 1)
         y = self.head(targets, inputs).view(batch, self.n_out, -1)  # [B, n_out, H]
-        return window.restore(y.transpose(1, 2))
+        return window.restore(y.transpose(1, 2) + self.covariates.forecast(known))
 
 
 class VariateForecastNet(ForecastLoss, nn.Module):
@@ -384,7 +475,8 @@ class VariateForecastNet(ForecastLoss, nn.Module):
 
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_out: int, d_model: int,
-        dropout: float = 0.0, instance_norm: bool = True, n_calendar: int = 0,
+        dropout: float = 0.0, instance_norm: bool = True, n_calendar: int = 0, n_futr: int = 0,
+        n_static: int = 0, futr_first: int = 0, head_dim: int = 8,
     ) -> None:
         super().__init__()
         self.n_out = n_out
@@ -393,12 +485,17 @@ class VariateForecastNet(ForecastLoss, nn.Module):
         self.backbone = backbone
         self.dropout = Dropout(dropout)
         self.project = nn.Linear(d_model, horizon)
+        self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
+                                     futr_first, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, futr: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         x, window = self.norm(x)
-        tokens = self.backbone(self.embed(x.transpose(1, 2)))  # [B, n_in, d_model]
+        known = self.covariates.features(futr, window)
+        tokens = self.covariates.condition(self.embed(x.transpose(1, 2)), known, static)
+        tokens = self.backbone(tokens)  # [B, n_in, d_model]
         y = self.project(self.dropout(tokens[:, : self.n_out])).transpose(1, 2)  # [B, H, n_out]
-        return window.restore(y)
+        return window.restore(y + self.covariates.forecast(known))
 
 
 class RidgeStartNet(ForecastLoss, nn.Module):

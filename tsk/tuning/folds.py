@@ -160,7 +160,7 @@ def time_folds(
     """
     if n_folds < 1:
         raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}.")
-    schema = infer_schema(df, estimator.exogenous)
+    schema = infer_schema(df, estimator.exogenous, estimator.futr_exog)
     if schema.layout == "long":
         df = df.sort_values([ID, TIME], kind="stable").reset_index(drop=True)
         groups = df.groupby(ID, sort=False, observed=True)
