@@ -4,6 +4,7 @@ errors."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +144,11 @@ def test_an_interrupted_predict_leaves_no_partial_file_and_resumes(tmp_path, cap
     out = tmp_path / "forecast.csv"
     original, calls = tsk.Forecaster.predict, []
 
-    def failing(self, df=None):
+    def failing(self, df=None, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise RuntimeError("interrupted")
-        return original(self, df)
+        return original(self, df, **kwargs)
 
     monkeypatch.setattr(tsk.Forecaster, "predict", failing)
     args = ["predict", "--model", str(model_dir), "--data", str(data), "--out", str(out),
@@ -235,6 +236,82 @@ def test_switches_reach_the_model():
     assert model().channel_independent is None
     assert model("--channel-mixing").channel_independent is False
     assert not model("--backbone", "chimera")._independent()
+    # the data policies (docs/data.md), every one the model knows, and conformal intervals
+    from tsk.datasets.frames import DUPLICATE_POLICIES, MISSING_POLICIES
+
+    assert (model().missing, model().duplicates, model().freq) == ("raise", "raise", None)
+    assert [model("--missing", p).missing for p in MISSING_POLICIES] == list(MISSING_POLICIES)
+    assert ([model("--duplicates", p).duplicates for p in DUPLICATE_POLICIES]
+            == list(DUPLICATE_POLICIES))
+    assert model("--freq", "10min").freq == "10min"
+    assert model().conformal is False and model("--level", "80", "95").conformal is True
+    with pytest.raises(SystemExit) as exit_info:
+        model("--missing", "fill")
+    assert exit_info.value.code == 2
+
+
+def test_missing_values_gaps_and_duplicate_rows_follow_the_policy_flags(tmp_path, capsys):
+    history = make_long(n_series=3, length=40)
+    holes = tmp_path / "holes.csv"
+    history.assign(y=history.y.mask(history.index == 25)).to_csv(holes, index=False)
+    fit = ["fit", "--backbone", "lstm", *TINY_ARGS, "--max-epochs", "1"]
+    assert main([*fit, "--data", str(holes), "--out", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert "1 missing or infinite value(s)" in err and "missing='mask'" in err
+    assert "missing='interpolate'" in err and err.count("\n") == 1
+    assert main([*fit, "--data", str(holes), "--out", str(tmp_path / "m"), "--missing", "mask"]) == 0
+    assert tsk.load(tmp_path / "m").missing == "mask"
+    # a gap (row 10 gone) and a repeated row: the grid fills the gap, the copy is dropped
+    messy = tmp_path / "messy.csv"
+    pd.concat([history.drop(index=10), history.iloc[[30]]]).to_csv(messy, index=False)
+    assert main([*fit, "--data", str(messy), "--out", str(tmp_path / "m")]) == 1
+    assert "duplicates=" in capsys.readouterr().err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*fit, "--data", str(messy), "--out", str(tmp_path / "m"), "--freq", "h",
+                     "--missing", "interpolate", "--duplicates", "drop_exact"]) == 0
+    said = " ".join(str(w.message) for w in caught)  # each policy counts what it did
+    assert "Dropped 1 exact duplicate row" in said and "inserting 1 missing step" in said
+    assert "Filled 1 missing value" in said
+    model = tsk.load(tmp_path / "m")
+    assert (model.freq, model.missing, model.duplicates) == ("h", "interpolate", "drop_exact")
+    assert len(model.predict()) == 3 * 4
+    assert main([*fit, "--data", str(messy), "--out", str(tmp_path / "m"), "--freq", "often"]) == 1
+    assert "freq='often' is not a positive pandas frequency" in capsys.readouterr().err
+
+
+def test_level_writes_conformal_intervals_beside_the_forecast(tmp_path, capsys):
+    history = make_long(n_series=3, length=60)
+    data = tmp_path / "sales.csv"
+    history.to_csv(data, index=False)
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", "--data", str(data), "--backbone", "lstm", "--out", str(out),
+                 "--level", "80", *TINY_ARGS]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nWrote")[0])
+    assert 0 <= report["coverage_80"] <= 1 and report["interval_score_80"] > 0
+    forecast = pd.read_csv(out)
+    assert list(forecast.columns) == ["unique_id", "ds", "y", "y-lo-80", "y-hi-80"]
+    assert (forecast["y-lo-80"] < forecast.y).all() and (forecast.y < forecast["y-hi-80"]).all()
+    # fit --level calibrates and checks the levels (99% needs 99 windows: saved, but it says so)
+    model_dir = tmp_path / "model"
+    assert main(["fit", "--data", str(data), "--backbone", "lstm", "--out", str(model_dir),
+                 "--level", "80", "99", *TINY_ARGS]) == 1
+    err = capsys.readouterr().err
+    assert f"saved to {model_dir}, but it gives no 80, 99% intervals" in err
+    assert "99% conformal interval needs at least 99 calibration scores" in err
+    assert main(["fit", "--data", str(data), "--backbone", "lstm", "--out", str(model_dir),
+                 "--level", "80", *TINY_ARGS]) == 0
+    assert "Conformal intervals at 80%, calibrated on " in capsys.readouterr().out
+    out = tmp_path / "next.parquet"
+    assert main(["predict", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+                 "--level", "80", "--chunk-rows", "50", "--no-progress"]) == 0
+    expected = tsk.load(model_dir).predict(history, level=[80])
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected, check_exact=False, rtol=1e-5)
+    plain = saved_forecaster(tmp_path / "plain", history)
+    assert main(["predict", "--model", str(plain), "--data", str(data), "--out", str(out),
+                 "--level", "80", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only with conformal=True" in err
 
 
 CLASSIFY_ARGS = ["--d-model", "8", "--n-layers", "1", "--max-epochs", "2", "--no-progress"]

@@ -53,6 +53,7 @@ def test_load_and_predict_never_import_lightning_or_optuna(saved):
     assert "tsk.estimators.forecaster" in modules  # it did load the model
     assert not modules & set(TRAINING_ONLY), sorted(modules & set(TRAINING_ONLY))
     assert "tsk.training" not in modules
+    assert "matplotlib" not in modules  # plots import it when they draw (tsk.plotting)
 
 
 def test_an_exported_forecaster_needs_no_estimator_scikit_learn_or_lightning(saved):

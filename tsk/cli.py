@@ -46,6 +46,7 @@ def _forecaster(args: argparse.Namespace) -> Any:
         time_features=args.time_features, instance_norm=args.instance_norm,
         ridge_init=args.ridge_init, d_model=args.d_model, n_layers=args.n_layers,
         conformal=bool(getattr(args, "level", None)),
+        missing=args.missing, duplicates=args.duplicates, freq=args.freq,
         max_epochs=args.max_epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
@@ -54,7 +55,9 @@ def _forecaster(args: argparse.Namespace) -> Any:
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    """Fit, evaluate on held-out data, print metrics, write the forecast after the data's end."""
+    """Fit, evaluate on held-out data, print metrics, write the forecast after the data's end.
+    --level fits with conformal calibration, reports the intervals' coverage on the held-out
+    data and writes them beside the forecast."""
     from tsk.datasets import load_csv, load_dataset
     from tsk.datasets.tables import read_table, write_table
 
@@ -64,8 +67,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         lookback = model.resolve_lookback(split.train())
         model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
         test = split.test(lookback)
-        metrics = model.evaluate(test, baselines=True)
-        forecast = model.predict(test)
+        metrics = model.evaluate(test, baselines=True, level=args.level)
+        forecast = model.predict(test, level=args.level)
         name = split.name
     else:
         frame = read_table(args.data)
@@ -74,15 +77,15 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             from_end = frame.groupby("unique_id", observed=True).cumcount(ascending=False)
             model.fit(frame[~(from_end < args.horizon)], checkpoint_dir=checkpoints)
             keep = from_end < args.horizon + model.lookback_
-            metrics = model.evaluate(frame[keep], baselines=True)
-            forecast = model.predict(frame)
+            metrics = model.evaluate(frame[keep], baselines=True, level=args.level)
+            forecast = model.predict(frame, level=args.level)
         else:
             split = load_csv(args.data)
             lookback = model.resolve_lookback(split.train())
             model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
             test = split.test(lookback)
-            metrics = model.evaluate(test, baselines=True)
-            forecast = model.predict(test)
+            metrics = model.evaluate(test, baselines=True, level=args.level)
+            forecast = model.predict(test, level=args.level)
         name = Path(args.data).name
     summary = model.fit_summary_
     report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
@@ -99,7 +102,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Fit on all of the data (the last part of each series validates) and save the model."""
+    """Fit on all of the data (the last part of each series validates) and save the model.
+    --level calibrates conformal intervals on the validation windows and checks that those levels
+    can be drawn from them (`tsk predict --level` then writes them)."""
     from tsk.datasets import load_dataset
     from tsk.datasets.tables import read_table
 
@@ -112,7 +117,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"Saved the model to {args.out} (best validation loss {summary.best_val_loss:.4f}"
           f"{'' if not baselines else f'; {baselines}'}; {summary.epochs} epochs"
           f"{'; the linear start was kept' if summary.start_kept else ''})")
+    if args.level:
+        _check_intervals(model, args.level, args.out)
     return 0
+
+
+def _check_intervals(model: Any, level: Sequence[float], saved: str) -> None:
+    """Say whether the saved `model` can give intervals at `level`: a level that needs more
+    calibration windows than its fit had fails now, not at the first `tsk predict --level`."""
+    from tsk.conformal import check_levels, level_name
+
+    names = [level_name(lv) for lv in check_levels(level)]
+    try:
+        model.predict(level=level)
+    except ValueError as err:
+        raise ValueError(f"The model is saved to {saved}, but it gives no {', '.join(names)}% "
+                         f"intervals: {err}") from err
+    scores = getattr(model, "conformal_scores_", None)
+    windows = f", calibrated on {len(scores)} validation windows" if scores is not None else ""
+    print(f"Conformal intervals at {', '.join(names)}%{windows}: `tsk predict --level "
+          f"{' '.join(names)}` writes them")
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -245,7 +269,8 @@ def _series_ids(X: Any) -> list:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Forecast every series of a (possibly large) file, streaming it in chunks; or, with a saved
+    """Forecast every series of a (possibly large) file, streaming it in chunks (--level adds
+    the interval columns of a forecaster fit with conformal calibration); or, with a saved
     classifier, label every series of a file (labels and class probabilities out), or with a
     speech classifier every audio file of a folder; or, with a video predictor, continue every
     video of a .npy file by --n-frames frames."""
@@ -256,6 +281,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsk.datasets.tables import PartsWriter, check_grouped, iter_table, read_table, write_table
 
     model = tsk.load(args.model)
+    if args.level is not None and not isinstance(model, tsk.Forecaster):
+        raise ValueError(f"--level asks for a forecaster's prediction intervals, but {args.model} "
+                         f"holds a {type(model).__name__}.")
     if isinstance(model, tsk.SpeechEnhancer):
         raise ValueError(f"{args.model} holds a SpeechEnhancer: enhance audio with "
                          "`tsk enhance --model DIR IN OUT`.")
@@ -289,13 +317,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     args.chunk_rows = args.chunk_rows or 100_000
     if model.schema_.layout == "wide":  # one multivariate series: read it whole
-        write_table(model.predict(read_table(args.data)), args.out)
+        write_table(model.predict(read_table(args.data), level=args.level), args.out)
         print(f"Wrote the forecast to {args.out}")
         return 0
     source = Path(args.data)
     key = {"data": str(source.resolve()), "size": source.stat().st_size,
            "modified": source.stat().st_mtime_ns, "model": str(Path(args.model).resolve()),
            "chunk_rows": args.chunk_rows}
+    if args.level is not None:  # other columns: parts of a run without them do not resume it
+        key["level"] = args.level
     writer = PartsWriter(args.out, key, resume=args.resume)
     total = check_grouped(args.data, args.chunk_rows)
     n_series = 0
@@ -303,7 +333,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         groups = _complete_series(iter_table(args.data, args.chunk_rows))
         for index, group in enumerate(groups):
             if index >= writer.parts_done:  # parts written by the interrupted run are kept
-                writer.write(model.predict(group))
+                writer.write(model.predict(group, level=args.level))
             n_series += group["unique_id"].nunique()
             bar.update(len(group))
     writer.finish()
@@ -479,6 +509,16 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channel-mixing", action="store_true",
                         help="model channels jointly (default: channel-independent, jointly "
                              "for a grid backbone such as chimera)")
+    parser.add_argument("--missing", choices=["raise", "mask", "interpolate"], default="raise",
+                        help="missing values (NaN, and the steps --freq inserts into gaps): raise "
+                             "(default), mask (left out of the loss and scaling, flagged in the "
+                             "inputs) or interpolate (linear in time); see docs/data.md")
+    parser.add_argument("--freq", default=None,
+                        help="put each series on this pandas frequency's grid, e.g. h, 10min, D "
+                             "(gaps become missing steps); default: infer each series' frequency")
+    parser.add_argument("--duplicates", choices=["raise", "drop_exact", "mean"], default="raise",
+                        help="rows of one series at one timestamp: raise (default), drop_exact "
+                             "(drop identical rows) or mean (average them)")
     parser.add_argument("--d-model", type=int, default=None)
     parser.add_argument("--n-layers", type=int, default=None)
     parser.add_argument("--max-epochs", type=int, default=20)
@@ -490,6 +530,11 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_level_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--level", type=float, nargs="+", default=None,
+                        help=f"conformal interval levels in percent, e.g. 80 95: {what}")
 
 
 def _add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
@@ -509,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--out", default="forecast.csv", help="forecast file (.csv or .parquet)")
     p.add_argument("--save-model", default=None, help="also save the fitted model to this folder")
+    _add_level_arg(p, "fit with conformal calibration (on its validation windows), report the "
+                      "intervals' coverage and write them beside the forecast (y-lo-80, y-hi-80)")
     _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_forecast)
 
@@ -516,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_fit.__doc__)
     _add_model_args(p)
     p.add_argument("--out", required=True, help="folder to save the model in")
+    _add_level_arg(p, "fit with conformal calibration (on its validation windows) and check that "
+                      "it gives these levels (`tsk predict --level` writes them)")
     _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_fit)
 
@@ -531,7 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-frames", type=int, default=None, help="frames to predict after each "
                    "video (a video predictor only)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run after the "
-                   "series it finished (same data, model and --chunk-rows)")
+                   "series it finished (same data, model, --chunk-rows and --level)")
+    _add_level_arg(p, "add the interval columns (y-lo-80, y-hi-80) of a forecaster fit with "
+                      "conformal calibration (`tsk fit --level`)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -546,9 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit", type=int, default=0,
                    help="refit every K windows (default 0: fit once, on the data up to the "
                         "first cutoff; 1: at every cutoff)")
-    p.add_argument("--level", type=float, nargs="+", default=None,
-                   help="conformal interval levels in percent, e.g. 80 95 (each fit calibrates "
-                        "on its validation windows)")
+    _add_level_arg(p, "each fit calibrates on its validation windows; adds the intervals and "
+                      "their coverage")
     p.add_argument("--out", required=True, help="forecasts beside the actual values (.csv or "
                    ".parquet)")
     p.set_defaults(func=cmd_backtest)

@@ -688,6 +688,39 @@ class Forecaster(SequenceEstimator):
         (TSLib feeds its time features unscaled)."""
         return StandardScaler.fit(values, keep_last=len(self.time_feature_names_))
 
+    # ---- plot -----------------------------------------------------------------------------
+    def plot(self, df: Any = None, n_series: int = 4, level: float | Sequence[float] | None = None,
+             ax: Any = None, history: int | None = None) -> Any:
+        """Draw `predict(df, level=level)` after the data it continues and return the matplotlib
+        Figure (`tsk.plotting.plot_forecast`; matplotlib comes with tsk's `plot` extra).
+
+        One panel per series, for the first `n_series` in the forecast's order (ids sorted as
+        text; only those are forecast), or in the wide layout one per target channel. Each shows
+        the last `history` steps of its data (default two lookbacks; with `df=None`, the last
+        `lookback_` steps of the training data, all the model keeps), the forecast and, with
+        `level`, its intervals shaded, the wider the lighter (`level` needs a model that gives
+        intervals, e.g. `conformal=True`, as `predict` says). `ax`: an Axes, or one per panel,
+        to draw into.
+        """
+        from tsk.plotting import plot_forecast
+
+        self._check_fitted()
+        check_positive_int("n_series", n_series)
+        targets, long = list(self.schema_.targets), self.schema_.layout == "long"
+        if df is None:
+            contexts = list(self.contexts_.values())[:n_series if long else None]
+            data = pd.concat([pd.DataFrame({ID: c.uid, TIME: c.ds, **{
+                t: c.values[:, j] for j, t in enumerate(targets)}}) for c in contexts])
+            data = data if long else data.drop(columns=ID)
+        else:
+            data = _as_frame(df)
+            if long and ID in data.columns:  # forecast only the series drawn
+                ids = data[ID].astype(str)
+                data = data[ids.isin(sorted(ids.unique())[:n_series]).to_numpy()]
+        forecast = self.predict(None if df is None else data, level=level)
+        return plot_forecast(forecast, data, targets=targets, level=level, n_series=n_series,
+                             history=2 * self.lookback_ if history is None else history, ax=ax)
+
     # ---- evaluate -------------------------------------------------------------------------
     def evaluate(self, df: Any, *, baselines: bool = False,
                  metric_scalers: dict[str, StandardScaler] | None = None,
