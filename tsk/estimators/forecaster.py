@@ -690,7 +690,8 @@ class Forecaster(SequenceEstimator):
 
     # ---- plot -----------------------------------------------------------------------------
     def plot(self, df: Any = None, n_series: int = 4, level: float | Sequence[float] | None = None,
-             ax: Any = None, history: int | None = None) -> Any:
+             ax: Any = None, history: int | None = None, *,
+             futr_df: pd.DataFrame | None = None, static_df: pd.DataFrame | None = None) -> Any:
         """Draw `predict(df, level=level)` after the data it continues and return the matplotlib
         Figure (`tsk.plotting.plot_forecast`; matplotlib comes with tsk's `plot` extra).
 
@@ -700,7 +701,7 @@ class Forecaster(SequenceEstimator):
         `lookback_` steps of the training data, all the model keeps), the forecast and, with
         `level`, its intervals shaded, the wider the lighter (`level` needs a model that gives
         intervals, e.g. `conformal=True`, as `predict` says). `ax`: an Axes, or one per panel,
-        to draw into.
+        to draw into. `futr_df`, `static_df`: the covariates `predict` takes.
         """
         from tsk.plotting import plot_forecast
 
@@ -717,7 +718,8 @@ class Forecaster(SequenceEstimator):
             if long and ID in data.columns:  # forecast only the series drawn
                 ids = data[ID].astype(str)
                 data = data[ids.isin(sorted(ids.unique())[:n_series]).to_numpy()]
-        forecast = self.predict(None if df is None else data, level=level)
+        forecast = self.predict(None if df is None else data, level=level, futr_df=futr_df,
+                                static_df=static_df)
         return plot_forecast(forecast, data, targets=targets, level=level, n_series=n_series,
                              history=2 * self.lookback_ if history is None else history, ax=ax)
 
