@@ -38,9 +38,9 @@ def last_value_fits(monkeypatch):
         self.net_ = SeasonalNaive(self.horizon, 1, self.n_outputs_)
         return self
 
-    def recorded(self, series, ends, level):
+    def recorded(self, series, ends, *options):  # options: level, quantiles
         windows.append((len(fits), [list(stops) for stops in ends]))
-        return backtest(self, series, ends, level)
+        return backtest(self, series, ends, *options)
 
     monkeypatch.setattr(tsk.Forecaster, "fit", fit_then_last_value)
     monkeypatch.setattr(tsk.Forecaster, "_backtest", recorded)

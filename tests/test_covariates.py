@@ -243,3 +243,22 @@ def test_a_backtest_reads_the_known_future_from_the_data():
     last = backtest[backtest.cutoff == backtest.cutoff.max()].reset_index(drop=True)
     forecast = fitted.predict(context, futr_df=future.drop(columns="y"))
     np.testing.assert_allclose(last.s4d, forecast.y, rtol=1e-5, atol=1e-5)
+
+
+def test_a_quantile_model_reads_covariates_and_its_quantiles_move_with_them(tmp_path):
+    """The covariates' forecast moves the median, and the quantiles with it (never crossing)."""
+    data = promotions(n_series=2, length=90)
+    model = tsk.Forecaster("s4d", futr_exog=["x"], quantiles=[0.1, 0.5, 0.9], **FAST).fit(data)
+    context, future = future_of(data, 4)
+    futr = future.drop(columns="y")
+    forecast = model.predict(context, futr_df=futr, level=[80])
+    assert (forecast["y-lo-80"] <= forecast.y).all() and (forecast.y <= forecast["y-hi-80"]).all()
+    with torch.no_grad():  # a covariate effect: the horizon path, once it is not zero
+        model.net_.covariates.futr_proj.bias.fill_(0.5)
+    moved = model.predict(context, futr_df=futr, level=[80])
+    np.testing.assert_allclose((moved.y - forecast.y).to_numpy(),
+                               (moved["y-hi-80"] - forecast["y-hi-80"]).to_numpy(), rtol=1e-6)
+    assert (moved.y - forecast.y).abs().min() > 0
+    exported = tsk.exported.load(model.export(tmp_path / "exported"))
+    pd.testing.assert_frame_equal(exported.predict(context, futr_df=futr), moved[["unique_id", "ds", "y"]],
+                                  check_exact=False, rtol=1e-5, atol=1e-5)

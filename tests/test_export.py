@@ -104,6 +104,19 @@ def test_a_wide_frame_with_channels_modelled_jointly(tmp_path):
     assert_same_forecast(forecast, model.predict(wide))
 
 
+@pytest.mark.parametrize("options", [dict(quantiles=[0.1, 0.9]), dict(distribution="student_t")])
+def test_a_probabilistic_model_exports_its_point_forecast(options, tmp_path):
+    """A `quantiles=` / `distribution=` model exports what `predict()` returns without `level`:
+    its median or mean (the program ends in `PointForecast`); its intervals stay with the model."""
+    history = make_long(length=60)
+    model = tsk.Forecaster("s4d", channel_independent=False, **FAST, **options).fit(history)
+    exported = tsk.exported.load(model.export(tmp_path / "exported"))
+    assert exported.metadata["forecast"] == ("median" if "quantiles" in options else "mean")
+    newer = make_long(length=70, seed=1)
+    for data in (None, newer):
+        assert_same_forecast(exported.predict(data), model.predict(data))
+
+
 def test_the_loader_checks_the_data_as_predict_does(tmp_path):
     history = make_long(length=60)
     model = tsk.Forecaster("lstm", **FAST).fit(history)

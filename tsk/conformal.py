@@ -10,7 +10,11 @@ are not exchangeable: for forecasts the coverage is approximate (`tsk.Forecaster
 says how it applies there).
 
 Levels are percentages (80 for an 80% interval), and interval columns are named as Nixtla's
-libraries name them: `y-lo-95, y-lo-80, y-hi-80, y-hi-95` around a forecast column `y`.
+libraries name them: `y-lo-95, y-lo-80, y-hi-80, y-hi-95` around a forecast column `y`. A
+model's quantiles (`Forecaster.predict(quantiles=[0.1, 0.5])`) are named by their percentage,
+`y-q-10, y-q-50`, as TimeCopilot names the quantiles of Nixtla's models (`quantile_columns`).
+The column helpers serve learned intervals (`Forecaster(quantiles=...)` or `distribution=`)
+as well as conformal ones.
 """
 
 from __future__ import annotations
@@ -53,21 +57,52 @@ def interval_columns(column: str, levels: Sequence[float]) -> list[str]:
             + [f"{column}-hi-{level_name(level)}" for level in levels])
 
 
+def quantile_name(quantile: float) -> str:
+    """How a quantile reads in a column name: its percentage, `10` for 0.1, `2.5` for 0.025."""
+    percent = round(float(quantile) * 100.0, 10)
+    return str(int(percent)) if percent.is_integer() else repr(percent)
+
+
+def quantile_columns(column: str, quantiles: Sequence[float]) -> list[str]:
+    """The quantile columns of forecast column `column`, in the order given (`y-q-10, y-q-50`)."""
+    return [f"{column}-q-{quantile_name(q)}" for q in quantiles]
+
+
 def with_intervals(point: pd.DataFrame, widths: Mapping[float, np.ndarray]) -> pd.DataFrame:
     """`point` (one forecast column per channel) followed by each channel's interval columns
     (`interval_columns`), `point -/+ widths[level]`: half-widths `[rows, channels]` in the
     units of `point`, one array per level."""
-    if not widths:
+    values = point.to_numpy(dtype=np.float64)
+    return with_bounds(point, {level: (values - width, values + width)
+                               for level, width in widths.items()})
+
+
+def with_bounds(point: pd.DataFrame,
+                bounds: Mapping[float, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """`point` (one forecast column per channel) followed by each channel's interval columns
+    (`interval_columns`): `bounds[level]` is the lower and upper bound, `[rows, channels]` each
+    in the units of `point`."""
+    if not bounds:
         return point
-    bounds = {}
+    named = {}
     for j, column in enumerate(point.columns):
-        values = point[column].to_numpy(dtype=np.float64)
-        for level, width in widths.items():
-            bounds[f"{column}-lo-{level_name(level)}"] = values - width[:, j]
-            bounds[f"{column}-hi-{level_name(level)}"] = values + width[:, j]
-    ordered = [name for column in point.columns for name in interval_columns(column, list(widths))]
-    return pd.concat([point, pd.DataFrame({name: bounds[name] for name in ordered},
+        for level, (lower, upper) in bounds.items():
+            named[f"{column}-lo-{level_name(level)}"] = lower[:, j]
+            named[f"{column}-hi-{level_name(level)}"] = upper[:, j]
+    ordered = [name for column in point.columns for name in interval_columns(column, list(bounds))]
+    return pd.concat([point, pd.DataFrame({name: named[name] for name in ordered},
                                           index=point.index)], axis=1)
+
+
+def with_quantiles(frame: pd.DataFrame, columns: Sequence[str],
+                   values: np.ndarray, quantiles: Sequence[float]) -> pd.DataFrame:
+    """`frame` followed by the quantile columns of its forecast `columns` (`quantile_columns`):
+    `values[rows, len(columns), len(quantiles)]`."""
+    if not len(quantiles):
+        return frame
+    named = {name: values[:, j, i] for j, column in enumerate(columns)
+             for i, name in enumerate(quantile_columns(column, quantiles))}
+    return pd.concat([frame, pd.DataFrame(named, index=frame.index)], axis=1)
 
 
 def conformal_rank(n: int, level: float) -> int:

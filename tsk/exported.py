@@ -6,7 +6,9 @@ The folder:
 
 - `network.pt2`: the network as a `torch.export` program, which torch alone runs:
   `torch.export.load(path).module()(x)` maps scaled float32 windows `x[B, lookback, n_inputs]`
-  to scaled forecasts `[B, horizon, n_outputs]` (on the CPU). `B` is any batch size, or the
+  to scaled forecasts `[B, horizon, n_outputs]` (on the CPU; a `quantiles=` or `distribution=`
+  model's point forecast, its median or mean, as `forecaster.json`'s `forecast` says: its
+  intervals are not exported). `B` is any batch size, or the
   fixed `batch` that `forecaster.json` names where the network's code specializes on it (the
   loader then pads its last batch).
 - `forecaster.json`: what `predict` needs around the network: lookback, horizon, layout, target

@@ -1,6 +1,7 @@
 """Metrics: forecasts (MSE/MAE, the TSLib benchmark's, on scaled data, GluonTS's MASE/sMAPE, and
 the M4 competition's sMAPE/MASE/OWA with its Naive2 benchmark), prediction intervals (coverage,
-the interval score),
+the interval score), probabilistic forecasts (the pinball loss, GluonTS's weighted quantile loss,
+the CRPS of quantiles, normal and Student's t forecasts),
 classification (scikit-learn's accuracy, balanced accuracy, macro F1, log-loss, confusion
 matrix), speech quality (SI-SNR; PESQ and STOI through their reference packages) and predicted
 video frames (per-frame MSE, PSNR and SSIM through torchmetrics)."""
@@ -61,6 +62,120 @@ def interval_score(target: Any, lower: Any, upper: Any, level: float) -> float:
     below = np.clip(lower - target, 0.0, None)
     above = np.clip(target - upper, 0.0, None)
     return float(np.mean((upper - lower) + 2.0 / alpha * (below + above)))
+
+
+# ---- probabilistic forecasts: quantiles and distributions -------------------------------------
+def _quantile_arrays(target: Any, forecasts: Any, quantiles: Any) -> tuple[np.ndarray, ...]:
+    """`target [...]`, `forecasts [..., Q]` and `quantiles [Q]` as float arrays, checked."""
+    target = np.asarray(target, dtype=np.float64)
+    forecasts = np.asarray(forecasts, dtype=np.float64)
+    quantiles = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    if quantiles.ndim != 1 or not ((quantiles > 0) & (quantiles < 1)).all():
+        raise ValueError(f"quantiles must be probabilities strictly between 0 and 1, got "
+                         f"{quantiles.tolist()}.")
+    if forecasts.shape != (*target.shape, len(quantiles)) or target.size == 0:
+        raise ValueError(f"forecasts must hold one value per target value and quantile, "
+                         f"{(*target.shape, len(quantiles))}, got {forecasts.shape} (target "
+                         f"{target.shape}, {len(quantiles)} quantiles).")
+    _check_observed(target)
+    return target, forecasts, quantiles
+
+
+def _check_observed(target: np.ndarray) -> None:
+    if np.isnan(target).any():
+        raise ValueError("target has missing values (NaN): leave them out first (e.g. "
+                         "target[observed]); a forecast cannot be scored against them.")
+
+
+def _pinball(target: np.ndarray, forecasts: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Each value's pinball loss at each quantile, `[..., Q]`."""
+    errors = target[..., None] - forecasts
+    return np.maximum(quantiles * errors, (quantiles - 1.0) * errors)
+
+
+def pinball_loss(target: Any, forecast: Any, quantile: float) -> float:
+    """Mean pinball (quantile) loss of `forecast` as the `quantile`-quantile of `target`
+    (Koenker and Bassett 1978): `q (y - f)` where the value is above the forecast,
+    `(1 - q) (f - y)` where below. Its expectation is smallest at the true q-quantile; at
+    q = 0.5 it is half the absolute error."""
+    forecasts = np.asarray(forecast, dtype=np.float64)[..., None]
+    target, forecasts, quantiles = _quantile_arrays(target, forecasts, [quantile])
+    return float(_pinball(target, forecasts, quantiles).mean())
+
+
+def weighted_quantile_loss(target: Any, forecasts: Any, quantiles: Any) -> float:
+    """Mean weighted quantile loss (GluonTS's `mean_wQuantileLoss`; Salinas et al. 2020,
+    DeepAR): for each quantile q, `2 * sum |pinball_q(y, f_q)| / sum |y|` over all values,
+    then the mean over the quantiles. `forecasts[..., Q]` are the quantile forecasts of
+    `target [...]`. Scale-free (relative to the values' absolute sum), lower is better; NaN,
+    with a warning, where every value is 0."""
+    target, forecasts, quantiles = _quantile_arrays(target, forecasts, quantiles)
+    denominator = np.abs(target).sum()
+    if denominator == 0:
+        warnings.warn("The weighted quantile loss is undefined here (NaN): every target value "
+                      "is 0, so its denominator, sum |y|, is 0.", stacklevel=2)
+        return float("nan")
+    losses = 2.0 * _pinball(target, forecasts, quantiles).reshape(-1, len(quantiles)).sum(0)
+    return float(np.mean(losses / denominator))
+
+
+def crps_quantiles(target: Any, forecasts: Any, quantiles: Any) -> float:
+    """The CRPS approximated from quantile forecasts: twice the pinball loss averaged over the
+    quantiles and values. The CRPS is the integral over q in (0, 1) of twice the pinball loss
+    of the q-quantile (Laio and Tamea 2007; Gneiting and Ranjan 2011), so on an even grid this
+    is its midpoint rule; on a coarse grid (0.1, 0.5, 0.9) a rough estimate that ignores the
+    tails. For a point forecast (one quantile, 0.5) it is the MAE."""
+    target, forecasts, quantiles = _quantile_arrays(target, forecasts, quantiles)
+    return float(2.0 * _pinball(target, forecasts, quantiles).mean())
+
+
+def _distribution_arrays(target: Any, *params: Any) -> tuple[np.ndarray, ...]:
+    arrays = tuple(np.asarray(a, dtype=np.float64) for a in (target, *params))
+    try:
+        shapes = np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = None
+    if shapes != arrays[0].shape or arrays[0].size == 0:
+        raise ValueError(f"the parameters must have the shape of target (or broadcast to it), "
+                         f"got {[a.shape for a in arrays]}.")
+    _check_observed(arrays[0])
+    if not (arrays[2] > 0).all():
+        raise ValueError("scale must be positive.")
+    return arrays
+
+
+def crps_normal(target: Any, loc: Any, scale: Any) -> float:
+    """Mean continuous ranked probability score of normal forecasts N(loc, scale^2) of `target`,
+    in closed form (Gneiting, Raftery, Westveld and Goldman 2005, Monthly Weather Review 133,
+    eq. 5; Gneiting and Raftery 2007, JASA 102(477)): with `z = (y - loc) / scale`,
+    `scale * (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi))`. In the units of `target`, lower is
+    better; it generalizes the absolute error (a point forecast's CRPS is its MAE)."""
+    from scipy.stats import norm
+
+    target, loc, scale = _distribution_arrays(target, loc, scale)
+    z = (target - loc) / scale
+    scores = scale * (z * (2.0 * norm.cdf(z) - 1.0) + 2.0 * norm.pdf(z) - 1.0 / np.sqrt(np.pi))
+    return float(scores.mean())
+
+
+def crps_student_t(target: Any, loc: Any, scale: Any, df: Any) -> float:
+    """Mean CRPS of Student's t forecasts (location `loc`, scale `scale`, `df` > 1 degrees of
+    freedom) of `target`, in closed form (Jordan, Krueger and Lerch 2019, "Evaluating
+    probabilistic forecasts with scoringRules", Journal of Statistical Software 90(12)): with
+    `z = (y - loc) / scale` and the standard t's cdf F and density f, `scale * (z (2 F(z) - 1)
+    + 2 f(z) (df + z^2) / (df - 1) - 2 sqrt(df) B(1/2, df - 1/2) / ((df - 1) B(1/2, df/2)^2))`
+    (B: the beta function). Finite only where the mean is (df > 1)."""
+    from scipy.special import betaln
+    from scipy.stats import t
+
+    target, loc, scale, df = _distribution_arrays(target, loc, scale, df)
+    if not (df > 1).all():
+        raise ValueError("The CRPS of a Student's t needs df > 1 (a finite mean).")
+    z = (target - loc) / scale
+    constant = 2.0 * np.sqrt(df) / (df - 1.0) * np.exp(betaln(0.5, df - 0.5) - 2.0 * betaln(0.5, df / 2.0))
+    scores = scale * (z * (2.0 * t.cdf(z, df) - 1.0)
+                      + 2.0 * t.pdf(z, df) * (df + z**2) / (df - 1.0) - constant)
+    return float(scores.mean())
 
 
 def gluonts_scores(

@@ -124,12 +124,14 @@ class WindowDataset(Dataset):
         return self.values[rows, : self.n_targets].numpy()
 
     def side_by_side(self, outputs: np.ndarray) -> np.ndarray:
-        """A network's outputs for every sample, in sample order (`[samples, horizon, n]`), as
-        `[windows, horizon, n_targets]`: a channel-independent window's channels, each its own
-        sample, put back side by side."""
+        """A network's outputs for every sample, in sample order (`[samples, horizon, n, ...]`),
+        as `[windows, horizon, n_targets, ...]`: a channel-independent window's channels, each
+        its own sample, put back side by side (trailing axes, e.g. a distribution's
+        parameters, kept)."""
         windows = len(self.index)
-        per_window = outputs.reshape(windows, -1, *outputs.shape[1:])  # [W, channels, H, n]
-        return per_window.transpose(0, 2, 1, 3).reshape(windows, outputs.shape[1], -1)
+        per_window = outputs.reshape(windows, -1, *outputs.shape[1:])  # [W, channels, H, n, ...]
+        return np.moveaxis(per_window, 1, 2).reshape(windows, outputs.shape[1], -1,
+                                                     *outputs.shape[3:])
 
     def window_of(self, item: int) -> tuple[int, int, int]:
         """`(series, start, channel)` of sample `item`."""

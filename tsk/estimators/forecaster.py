@@ -19,7 +19,16 @@ from torch.utils.data import DataLoader
 
 from tsk import backbones
 from tsk._names import unknown_name_error
-from tsk.conformal import check_levels, conformal_quantile, interval_columns, level_name, with_intervals
+from tsk.conformal import (
+    check_levels,
+    conformal_quantile,
+    interval_columns,
+    level_name,
+    quantile_columns,
+    with_bounds,
+    with_intervals,
+    with_quantiles,
+)
 from tsk.datasets.calendar import season_length, time_feature_names, with_time_features
 from tsk.datasets.covariates import StaticCovariates, horizon_rows, known_future
 from tsk.datasets.frames import (
@@ -41,6 +50,14 @@ from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
 from tsk.estimators.base import FitData, SequenceEstimator, check_positive_int, join_outputs
 from tsk.estimators.registry import register_estimator
+from tsk.heads.distributions import (
+    POINT,
+    ForecastOutput,
+    PointForecast,
+    check_quantiles,
+    forecast_output,
+    level_quantiles,
+)
 from tsk.heads.forecast import (
     GRID_KINDS,
     SEQUENCE_KINDS,
@@ -55,7 +72,7 @@ from tsk.heads.forecast import (
 )
 from tsk.heads.registry import TaskNetSpec, check_backbone_kind, get_task_net
 from tsk.inference import mean_loss
-from tsk.metrics import coverage, gluonts_scores, interval_score, mae, mse
+from tsk.metrics import coverage, gluonts_scores, interval_score, mae, mse, weighted_quantile_loss
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +157,18 @@ class Forecaster(SequenceEstimator):
     windows also picked the kept checkpoint): for time series the coverage is approximate, near
     the level where the errors are about stationary. Measure it: `evaluate(df, level=[80])`
     reports `coverage_80`, and `cross_validation` backtests the intervals.
+    `quantiles=[0.1, 0.5, 0.9]` or `distribution="normal"` / `"student_t"` learn the intervals
+    instead (generic-head backbones; not with `conformal=True`): the head emits quantiles (0.5
+    added if missing, non-decreasing by construction), trained with the pinball loss, or a
+    distribution's parameters, trained with its negative log-likelihood
+    (`tsk.heads.distributions`). The forecast column holds the median or the mean;
+    `predict(level=[80])` adds `y-lo-80, y-hi-80` from the model's quantiles (a quantile model
+    gives the levels its grid holds both ends of), `predict(quantiles=[0.05])` adds `y-q-5`,
+    and `evaluate` adds `crps` and `wql` (and with `level`, coverage and interval score). Learned
+    intervals adapt to each window (wider where the series is harder) but carry no coverage
+    guarantee; conformal ones have split conformal's (approximate for time series) with one
+    width per horizon step. The baselines' validation losses (`fit_summary_.baselines`) stay
+    MSEs, not comparable with such a model's loss: compare with `evaluate(baselines=True)`.
     `cross_validation(df, n_windows)` backtests the model as Nixtla's libraries do: copies fit
     on the data up to each forecast origin (cutoff) forecast the `horizon` steps after it.
     """
@@ -171,6 +200,8 @@ class Forecaster(SequenceEstimator):
         season_length: int | None = None,
         validation_size: float = 0.2,
         conformal: bool = False,
+        quantiles: Sequence[float] | None = None,
+        distribution: str | None = None,
         missing: str = "raise",
         duplicates: str = "raise",
         freq: str | None = None,
@@ -195,6 +226,8 @@ class Forecaster(SequenceEstimator):
         self.season_length = season_length
         self.validation_size = validation_size
         self.conformal = conformal
+        self.quantiles = quantiles
+        self.distribution = distribution
         self.missing = missing
         self.duplicates = duplicates
         self.freq = freq
@@ -332,6 +365,7 @@ class Forecaster(SequenceEstimator):
         backbones.get_spec(self.backbone)  # unknown names raise with the closest match
         if self.futr_exog and not self._generic_head():
             raise ValueError(self._covariates_error("futr_exog"))
+        self._check_output()
         if self.tokens is not None and self.tokens not in TOKEN_LAYOUTS:
             raise unknown_name_error("tokens layout", self.tokens, TOKEN_LAYOUTS)
         if self.tokens == "variates" and self._independent():
@@ -348,6 +382,43 @@ class Forecaster(SequenceEstimator):
             if self.tokens == "variates":
                 raise ValueError(f"Backbone {self.backbone!r} already reads the variates as its "
                                  "grid's second axis: use tokens='time' or 'patches'.")
+
+    def _check_output(self) -> None:
+        """`quantiles` and `distribution`: valid, not both, not with `conformal=True`, and only
+        for a backbone that forecasts with the generic head (which has the probabilistic
+        outputs; a paper's own network forecasts points)."""
+        if self.quantiles is None and self.distribution is None:
+            return
+        if self.quantiles is not None:
+            check_quantiles(self.quantiles)
+        if self.distribution is not None and not isinstance(self.distribution, str):
+            raise TypeError(f"distribution must be 'normal', 'student_t' or None, got "
+                            f"{self.distribution!r} ({type(self.distribution).__name__}).")
+        forecast_output(self.quantiles, self.distribution)  # the name, and not both
+        option = "quantiles" if self.quantiles is not None else "distribution"
+        if self.conformal:
+            raise ValueError(f"conformal=True and {option}= are two ways to get intervals: "
+                             f"{option}= learns them in training, conformal=True calibrates "
+                             "them around a point forecast on held-out errors. Choose one "
+                             f"(drop conformal=True, or {option}=).")
+        if not self._generic_head():
+            generic = sorted(name for kind in (*SEQUENCE_KINDS, *GRID_KINDS)
+                             for name in backbones.available(kind)
+                             if get_task_net("forecast", name) is None)
+            raise ValueError(f"Backbone {self.backbone!r} forecasts with its paper's own network, "
+                             f"which forecasts points only: {option}= needs the generic "
+                             f"forecasting head, which backbones {', '.join(generic)} use. Use "
+                             f"one of them, or conformal=True for intervals around "
+                             f"{self.backbone!r}'s point forecast.")
+
+    def _output(self) -> ForecastOutput:
+        """What the network outputs per target value (`tsk.heads.distributions`): the point
+        forecast, `quantiles` or a `distribution`'s parameters."""
+        return forecast_output(self.quantiles, self.distribution)
+
+    def _probabilistic(self) -> bool:
+        """Whether the model learns quantiles or a distribution (its own intervals)."""
+        return self._output().probabilistic
 
     def _independent(self) -> bool:
         """`channel_independent` when set, else True for a sequence backbone (each channel its
@@ -548,14 +619,15 @@ class Forecaster(SequenceEstimator):
             return VariateForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_outputs_, backbone.config.d_model,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
-                n_calendar=n_calendar, head_dim=self.head_dim, **covariates,
+                n_calendar=n_calendar, head_dim=self.head_dim, output=self._output(),
+                **covariates,
             )
         if self._grid():
             return GridForecastNet(
                 backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
                 d_model=backbone.config.d_model, head_dim=self.head_dim,
                 dropout=backbone.config.dropout, instance_norm=self.instance_norm,
-                patch_len=patch_len, n_calendar=n_calendar, **covariates,
+                patch_len=patch_len, n_calendar=n_calendar, output=self._output(), **covariates,
             )
         paper_net = self._paper_net()
         if paper_net is not None:
@@ -571,16 +643,18 @@ class Forecaster(SequenceEstimator):
             backbone, self.lookback_, self.horizon, self.n_inputs_, self.n_outputs_,
             d_model=backbone.config.d_model, head_dim=self.head_dim,
             dropout=backbone.config.dropout, instance_norm=self.instance_norm,
-            patch_len=patch_len, n_calendar=n_calendar, **covariates,
+            patch_len=patch_len, n_calendar=n_calendar, output=self._output(), **covariates,
         )
 
     # ---- predict --------------------------------------------------------------------------
     def predict(self, df: Any = None, *, futr_df: pd.DataFrame | None = None,
                 static_df: pd.DataFrame | None = None,
-                level: float | Sequence[float] | None = None) -> pd.DataFrame:
+                level: float | Sequence[float] | None = None,
+                quantiles: Sequence[float] | None = None) -> pd.DataFrame:
         """Forecast the `horizon` steps after each series' end: after the training data when
         `df` is None, else after the end of each series in `df` (only its last `lookback` rows
-        are used). Returns the same layout as the training data, in the original scale.
+        are used). Returns the same layout as the training data, in the original scale; a
+        `quantiles=` model forecasts its median, a `distribution=` model its mean.
 
         `futr_df` (needed when the model has `futr_exog`) gives the covariates known ahead over
         those `horizon` steps: `unique_id`, `ds` and the `futr_exog` columns (wide data: `ds`
@@ -588,9 +662,14 @@ class Forecaster(SequenceEstimator):
         lacks raises, naming them. `static_df` gives the static covariates of series the fit
         did not see (or new values for those it did).
 
-        `level` (percentages, e.g. `[80, 95]`; needs `conformal=True`) adds each forecast
-        column's split-conformal interval columns after the forecasts, named as Nixtla names
-        them: `y-lo-95, y-lo-80, y-hi-80, y-hi-95` (the class docstring says what they cover).
+        `level` (percentages, e.g. `[80, 95]`) adds each forecast column's interval columns
+        after the forecasts, named as Nixtla names them: `y-lo-95, y-lo-80, y-hi-80, y-hi-95`:
+        split-conformal ones (`conformal=True`; the class docstring says what they cover) or
+        the model's own central intervals (`quantiles=`: a level whose two quantiles
+        `(1 -/+ level / 100) / 2` it was trained on; `distribution=`: any level).
+        `quantiles` (probabilities, e.g. `[0.05, 0.5, 0.95]`; a `distribution=` model gives any,
+        a `quantiles=` model those it was trained on) adds each forecast column's quantiles
+        after that, named by their percentage: `y-q-5, y-q-50, y-q-95`.
         """
         self._check_fitted()
         if df is None:
@@ -611,16 +690,18 @@ class Forecaster(SequenceEstimator):
             raise ValueError("futr_df was given, but this model reads no covariates known ahead: "
                              "fit it with futr_exog=[...] to use them.")
         static = self._static_features([c.uid for c in contexts], static_df)
-        return self._forecast_frame(contexts, level, futures, static)
+        return self._forecast_frame(contexts, level, quantiles, futures, static)
 
     def _forecast_frame(self, contexts: list[Series], level: float | Sequence[float] | None,
+                        quantiles: Sequence[float] | None = None,
                         futures: list[np.ndarray] | None = None,
                         static: np.ndarray | None = None) -> pd.DataFrame:
         """The forecast after each context (its last `lookback_` rows), a block of `horizon` rows
-        per context in their order, in the original scale, with the conformal intervals of
-        `level` (None: none): what `predict` returns. `futures` are the `futr_exog` values over
-        each context's horizon, `static` its series' static covariates."""
-        widths = self._half_widths(level)
+        per context in their order, in the original scale, with the intervals of `level` and
+        the `quantiles` (None: none): what `predict` returns. `futures` are the `futr_exog`
+        values over each context's horizon, `static` its series' static covariates."""
+        levels, probabilities = self._check_intervals(level, quantiles)
+        widths = self._half_widths(level) if not self._probabilistic() else {}
         scalers = [self._scaler(s) for s in contexts]
         inputs = [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)]
         horizon = 0
@@ -631,28 +712,75 @@ class Forecaster(SequenceEstimator):
                       for x, sc, c, known in zip(inputs, scalers, contexts,
                                                  futures or [None] * len(contexts), strict=True)]
         dataset = self._window_dataset(inputs, horizon, static, all_windows=True)
-        forecasts = self._window_forecasts(dataset)
-        if not np.isfinite(forecasts).all():
+        params = self._window_outputs(dataset)
+        if not np.isfinite(params).all():
             raise FloatingPointError("The model forecast NaN or infinite values; its weights or "
                                      "these inputs are out of range (refit it, e.g. with a lower "
                                      "learning_rate).")
-        n_targets, rows = len(self.schema_.targets), len(contexts) * self.horizon
+        output = getattr(self.net_, "forecast_output", POINT)
+        forecasts = output.point(params)
+        targets = list(self.schema_.targets)
+        n_targets, rows = len(targets), len(contexts) * self.horizon
         # each context's scaler undone at once (StandardScaler.inverse_transform's arithmetic)
         means = np.stack([scaler.mean[:n_targets] for scaler in scalers])[:, None]
         scales = np.stack([scaler.scale[:n_targets] for scaler in scalers])[:, None]
         values = forecasts.astype(np.float64) * scales + means  # [contexts, horizon, targets]
-        point = pd.DataFrame(values.reshape(rows, n_targets), columns=list(self.schema_.targets))
-        frame = with_intervals(point, {lv: (width * scales).reshape(rows, n_targets)
-                                       for lv, width in widths.items()})
+        point = pd.DataFrame(values.reshape(rows, n_targets), columns=targets)
+        if not output.probabilistic:
+            frame = with_intervals(point, {lv: (width * scales).reshape(rows, n_targets)
+                                           for lv, width in widths.items()})
+            return with_forecast_index(frame, contexts, self.horizon, self.schema_.layout)
+
+        def original(probabilities: Sequence[float]) -> np.ndarray:
+            """The forecast's quantiles `[rows, targets, len(probabilities)]`, original units."""
+            standard = output.quantile(params, probabilities)  # [contexts, horizon, targets, Q]
+            return (standard * scales[..., None] + means[..., None]).reshape(rows, n_targets, -1)
+
+        bounds = {}
+        for lv in levels:
+            both = original(level_quantiles(lv))
+            bounds[lv] = (both[..., 0], both[..., 1])
+        frame = with_bounds(point, bounds)
+        if probabilities:
+            frame = with_quantiles(frame, targets, original(probabilities), probabilities)
         return with_forecast_index(frame, contexts, self.horizon, self.schema_.layout)
 
-    def _window_forecasts(self, dataset: WindowDataset, net: nn.Module | None = None) -> np.ndarray:
-        """The fitted network's (or `net`'s) forecast of every window of `dataset`,
-        `[windows, horizon, targets]` in standardized units: its outputs, one sample per window
-        and channel when channel-independent, put back side by side."""
+    def _window_outputs(self, dataset: WindowDataset, net: nn.Module | None = None) -> np.ndarray:
+        """The fitted network's (or `net`'s) output for every window of `dataset`, in
+        standardized units: the forecast `[windows, horizon, targets]`, or a probabilistic
+        model's parameters `[windows, horizon, targets, k]` (`tsk.heads.distributions`); one
+        sample per window and channel when channel-independent, put back side by side."""
         raw = join_outputs(self._predict_outputs(dataset, collate=WindowDataset.collate,
                                                  net=net)).numpy()
         return dataset.side_by_side(raw)
+
+    def _window_forecasts(self, dataset: WindowDataset, net: nn.Module | None = None) -> np.ndarray:
+        """The fitted network's (or `net`'s) point forecast of every window of `dataset`,
+        `[windows, horizon, targets]` in standardized units (`_window_outputs`; a probabilistic
+        model's median or mean)."""
+        net = self.net_ if net is None else net
+        return getattr(net, "forecast_output", POINT).point(self._window_outputs(dataset, net))
+
+    def _check_intervals(self, level: float | Sequence[float] | None,
+                         quantiles: Sequence[float] | None = None) -> tuple[list[float], list[float]]:
+        """The levels and quantiles asked for, checked against what this model gives: a
+        conformal model intervals, a `quantiles=` model the levels and quantiles of its
+        trained grid, a `distribution=` model any."""
+        levels = [] if level is None else check_levels(level)
+        probabilities = [] if quantiles is None else check_quantiles(quantiles)
+        output = self._output()
+        if output.probabilistic:
+            output.check_levels(levels)
+            output.check_quantiles(probabilities)
+        else:
+            if levels:
+                self._check_conformal()
+            if probabilities:
+                raise ValueError("quantiles= asks for the quantiles of a model that learns them: "
+                                 "fit it with Forecaster(quantiles=[...]) or distribution='normal' "
+                                 "/ 'student_t' (a conformal=True model gives intervals, level=, "
+                                 "only).")
+        return levels, probabilities
 
     def _half_widths(self, level: float | Sequence[float] | None) -> dict[float, np.ndarray]:
         """Each level's conformal half-width, `[horizon, targets]` in standardized units (a
@@ -670,12 +798,14 @@ class Forecaster(SequenceEstimator):
         return {lv: conformal_quantile(scores, lv) for lv in levels}
 
     def _check_conformal(self) -> None:
-        """Intervals need `conformal=True`: say so where `level` is asked of another model."""
+        """A point model's intervals need `conformal=True`: say so where `level` is asked of
+        another point model."""
         if not self.conformal:
-            raise ValueError("level= asks for prediction intervals, which a Forecaster calibrates "
-                             "only with conformal=True: create it with Forecaster(..., "
+            raise ValueError("level= asks for prediction intervals, which a point Forecaster "
+                             "calibrates only with conformal=True: create it with Forecaster(..., "
                              "conformal=True) (its fit then keeps its errors on its validation "
-                             "windows) and fit it again.")
+                             "windows), or learn them with quantiles=[...] or distribution=, and "
+                             "fit it again.")
 
     def _scaler(self, series: Series) -> StandardScaler:
         if series.uid in self.scalers_:
@@ -736,10 +866,16 @@ class Forecaster(SequenceEstimator):
         (`linear_start_mse`, `seasonal_naive_mae`, ...: the closed-form linear start and the
         seasonal-naive forecast, `season_length_` steps back) and the model's skill over each,
         `skill_linear_start` = 1 - mse / linear_start_mse (above 0: the model beats it).
-        `level` (needs `conformal=True`) scores the model's conformal intervals too:
-        `coverage_80` (the share of values inside the 80% interval, `tsk.metrics.coverage`) and
-        `interval_score_80` (the Winkler / Gneiting-Raftery interval score,
-        `tsk.metrics.interval_score`, on standardized data as `mse` is).
+        `level` (a `conformal=True` model's intervals, or a `quantiles=` / `distribution=`
+        model's own) scores the model's intervals too: `coverage_80` (the share of values
+        inside the 80% interval, `tsk.metrics.coverage`) and `interval_score_80` (the Winkler /
+        Gneiting-Raftery interval score, `tsk.metrics.interval_score`, on standardized data as
+        `mse` is). A `quantiles=` / `distribution=` model also gets `crps` (on standardized
+        data, as `mae`, which it generalizes: a normal's or a Student's t's in closed form, a
+        quantile model's from its quantiles, `tsk.metrics.crps_quantiles`) and `wql` (GluonTS's
+        mean weighted quantile loss, scale-free, in each series' original units over its
+        trained quantiles, or a distribution's 0.1, ..., 0.9); `mse`, `mae`, `mase` and `smape`
+        score its point forecast (the median or the mean).
         `metric_scalers` (uid -> scaler, e.g. another model's `scalers_`) standardizes the
         errors with other statistics than this model's own: a model refit on train + validation
         is then scored on the training split's scale, as the TSLib protocol does.
@@ -748,7 +884,9 @@ class Forecaster(SequenceEstimator):
         are read from `df` itself (each window's horizon rows); `static_df` as in `predict`.
         """
         self._check_fitted()
-        widths = self._half_widths(level)
+        levels, _ = self._check_intervals(level)
+        output = getattr(self.net_, "forecast_output", POINT)
+        widths = {} if output.probabilistic else self._half_widths(level)
         nets = {"": self.net_, **(self._baselines() if baselines else {})}
         series = self._series(df, self.lookback_ + self.horizon)
         self._warn_unflagged(series)
@@ -777,7 +915,8 @@ class Forecaster(SequenceEstimator):
                 truth = units.transform(truth_original, targets)
             observed = ~np.isnan(truth)
             for name, net in nets.items():
-                pred = self._window_forecasts(dataset, net)
+                raw = self._window_outputs(dataset, net)
+                pred = getattr(net, "forecast_output", POINT).point(raw)
                 original = scaler.inverse_transform(pred, targets)
                 if metric_scalers is not None:
                     pred = units.transform(original, targets)
@@ -791,6 +930,9 @@ class Forecaster(SequenceEstimator):
                     scores[f"coverage_{level_name(lv)}"] = coverage(truth[observed], lower, upper)
                     scores[f"interval_score_{level_name(lv)}"] = interval_score(
                         truth[observed], lower, upper, lv)
+                if name == "" and output.probabilistic:
+                    scores.update(_probabilistic_scores(
+                        output, raw, scaler, units, n_targets, truth, truth_original, levels))
                 for key, value in scores.items():
                     totals.setdefault(f"{name}_{key}" if name else key, []).append(value)
             weights.append(n_windows)
@@ -812,6 +954,7 @@ class Forecaster(SequenceEstimator):
     def cross_validation(self, df: Any, n_windows: int, step_size: int | None = None,
                          refit: bool | int = False,
                          level: float | Sequence[float] | None = None,
+                         quantiles: Sequence[float] | None = None,
                          static_df: pd.DataFrame | None = None) -> pd.DataFrame:
         """Backtest: forecast `horizon` steps from each of the last `n_windows` forecast origins
         (cutoffs) of every series, beside the actual values, as Nixtla's `cross_validation`
@@ -838,7 +981,9 @@ class Forecaster(SequenceEstimator):
         (the actual value; NaN where the data has none: a missing value, or a step a `freq=`
         grid inserted) and the forecast, named after the backbone as Nixtla names a model's
         column (`s4d`), followed by its intervals for `level` (`s4d-lo-95`, `s4d-lo-80`,
-        `s4d-hi-80`, ...; needs `conformal=True`). Data in the wide layout keeps that layout:
+        `s4d-hi-80`, ...; needs `conformal=True`, `quantiles=` or `distribution=`, as
+        `predict`'s `level` does) and its `quantiles` (`s4d-q-10`, ...; as `predict`'s).
+        Data in the wide layout keeps that layout:
         `ds`, `cutoff`, each channel's actual values under its own name, then its forecast as
         `<backbone>-<channel>` (`s4d-OT`, with `s4d-OT-lo-80`, ...). A series too short to hold
         the windows and a fit before them raises, naming it.
@@ -847,11 +992,9 @@ class Forecaster(SequenceEstimator):
         step = self.horizon if step_size is None else step_size
         check_positive_int("step_size", step)
         every = _refit_every(refit, n_windows)
-        if level is not None:
-            check_levels(level)
-            self._check_conformal()
         self._validate_training_params()
         self._validate_params()
+        self._check_intervals(level, quantiles)
         frame = _as_frame(df)
         schema = infer_schema(frame, self.exogenous, self.futr_exog)
         # the actual values, as the data has them (a fit interpolates only its own part)
@@ -877,7 +1020,8 @@ class Forecaster(SequenceEstimator):
             cutoffs = {s.uid: s.ds[stops[first] - 1] for s, stops in zip(series, ends, strict=True)}
             model = clone(self).fit(_rows_until(frame, schema, cutoffs), static_df=static_df)
             windows = slice(first, first + every)
-            parts.append(model._backtest(series, [stops[windows] for stops in ends], level))
+            parts.append(model._backtest(series, [stops[windows] for stops in ends], level,
+                                         quantiles))
         result = pd.concat(parts, ignore_index=True)
         repeated = sorted(set(result.columns[result.columns.duplicated()]))
         if repeated:
@@ -887,7 +1031,8 @@ class Forecaster(SequenceEstimator):
         return result.sort_values(keys, kind="stable", ignore_index=True)
 
     def _backtest(self, series: list[Series], ends: list[list[int]],
-                  level: float | Sequence[float] | None) -> pd.DataFrame:
+                  level: float | Sequence[float] | None,
+                  quantiles: Sequence[float] | None = None) -> pd.DataFrame:
         """This fitted model's forecasts from the first `ends[i][k]` rows of each series `i`,
         beside the actual values after them: `cross_validation`'s rows, columns and names."""
         contexts, actual, futures = [], [], []
@@ -904,15 +1049,16 @@ class Forecaster(SequenceEstimator):
         contexts = self._with_time_features(contexts)
         self._warn_unflagged(contexts)
         static = self._static_features([c.uid for c in contexts])
-        forecast = self._forecast_frame(contexts, level, futures, static)
+        forecast = self._forecast_frame(contexts, level, quantiles, futures, static)
         forecast = forecast.drop(columns=[ID, TIME], errors="ignore")
         long, targets = self.schema_.layout == "long", list(self.schema_.targets)
-        levels = [] if level is None else check_levels(level)
+        levels, probabilities = self._check_intervals(level, quantiles)
         renames = {}  # predict's names -> Nixtla's: the target's column holds the actual values
         for target in targets:
             name = self.backbone if long else f"{self.backbone}-{target}"
             renames[target] = name
-            for column in interval_columns(target, levels):
+            for column in [*interval_columns(target, levels),
+                           *quantile_columns(target, probabilities)]:
                 renames[column] = name + column[len(target):]
         head = {ID: np.repeat([c.uid for c in contexts], self.horizon)} if long else {}
         head[TIME] = actual[0].ds.append([a.ds for a in actual[1:]])
@@ -928,7 +1074,10 @@ class Forecaster(SequenceEstimator):
         features `predict` needs around it. `tsk.exported.load(path).predict(df)` returns what
         `predict(df)` does, without tsk's estimators, scikit-learn or Lightning (`tsk.exported`
         describes the files). The export is checked against `predict()` before it is written; a
-        network torch.export cannot trace raises `tsk.exported.ExportError`."""
+        network torch.export cannot trace raises `tsk.exported.ExportError`. A `quantiles=` or
+        `distribution=` model exports its point forecast (the median or the mean, `predict()`'s
+        columns; the program ends with `tsk.heads.distributions.PointForecast`): its intervals
+        and quantiles are not exported."""
         from tsk import exported
 
         self._check_fitted()
@@ -943,6 +1092,7 @@ class Forecaster(SequenceEstimator):
             "scaled_series": state["scaled_series"], "contexts": state["contexts"],
             "futr_from": self._futr_from(), "static": state["static"],
             "static_series": state.get("static_series", []),
+            "forecast": self._output().point_name,
         }
         kept = {name: arrays[name] for name in ("scaler_mean", "scaler_scale", "context_values",
                                                  "static_values") if name in arrays}
@@ -962,8 +1112,8 @@ class Forecaster(SequenceEstimator):
             reference = self.predict(futr_df=futr_df)
         finally:
             self.accelerator = accelerator
-        return exported.write(path, self.net_, metadata, kept, reference=reference,
-                              futr_df=futr_df)
+        net = PointForecast(self.net_) if self._probabilistic() else self.net_
+        return exported.write(path, net, metadata, kept, reference=reference, futr_df=futr_df)
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         uids = list(self.scalers_)
@@ -1024,6 +1174,32 @@ class Forecaster(SequenceEstimator):
         for i, c in enumerate(state["contexts"]):
             ds = pd.DatetimeIndex(pd.to_datetime(c["ds"]))
             self.contexts_[c["uid"]] = Series(c["uid"], ds, arrays["context_values"][i], c["freq"])
+
+
+def _probabilistic_scores(output: ForecastOutput, params: np.ndarray, scaler: StandardScaler,
+                          units: StandardScaler, n_targets: int, truth: np.ndarray,
+                          truth_original: np.ndarray, levels: list[float]) -> dict[str, float]:
+    """`Forecaster.evaluate`'s scores of a probabilistic model's forecasts `params` (of one
+    series' windows, in the units `scaler` standardizes to) against `truth` (standardized by
+    `units`; NaN: missing) and `truth_original`: `crps` and each level's coverage and interval
+    score in the units of `truth`, `wql` in the original units."""
+    observed = ~np.isnan(truth)
+    params = params.astype(np.float64)
+    mean, scale = scaler.mean[:n_targets], scaler.scale[:n_targets]
+    original = output.affine(params, mean, scale)
+    # the same forecasts in the units the scores standardize with (`units`, e.g. metric_scalers)
+    standard = output.affine(params, (mean - units.mean[:n_targets]) / units.scale[:n_targets],
+                             scale / units.scale[:n_targets])
+    grid = output.evaluation_quantiles
+    scores = {"crps": output.crps(standard[observed], truth[observed]),
+              "wql": weighted_quantile_loss(truth_original[observed],
+                                            output.quantile(original, grid)[observed], grid)}
+    for lv in levels:
+        bounds = output.quantile(standard, level_quantiles(lv))[observed]
+        lower, upper = bounds[:, 0], bounds[:, 1]
+        scores[f"coverage_{level_name(lv)}"] = coverage(truth[observed], lower, upper)
+        scores[f"interval_score_{level_name(lv)}"] = interval_score(truth[observed], lower, upper, lv)
+    return scores
 
 
 def _refit_every(refit: Any, n_windows: int) -> int:

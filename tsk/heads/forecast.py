@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tsk.backbones.common import Dropout
+from tsk.heads.distributions import POINT, ForecastOutput
 
 SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting heads take
 GRID_KINDS = ("grid",)  # the kinds GridForecastNet takes (variates x time)
@@ -27,12 +28,15 @@ def masked_mse(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class ForecastLoss:
-    """Mixin for forecasting networks: the training loss is the MSE of the forecast against the
-    batch's `targets` (the TSLib metric, on standardized data), over its observed targets
-    (`masked_mse`: the batch's missing targets are NaN, its mask)."""
+    """Mixin for forecasting networks: the training loss is that of the network's
+    `forecast_output` (`tsk.heads.distributions`) against the batch's `targets`, over its
+    observed targets (the batch's missing targets are NaN, its mask). A network without one
+    forecasts points: the MSE (`masked_mse`, the TSLib metric, on standardized data)."""
+
+    forecast_output: ForecastOutput = POINT
 
     def loss(self, output: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return masked_mse(output, batch["targets"])
+        return self.forecast_output.loss(output, batch["targets"])
 
 
 @dataclass(frozen=True)
@@ -122,34 +126,53 @@ def mask_missing_inputs(net: nn.Module) -> nn.Module:
 
 
 class ForecastHead(nn.Module):
-    """Features `[B, T, d_model]` (T tokens) -> forecast `[B, horizon, n_out]`.
+    """Features `[B, T, d_model]` (T tokens) -> forecast `[B, horizon, n_out]` (a point output),
+    or its parameters `[B, horizon, n_out, k]` (`output`, `tsk.heads.distributions`), in the
+    window's normalized units.
 
     Each token's features are reduced to `head_dim` values, then one linear map over the
-    flattened `[T * head_dim]` window gives all horizons at once (a PatchTST-style flatten head).
-    A linear skip from the last `lookback` input values, shared by channels, carries the
-    NLinear-style baseline so the deep part learns what the linear map cannot.
+    flattened `[T * head_dim]` window gives all horizons (and parameters) at once (a
+    PatchTST-style flatten head). A linear skip from the last `lookback` input values, shared by
+    channels, carries the NLinear-style baseline so the deep part learns what the linear map
+    cannot; it feeds the location (or median) parameter of a probabilistic output. The deep part
+    starts at the output's `initial_raw` (weights zero): the linear forecast, with a unit spread.
     """
 
     def __init__(
         self, lookback: int, horizon: int, d_model: int, n_out: int, head_dim: int = 8,
-        dropout: float = 0.0, n_tokens: int | None = None,
+        dropout: float = 0.0, n_tokens: int | None = None, output: ForecastOutput = POINT,
     ) -> None:
         super().__init__()
-        self.horizon, self.n_out = horizon, n_out
+        self.horizon, self.n_out, self.output = horizon, n_out, output
         self.reduce = nn.Linear(d_model, head_dim)
-        self.flatten_proj = nn.Linear((n_tokens or lookback) * head_dim, horizon * n_out)
+        self.flatten_proj = nn.Linear((n_tokens or lookback) * head_dim, horizon * n_out * output.k)
         self.skip = nn.Linear(lookback, horizon)
         self.dropout = Dropout(dropout)
         nn.init.zeros_(self.flatten_proj.weight)
         nn.init.zeros_(self.flatten_proj.bias)
+        _start_at(self.flatten_proj.bias, output)
 
-    def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """`features[B, L, d_model]`, `targets[B, L, n_out]` (normalized inputs) -> `[B, H, n_out]`."""
+    def forward(self, features: torch.Tensor, targets: torch.Tensor,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
+        """`features[B, L, d_model]`, `targets[B, L, n_out]` (normalized inputs) -> the output's
+        parameters, `[B, H, n_out]` (point) or `[B, H, n_out, k]`, normalized; `shift`
+        (`[B, H, n_out]`, e.g. the covariates' forecast) moves the center with the linear part."""
         batch = features.shape[0]
         reduced = self.dropout(self.reduce(features)).flatten(1)  # [B, T * head_dim]
-        deep = self.flatten_proj(reduced).view(batch, self.horizon, self.n_out)
+        deep = self.flatten_proj(reduced).view(batch, self.horizon, self.n_out, self.output.k)
         linear = self.skip(targets.transpose(1, 2)).transpose(1, 2)  # [B, H, n_out]
-        return deep + linear
+        if shift is not None:
+            linear = linear + shift
+        return self.output.parameters(deep, linear)
+
+
+@torch.no_grad()
+def _start_at(bias: torch.Tensor, output: ForecastOutput) -> None:
+    """Add the output's starting raw values to a head's last bias (`[... * k]`, parameters
+    last): a zero-initialized head then starts exactly there. A point output's bias is left
+    as it is."""
+    if output.probabilistic:
+        bias.view(-1, output.k).add_(output.initial_raw().to(bias.dtype))
 
 
 class Covariates(nn.Module):
@@ -213,10 +236,11 @@ class Covariates(nn.Module):
         per_sample = tokens.shape[0] // context.shape[0]
         return tokens + context.repeat_interleave(per_sample, dim=0)[:, None, :]
 
-    def forecast(self, features: torch.Tensor | None) -> torch.Tensor | float:
-        """The known-ahead covariates' additive forecast `[B, H, n_out]` (normalized units)."""
+    def forecast(self, features: torch.Tensor | None) -> torch.Tensor | None:
+        """The known-ahead covariates' additive forecast `[B, H, n_out]` (normalized units; a
+        probabilistic output's location or median, which moves its quantiles with it)."""
         if features is None:
-            return 0.0
+            return None
         return self.futr_proj(features).view(-1, self.horizon, self.n_out)
 
 
@@ -381,7 +405,9 @@ class PatchEmbedding(nn.Module):
 
 class ForecastNet(ForecastLoss, nn.Module):
     """Input `[B, L, n_in]` (targets first, then exogenous, the last `n_calendar` of them calendar
-    features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`.
+    features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`, or with
+    a probabilistic `output` (`tsk.heads.distributions`) its parameters `[B, H, n_out, k]`, in
+    the units of the inputs (the window normalization undone; the loss is the output's).
 
     The backbone's tokens are the time steps (`patch_len=None`) or PatchTST's patches.
     `n_futr` covariates known ahead (input channels `futr_first` on) and `n_static` static
@@ -391,11 +417,11 @@ class ForecastNet(ForecastLoss, nn.Module):
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
-        patch_len: int | None = None, n_calendar: int = 0, n_futr: int = 0, n_static: int = 0,
-        futr_first: int = 0,
+        patch_len: int | None = None, n_calendar: int = 0, output: ForecastOutput = POINT,
+        n_futr: int = 0, n_static: int = 0, futr_first: int = 0,
     ) -> None:
         super().__init__()
-        self.n_out = n_out
+        self.n_out, self.forecast_output = n_out, output
         self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         if patch_len is None:
             self.embed: nn.Module = nn.Linear(n_in, d_model)
@@ -403,7 +429,8 @@ class ForecastNet(ForecastLoss, nn.Module):
             self.embed = PatchEmbedding(lookback, n_in, d_model, patch_len, patch_stride(patch_len))
         self.backbone = backbone
         self.head = ForecastHead(
-            lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len)
+            lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len),
+            output,
         )
         self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
                                      futr_first, dropout)
@@ -424,8 +451,8 @@ class ForecastNet(ForecastLoss, nn.Module):
         x, window = self.norm(x)
         known = self.covariates.features(futr, window)
         features = self.backbone(self.covariates.condition(self.embed(x), known, static))
-        y = self.head(features, x[..., : self.n_out]) + self.covariates.forecast(known)
-        return window.restore(y)
+        params = self.head(features, x[..., : self.n_out], self.covariates.forecast(known))
+        return self.forecast_output.restore(params, window)
 
 
 class GridForecastNet(ForecastNet):
@@ -435,17 +462,18 @@ class GridForecastNet(ForecastNet):
     alike), and the generic head (with its ridge skip) maps each target channel's tokens to its
     horizon, shared by the target channels as a channel-independent head is.
 
-    Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]`.
+    Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]` (with a probabilistic
+    `output`: its parameters `[B, H, n_out, k]`).
     """
 
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
-        patch_len: int | None = None, n_calendar: int = 0, n_futr: int = 0, n_static: int = 0,
-        futr_first: int = 0,
+        patch_len: int | None = None, n_calendar: int = 0, output: ForecastOutput = POINT,
+        n_futr: int = 0, n_static: int = 0, futr_first: int = 0,
     ) -> None:
         super().__init__(backbone, lookback, horizon, 1, 1, d_model, head_dim, dropout,
-                         instance_norm, patch_len, n_calendar)  # embed and head: one channel
+                         instance_norm, patch_len, n_calendar, output=output)  # embed, head: 1 channel
         self.n_out = n_out  # target channels: the ridge skip is fit on each of them
         self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
                                      futr_first, dropout)
@@ -460,8 +488,12 @@ class GridForecastNet(ForecastNet):
         grid = self.backbone(tokens.view(batch, n_var, *tokens.shape[1:]))  # [B, V, T, d_model]
         targets = grid[:, : self.n_out].flatten(0, 1)  # [B * n_out, T, d_model]
         inputs = series.view(batch, n_var, length, 1)[:, : self.n_out].flatten(0, 1)
-        y = self.head(targets, inputs).view(batch, self.n_out, -1)  # [B, n_out, H]
-        return window.restore(y.transpose(1, 2) + self.covariates.forecast(known))
+        shift = self.covariates.forecast(known)  # [B, H, n_out] -> each target channel's
+        if shift is not None:
+            shift = shift.transpose(1, 2).reshape(batch * self.n_out, -1, 1)
+        y = self.head(targets, inputs, shift)  # [B * n_out, H, 1(, k)]
+        y = y.reshape(batch, self.n_out, y.shape[1], *y.shape[3:]).transpose(1, 2)  # [B, H, n_out(, k)]
+        return self.forecast_output.restore(y, window)
 
 
 class VariateForecastNet(ForecastLoss, nn.Module):
@@ -470,21 +502,25 @@ class VariateForecastNet(ForecastLoss, nn.Module):
     channel tokens, and a linear map turns each token into its horizon.
 
     Input `[B, L, n_in]` (targets first, then exogenous, the last `n_calendar` of them calendar
-    features, which the window normalization leaves alone) -> forecast `[B, H, n_out]`.
+    features, which the window normalization leaves alone) -> forecast `[B, H, n_out]` (with a
+    probabilistic `output`: its parameters `[B, H, n_out, k]`, the projection's bias starting at
+    the output's `initial_raw`).
     """
 
     def __init__(
         self, backbone: nn.Module, lookback: int, horizon: int, n_out: int, d_model: int,
-        dropout: float = 0.0, instance_norm: bool = True, n_calendar: int = 0, n_futr: int = 0,
-        n_static: int = 0, futr_first: int = 0, head_dim: int = 8,
+        dropout: float = 0.0, instance_norm: bool = True, n_calendar: int = 0,
+        output: ForecastOutput = POINT, n_futr: int = 0, n_static: int = 0, futr_first: int = 0,
+        head_dim: int = 8,
     ) -> None:
         super().__init__()
-        self.n_out = n_out
+        self.n_out, self.horizon, self.forecast_output = n_out, horizon, output
         self.norm = InstanceNorm(instance_norm, keep_last=n_calendar)
         self.embed = nn.Linear(lookback, d_model)
         self.backbone = backbone
         self.dropout = Dropout(dropout)
-        self.project = nn.Linear(d_model, horizon)
+        self.project = nn.Linear(d_model, horizon * output.k)
+        _start_at(self.project.bias, output)
         self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
                                      futr_first, dropout)
 
@@ -494,8 +530,10 @@ class VariateForecastNet(ForecastLoss, nn.Module):
         known = self.covariates.features(futr, window)
         tokens = self.covariates.condition(self.embed(x.transpose(1, 2)), known, static)
         tokens = self.backbone(tokens)  # [B, n_in, d_model]
-        y = self.project(self.dropout(tokens[:, : self.n_out])).transpose(1, 2)  # [B, H, n_out]
-        return window.restore(y + self.covariates.forecast(known))
+        y = self.project(self.dropout(tokens[:, : self.n_out]))  # [B, n_out, H * k]
+        raw = y.view(*y.shape[:2], self.horizon, -1).transpose(1, 2)  # [B, H, n_out, k]
+        params = self.forecast_output.parameters(raw, self.covariates.forecast(known))
+        return self.forecast_output.restore(params, window)
 
 
 class RidgeStartNet(ForecastLoss, nn.Module):
