@@ -23,8 +23,9 @@ from tsk.heads.distributions import (
     StudentTOutput,
     forecast_output,
     level_quantiles,
+    masked_mse,
 )
-from tsk.heads.forecast import ForecastNet, GridForecastNet, VariateForecastNet, WindowScale, masked_mse
+from tsk.heads.forecast import ForecastNet, GridForecastNet, VariateForecastNet, WindowScale
 from tsk.metrics import coverage
 
 SIGMA = 0.3  # the noise of `noisy_sines`

@@ -13,6 +13,7 @@ from tsk import backbones
 from tsk.datasets.frames import infer_schema, to_series
 from tsk.datasets.scaling import StandardScaler
 from tsk.datasets.windows import WindowDataset
+from tsk.heads.distributions import masked_mse
 from tsk.heads.forecast import (
     ForecastLoss,
     ForecastNet,
@@ -21,7 +22,6 @@ from tsk.heads.forecast import (
     SeasonalNaive,
     fit_skip_ridge,
     mask_missing_inputs,
-    masked_mse,
 )
 from tsk.metrics import gluonts_scores
 

@@ -15,18 +15,6 @@ SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting hea
 GRID_KINDS = ("grid",)  # the kinds GridForecastNet takes (variates x time)
 
 
-def masked_mse(output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The MSE over the observed targets: a NaN target (a missing value,
-    `Forecaster(missing="mask")`) is left out of the sum and the count, not compared with
-    anything; a batch with no observed target scores 0. Without NaN: the plain MSE. No branch on
-    the data, so a GPU step never waits to ask whether anything is missing."""
-    observed = ~targets.isnan()
-    # the NaNs are replaced before the difference: a NaN in the unused branch of a `where` would
-    # still reach the gradient
-    errors = torch.where(observed, output - targets.nan_to_num(), 0.0)
-    return errors.square().sum() / observed.sum().clamp_min(1)
-
-
 class ForecastLoss:
     """Mixin for forecasting networks: the training loss is that of the network's
     `forecast_output` (`tsk.heads.distributions`) against the batch's `targets`, over its

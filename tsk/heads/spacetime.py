@@ -14,7 +14,8 @@ from tsk.backbones.spacetime import (
     PreprocessingEmbedding,
     SpaceTime,
 )
-from tsk.heads.forecast import ForecastLoss, InstanceNorm, masked_mse
+from tsk.heads.distributions import masked_mse
+from tsk.heads.forecast import ForecastLoss, InstanceNorm
 from tsk.heads.registry import register_task_net
 
 
