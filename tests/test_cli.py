@@ -245,6 +245,12 @@ def test_switches_reach_the_model():
             == list(DUPLICATE_POLICIES))
     assert model("--freq", "10min").freq == "10min"
     assert model().conformal is False and model("--level", "80", "95").conformal is True
+    # learned intervals: --level asks for the model's own, so no conformal calibration
+    learned = model("--quantiles", "0.1", "0.9", "--level", "80")
+    assert learned.quantiles == [0.1, 0.9] and learned.conformal is False
+    assert model("--distribution", "student_t", "--level", "95").conformal is False
+    assert model("--futr-exog", "promo", "price").futr_exog == ["promo", "price"]
+    assert model().futr_exog is None and model().quantiles is model().distribution is None
     with pytest.raises(SystemExit) as exit_info:
         model("--missing", "fill")
     assert exit_info.value.code == 2
@@ -312,6 +318,112 @@ def test_level_writes_conformal_intervals_beside_the_forecast(tmp_path, capsys):
                  "--level", "80", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "only with conformal=True" in err
+
+
+def promotions(tmp_path: Path, n_series: int = 3, length: int = 64) -> dict[str, Path]:
+    """Sales lifted by a promotion planned ahead (`promo`), and a static row per series (a
+    store's `kind` and `size`), as files: `data` (all but each series' last 4 rows), `future`
+    (those rows without `y`: the promotions known ahead) and `static`."""
+    rng = np.random.default_rng(1)
+    frame = make_long(n_series=n_series, length=length + 4)
+    frame["promo"] = rng.integers(0, 2, len(frame)).astype(float)
+    frame["y"] += frame.promo
+    last = frame.groupby("unique_id").cumcount(ascending=False) < 4
+    static = pd.DataFrame({"unique_id": [f"s{i}" for i in range(n_series)],
+                           "kind": ["mall", "street"] * (n_series // 2) + ["mall"] * (n_series % 2),
+                           "size": np.arange(n_series) + 1.0})
+    files = {name: tmp_path / f"{name}.csv" for name in ("data", "future", "static")}
+    frame[~last].to_csv(files["data"], index=False)
+    frame[last].drop(columns="y").to_csv(files["future"], index=False)
+    static.to_csv(files["static"], index=False)
+    return files
+
+
+def test_covariates_known_ahead_and_static_through_fit_and_streaming_predict(tmp_path, capsys):
+    files = promotions(tmp_path)
+    model_dir, out = tmp_path / "model", tmp_path / "next.csv"
+    assert main(["fit", "--data", str(files["data"]), "--backbone", "lstm", "--futr-exog", "promo",
+                 "--static-data", str(files["static"]), "--out", str(model_dir), *TINY_ARGS,
+                 "--max-epochs", "1"]) == 0
+    model = tsk.load(model_dir)
+    assert model.futr_exog == ["promo"] and model.static_.names == ["size", "kind=mall",
+                                                                    "kind=street"]
+    predict = ["predict", "--model", str(model_dir), "--data", str(files["data"]), "--out",
+               str(out), "--chunk-rows", "50", "--no-progress"]  # chunks cut the series
+    assert main([*predict, "--futr-data", str(files["future"]), "--static-data",
+                 str(files["static"])]) == 0
+    read = {name: pd.read_csv(path, parse_dates=["ds"] if name != "static" else None)
+            for name, path in files.items()}
+    expected = model.predict(read["data"], futr_df=read["future"], static_df=read["static"])
+    pd.testing.assert_frame_equal(pd.read_csv(out, parse_dates=["ds"]), expected,
+                                  check_exact=False, rtol=1e-5)
+    assert expected.ds.min() == read["future"].ds.min()
+    # the known future is needed: said at once, in one line
+    assert main(predict) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "futr_exog=['promo']" in err and "--futr-data FILE" in err
+    # the Forecaster's own errors, with the option that gives what they name
+    read["static"][read["static"].unique_id != "s2"].to_csv(tmp_path / "two.csv", index=False)
+    assert main([*predict, "--futr-data", str(files["future"]), "--static-data",
+                 str(tmp_path / "two.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "static_df has no row for 1 series: ['s2']" in err
+    assert err.rstrip().endswith("(--static-data FILE gives static_df)")
+    # tsk forecast writes the forecast after the data's end: --futr-exog needs --futr-data
+    assert main(["forecast", "--data", str(files["data"]), "--futr-exog", "promo"]) == 1
+    assert "--futr-exog promo needs --futr-data FILE" in capsys.readouterr().err
+
+
+def test_learned_quantiles_give_the_levels_without_conformal_calibration(tmp_path, capsys):
+    files = promotions(tmp_path)
+    out, model_dir = tmp_path / "forecast.csv", tmp_path / "model"
+    assert main(["forecast", "--data", str(files["data"]), "--backbone", "lstm", "--quantiles",
+                 "0.1", "0.5", "0.9", "--level", "80", "--futr-exog", "promo", "--futr-data",
+                 str(files["future"]), "--static-data", str(files["static"]), "--out", str(out),
+                 "--save-model", str(model_dir), *TINY_ARGS, "--max-epochs", "1"]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nWrote")[0])
+    assert 0 <= report["coverage_80"] <= 1 and report["crps"] > 0 and report["wql"] > 0
+    forecast = pd.read_csv(out, parse_dates=["ds"])
+    assert list(forecast.columns) == ["unique_id", "ds", "y", "y-lo-80", "y-hi-80", "y-q-10",
+                                      "y-q-50", "y-q-90"]
+    np.testing.assert_allclose(forecast["y-lo-80"], forecast["y-q-10"])  # the model's own
+    np.testing.assert_allclose(forecast.y, forecast["y-q-50"])
+    assert forecast.ds.min() == pd.read_csv(files["future"], parse_dates=["ds"]).ds.min()
+    model = tsk.load(model_dir)
+    assert list(model.quantiles) == [0.1, 0.5, 0.9] and model.conformal is False
+    # a level the grid cannot give: the Forecaster's error, before the data is read
+    fit = ["fit", "--data", str(tmp_path / "nope.csv"), "--out", str(model_dir), *TINY_ARGS]
+    assert main([*fit, "--quantiles", "0.1", "0.9", "--level", "80", "95"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Level(s) [95.0] need the quantiles" in err
+
+
+def test_a_distribution_model_writes_the_quantiles_predict_asks_for(tmp_path, capsys):
+    history = make_long(n_series=3, length=40)
+    data, model_dir, out = tmp_path / "sales.csv", tmp_path / "model", tmp_path / "q.parquet"
+    history.to_csv(data, index=False)
+    assert main(["fit", "--data", str(data), "--backbone", "lstm", "--distribution", "normal",
+                 "--level", "90", "--out", str(model_dir), *TINY_ARGS, "--max-epochs", "1"]) == 0
+    assert "Intervals at 90% from the model's normal distribution" in capsys.readouterr().out
+    assert main(["predict", "--model", str(model_dir), "--data", str(data), "--out", str(out),
+                 "--quantiles", "0.05", "0.95", "--chunk-rows", "50", "--no-progress"]) == 0
+    got = pd.read_parquet(out)
+    assert list(got.columns) == ["unique_id", "ds", "y", "y-q-5", "y-q-95"]
+    expected = tsk.load(model_dir).predict(history, quantiles=[0.05, 0.95])
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-5)
+    # learned quantiles or a distribution, not both: the Forecaster says so before the data is read
+    fit = ["fit", "--data", str(tmp_path / "nope.csv"), "--out", str(model_dir), *TINY_ARGS]
+    assert main([*fit, "--quantiles", "0.1", "0.9", "--distribution", "normal"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Give quantiles or distribution, not both" in err
+    with pytest.raises(SystemExit) as exit_info:  # not a probability: a usage error
+        main([*fit, "--quantiles", "0.5", "1.5"])
+    assert exit_info.value.code == 2 and "1.5 is not strictly between 0 and 1" in capsys.readouterr().err
+    # a point model has no quantiles to give
+    plain = saved_forecaster(tmp_path / "plain", history)
+    assert main(["predict", "--model", str(plain), "--data", str(data), "--out", str(out),
+                 "--quantiles", "0.5", "--no-progress"]) == 1
+    assert "quantiles= asks for the quantiles of a model that learns them" in capsys.readouterr().err
 
 
 CLASSIFY_ARGS = ["--d-model", "8", "--n-layers", "1", "--max-epochs", "2", "--no-progress"]

@@ -37,21 +37,57 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _forecaster(args: argparse.Namespace) -> Any:
+    """The Forecaster the options describe, checked before any data is read. `--level` asks a
+    `--quantiles` / `--distribution` model for its own intervals, any other model for conformal
+    ones (it is then fit with conformal calibration)."""
     from tsk import Forecaster
 
-    return Forecaster(
+    level = getattr(args, "level", None)
+    probabilistic = args.quantiles is not None or args.distribution is not None
+    model = Forecaster(
         backbone=args.backbone, horizon=args.horizon, lookback=args.lookback,
         channel_independent=False if args.channel_mixing else None,
-        exogenous=args.exogenous or None,
+        exogenous=args.exogenous or None, futr_exog=args.futr_exog or None,
         time_features=args.time_features, instance_norm=args.instance_norm,
         ridge_init=args.ridge_init, d_model=args.d_model, n_layers=args.n_layers,
-        conformal=bool(getattr(args, "level", None)),
+        conformal=bool(level) and not probabilistic,
+        quantiles=args.quantiles, distribution=args.distribution,
         missing=args.missing, duplicates=args.duplicates, freq=args.freq,
         max_epochs=args.max_epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, learning_rate=args.learning_rate, random_state=args.seed,
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
         verbose=args.verbose,
     )
+    # the checks fit and cross_validation start with: a bad option (--quantiles with
+    # --distribution, a --level the quantile grid lacks) fails now, not after reading the data
+    # or, for a --level, after training
+    model._validate_training_params()
+    model._validate_params()
+    model._check_intervals(level)
+    return model
+
+
+def _covariate_tables(args: argparse.Namespace) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tables of --futr-data and --static-data (None where not given)."""
+    from tsk.datasets.tables import read_table
+
+    futr_data, static_data = getattr(args, "futr_data", None), getattr(args, "static_data", None)
+    return (None if futr_data is None else read_table(futr_data),
+            None if static_data is None else read_table(static_data))
+
+
+def _check_futr_options(args: argparse.Namespace) -> None:
+    """`tsk forecast` writes the forecast after the data's end: with --futr-exog it needs their
+    future values (--futr-data), and --futr-data means nothing without --futr-exog. Said before
+    the fit, not after it."""
+    if args.futr_exog and args.futr_data is None:
+        raise ValueError(f"--futr-exog {' '.join(args.futr_exog)} needs --futr-data FILE: the "
+                         "forecast after the data's end reads those covariates over its "
+                         f"{args.horizon} steps (a table of unique_id, ds and "
+                         f"{', '.join(args.futr_exog)}).")
+    if args.futr_data is not None and not args.futr_exog:
+        raise ValueError("--futr-data gives the future values of covariates known ahead: name "
+                         "its columns with --futr-exog.")
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
@@ -62,30 +98,39 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from tsk.datasets.tables import read_table, write_table
 
     model, checkpoints = _forecaster(args), args.checkpoint_dir
+    _check_futr_options(args)
+    futr, static = _covariate_tables(args)
+    # the held-out rows hold their own covariates; the forecast after the data's end reads --futr-data
+    scoring = {"baselines": True, "level": args.level, "static_df": static}
+    forecasting = {"level": args.level, "quantiles": args.quantiles, "futr_df": futr,
+                   "static_df": static}
     if args.dataset:
         split = load_dataset(args.dataset, args.data_dir)
         lookback = model.resolve_lookback(split.train())
-        model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
+        model.fit(split.train(), val_df=split.validation(lookback), static_df=static,
+                  checkpoint_dir=checkpoints)
         test = split.test(lookback)
-        metrics = model.evaluate(test, baselines=True, level=args.level)
-        forecast = model.predict(test, level=args.level)
+        metrics = model.evaluate(test, **scoring)
+        forecast = model.predict(test, **forecasting)
         name = split.name
     else:
         frame = read_table(args.data)
         if "unique_id" in frame.columns:  # long format: the last `horizon` rows of each series test
             frame = frame.sort_values(["unique_id", "ds"], kind="stable")
             from_end = frame.groupby("unique_id", observed=True).cumcount(ascending=False)
-            model.fit(frame[~(from_end < args.horizon)], checkpoint_dir=checkpoints)
+            model.fit(frame[~(from_end < args.horizon)], static_df=static,
+                      checkpoint_dir=checkpoints)
             keep = from_end < args.horizon + model.lookback_
-            metrics = model.evaluate(frame[keep], baselines=True, level=args.level)
-            forecast = model.predict(frame, level=args.level)
+            metrics = model.evaluate(frame[keep], **scoring)
+            forecast = model.predict(frame, **forecasting)
         else:
             split = load_csv(args.data)
             lookback = model.resolve_lookback(split.train())
-            model.fit(split.train(), val_df=split.validation(lookback), checkpoint_dir=checkpoints)
+            model.fit(split.train(), val_df=split.validation(lookback), static_df=static,
+                      checkpoint_dir=checkpoints)
             test = split.test(lookback)
-            metrics = model.evaluate(test, baselines=True, level=args.level)
-            forecast = model.predict(test, level=args.level)
+            metrics = model.evaluate(test, **scoring)
+            forecast = model.predict(test, **forecasting)
         name = Path(args.data).name
     summary = model.fit_summary_
     report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
@@ -108,8 +153,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from tsk.datasets import load_dataset
     from tsk.datasets.tables import read_table
 
+    model = _forecaster(args)
+    _, static = _covariate_tables(args)
     frame = load_dataset(args.dataset, args.data_dir).frame if args.dataset else read_table(args.data)
-    model = _forecaster(args).fit(frame, checkpoint_dir=args.checkpoint_dir)
+    model.fit(frame, static_df=static, checkpoint_dir=args.checkpoint_dir)
     model.save(args.out)
     summary = model.fit_summary_
     baselines = ", ".join(f"{name.replace('_', ' ')} {loss:.4f}"
@@ -124,15 +171,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def _check_intervals(model: Any, level: Sequence[float], saved: str) -> None:
     """Say whether the saved `model` can give intervals at `level`: a level that needs more
-    calibration windows than its fit had fails now, not at the first `tsk predict --level`."""
+    calibration windows than its fit had fails now, not at the first `tsk predict --level`.
+    (Checked as `predict` checks it, without forecasting: a model with covariates known ahead
+    would need their future values.)"""
     from tsk.conformal import check_levels, level_name
 
     names = [level_name(lv) for lv in check_levels(level)]
+    probabilistic = model.quantiles is not None or model.distribution is not None
     try:
-        model.predict(level=level)
+        model._check_intervals(level)
+        if not probabilistic:
+            model._half_widths(level)  # enough calibration windows for each level
     except ValueError as err:
         raise ValueError(f"The model is saved to {saved}, but it gives no {', '.join(names)}% "
                          f"intervals: {err}") from err
+    if probabilistic:
+        kind = "quantiles" if model.quantiles is not None else f"{model.distribution} distribution"
+        print(f"Intervals at {', '.join(names)}% from the model's {kind}: `tsk predict --level "
+              f"{' '.join(names)}` writes them")
+        return
     scores = getattr(model, "conformal_scores_", None)
     windows = f", calibrated on {len(scores)} validation windows" if scores is not None else ""
     print(f"Conformal intervals at {', '.join(names)}%{windows}: `tsk predict --level "
@@ -147,13 +204,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from tsk.datasets import load_dataset
     from tsk.datasets.tables import read_table, write_table
 
+    model = _forecaster(args)
+    _, static = _covariate_tables(args)
     if args.dataset:
         frame, name = load_dataset(args.dataset, args.data_dir).frame, args.dataset
     else:
         frame, name = read_table(args.data), Path(args.data).name
-    model = _forecaster(args)
     backtest = model.cross_validation(frame, n_windows=args.n_windows, step_size=args.step_size,
-                                      refit=args.refit or False, level=args.level)
+                                      refit=args.refit or False, level=args.level,
+                                      quantiles=args.quantiles, static_df=static)
     report = {"data": name, "backbone": args.backbone, "horizon": args.horizon,
               "n_windows": args.n_windows, "step_size": args.step_size or args.horizon,
               "refit": args.refit, **_backtest_summary(backtest, args.backbone, args.level)}
@@ -270,7 +329,9 @@ def _series_ids(X: Any) -> list:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Forecast every series of a (possibly large) file, streaming it in chunks (--level adds
-    the interval columns of a forecaster fit with conformal calibration); or, with a saved
+    the interval columns of a forecaster fit with conformal calibration or of a probabilistic
+    one, --quantiles a probabilistic one's quantile columns; --futr-data gives the covariates
+    known ahead over the horizon, --static-data the static ones); or, with a saved
     classifier, label every series of a file (labels and class probabilities out), or with a
     speech classifier every audio file of a folder; or, with a video predictor, continue every
     video of a .npy file by --n-frames frames."""
@@ -281,8 +342,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from tsk.datasets.tables import PartsWriter, check_grouped, iter_table, read_table, write_table
 
     model = tsk.load(args.model)
-    if args.level is not None and not isinstance(model, tsk.Forecaster):
-        raise ValueError(f"--level asks for a forecaster's prediction intervals, but {args.model} "
+    asked = [option for option, value in (("--level", args.level), ("--quantiles", args.quantiles),
+                                          ("--futr-data", args.futr_data),
+                                          ("--static-data", args.static_data)) if value is not None]
+    if asked and not isinstance(model, tsk.Forecaster):
+        raise ValueError(f"{', '.join(asked)}: options of a forecaster's predict, but {args.model} "
                          f"holds a {type(model).__name__}.")
     if isinstance(model, tsk.SpeechEnhancer):
         raise ValueError(f"{args.model} holds a SpeechEnhancer: enhance audio with "
@@ -316,29 +380,72 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"Wrote labels for {len(predictions)} series to {args.out}")
         return 0
     args.chunk_rows = args.chunk_rows or 100_000
+    futr_exog = list(model.schema_.futr_exog)
+    if futr_exog and args.futr_data is None:  # before a pass over the whole file
+        keys = "unique_id, ds" if model.schema_.layout == "long" else "ds"
+        raise ValueError(f"{args.model} reads covariates known ahead (futr_exog={futr_exog}): "
+                         f"pass --futr-data FILE with {keys} and {', '.join(futr_exog)} over the "
+                         f"{model.horizon} steps after each series' end.")
+    futr, static = _covariate_tables(args)  # read once, whatever the number of chunks
+    options = {"level": args.level, "quantiles": args.quantiles}
     if model.schema_.layout == "wide":  # one multivariate series: read it whole
-        write_table(model.predict(read_table(args.data), level=args.level), args.out)
+        write_table(model.predict(read_table(args.data), futr_df=futr, static_df=static,
+                                  **options), args.out)
         print(f"Wrote the forecast to {args.out}")
         return 0
-    source = Path(args.data)
-    key = {"data": str(source.resolve()), "size": source.stat().st_size,
-           "modified": source.stat().st_mtime_ns, "model": str(Path(args.model).resolve()),
+    key = {**_file_key(args.data), "model": str(Path(args.model).resolve()),
            "chunk_rows": args.chunk_rows}
-    if args.level is not None:  # other columns: parts of a run without them do not resume it
-        key["level"] = args.level
+    # other columns or inputs: the parts of a run without them do not resume it (and a run
+    # without them keeps the key of the runs before these options)
+    for name in ("level", "quantiles"):
+        if getattr(args, name) is not None:
+            key[name] = getattr(args, name)
+    for name in ("futr_data", "static_data"):
+        if getattr(args, name) is not None:
+            key[name] = _file_key(getattr(args, name))
     writer = PartsWriter(args.out, key, resume=args.resume)
     total = check_grouped(args.data, args.chunk_rows)
+    futr_rows, static_rows = _rows_by_series(futr), _rows_by_series(static)
     n_series = 0
     with tqdm(total=total, unit="rows", disable=args.no_progress, desc="predict") as bar:
         groups = _complete_series(iter_table(args.data, args.chunk_rows))
         for index, group in enumerate(groups):
             if index >= writer.parts_done:  # parts written by the interrupted run are kept
-                writer.write(model.predict(group, level=args.level))
+                writer.write(model.predict(group, futr_df=futr_rows(group),
+                                           static_df=static_rows(group), **options))
             n_series += group["unique_id"].nunique()
             bar.update(len(group))
     writer.finish()
     print(f"Wrote forecasts for {n_series} series to {args.out}")
     return 0
+
+
+def _file_key(path: str) -> dict[str, Any]:
+    """What tells a file's version apart in a resume key: its full path, size and time."""
+    source = Path(path)
+    return {"data": str(source.resolve()), "size": source.stat().st_size,
+            "modified": source.stat().st_mtime_ns}
+
+
+def _rows_by_series(table: pd.DataFrame | None) -> Any:
+    """A function of a chunk of series giving the rows of `table` (None: None) that belong to
+    them. `predict` reads only its series' rows of futr_df and static_df, so a chunk gets the
+    same forecast from these as from the whole table, without indexing all of it again."""
+    import numpy as np
+
+    if table is None:
+        return lambda chunk: None
+    if "unique_id" not in table.columns:  # let predict say what the table lacks
+        return lambda chunk: table
+    ids = table["unique_id"].astype(str)
+    positions = ids.groupby(ids, sort=False).indices
+
+    def rows(chunk: pd.DataFrame) -> pd.DataFrame:
+        found = [positions[uid] for uid in chunk["unique_id"].astype(str).unique()
+                 if uid in positions]
+        return table.iloc[np.sort(np.concatenate(found)) if found else []]
+
+    return rows
 
 
 def _predict_videos(model: Any, args: argparse.Namespace) -> int:
@@ -498,6 +605,20 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookback", type=int, default=None,
                         help="input steps (default: 336, shorter for short series)")
     parser.add_argument("--exogenous", nargs="*", default=None, help="past-covariate columns")
+    parser.add_argument("--futr-exog", nargs="+", default=None, metavar="COL",
+                        help="covariates known ahead (e.g. a promotion, a holiday flag): inputs "
+                             "over the horizon too, read from the data where it has them (`tsk "
+                             "forecast` reads their values after the data's end from --futr-data)")
+    intervals = parser.add_argument_group(
+        "probabilistic forecasts", "learn the intervals in training (generic-head backbones; "
+        "--level then asks for the model's own intervals, not conformal ones)")
+    intervals.add_argument("--quantiles", type=_probability, nargs="+", default=None, metavar="Q",
+                           help="learn these quantiles (pinball loss), e.g. 0.1 0.5 0.9; the "
+                                "forecast is the median (`forecast` and `backtest` also write "
+                                "the quantile columns, y-q-10, ...)")
+    intervals.add_argument("--distribution", choices=["normal", "student_t"], default=None,
+                           help="learn this distribution's parameters (negative log-likelihood); "
+                                "the forecast is its mean")
     parser.add_argument("--time-features", action=argparse.BooleanOptionalAction, default=None,
                         help="calendar features of the timestamps as inputs (default: as the "
                              "backbone's paper; TPGN uses them)")
@@ -532,9 +653,27 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _probability(text: str) -> float:
+    """A quantile's probability, strictly between 0 and 1 (a usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not strictly between 0 and 1")
+    return value
+
+
 def _add_level_arg(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--level", type=float, nargs="+", default=None,
-                        help=f"conformal interval levels in percent, e.g. 80 95: {what}")
+                        help=f"interval levels in percent, e.g. 80 95 (conformal, or with "
+                             f"--quantiles / --distribution the model's own): {what}")
+
+
+def _add_static_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--static-data", default=None, metavar="FILE",
+                        help="CSV/Parquet of static covariates: unique_id and one column per "
+                             f"feature, a row per series (numbers standardized, text one-hot); {what}")
 
 
 def _add_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
@@ -556,6 +695,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-model", default=None, help="also save the fitted model to this folder")
     _add_level_arg(p, "fit with conformal calibration (on its validation windows), report the "
                       "intervals' coverage and write them beside the forecast (y-lo-80, y-hi-80)")
+    _add_static_arg(p, "the fit, the scores and the forecast read it")
+    p.add_argument("--futr-data", default=None, metavar="FILE",
+                   help="the --futr-exog columns over the horizon after each series' end "
+                        "(unique_id, ds and those columns), for the forecast after the data's "
+                        "end; the held-out scoring reads them from the data")
     _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_forecast)
 
@@ -565,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to save the model in")
     _add_level_arg(p, "fit with conformal calibration (on its validation windows) and check that "
                       "it gives these levels (`tsk predict --level` writes them)")
+    _add_static_arg(p, "the model keeps each series' features (`tsk predict` needs --static-data "
+                       "only for other series or new values)")
     _add_checkpoint_arg(p)
     p.set_defaults(func=cmd_fit)
 
@@ -580,9 +726,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-frames", type=int, default=None, help="frames to predict after each "
                    "video (a video predictor only)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run after the "
-                   "series it finished (same data, model, --chunk-rows and --level)")
+                   "series it finished (same data, model, --chunk-rows, --level, --quantiles, "
+                   "--futr-data and --static-data)")
     _add_level_arg(p, "add the interval columns (y-lo-80, y-hi-80) of a forecaster fit with "
-                      "conformal calibration (`tsk fit --level`)")
+                      "conformal calibration (`tsk fit --level`), --quantiles or --distribution")
+    p.add_argument("--quantiles", type=_probability, nargs="+", default=None, metavar="Q",
+                   help="add these quantile columns (y-q-5, y-q-95 for 0.05 0.95) of a forecaster "
+                        "fit with --distribution (any) or --quantiles (those it learned)")
+    p.add_argument("--futr-data", default=None, metavar="FILE",
+                   help="CSV/Parquet of the covariates known ahead of a model fit with "
+                        "--futr-exog: unique_id, ds and those columns over the horizon after each "
+                        "series' end (read once; rows of other series are not read)")
+    _add_static_arg(p, "for series the fit did not see, or new values (default: the fit's)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -599,6 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "first cutoff; 1: at every cutoff)")
     _add_level_arg(p, "each fit calibrates on its validation windows; adds the intervals and "
                       "their coverage")
+    _add_static_arg(p, "every fit and forecast read it (the covariates known ahead come from "
+                       "the data)")
     p.add_argument("--out", required=True, help="forecasts beside the actual values (.csv or "
                    ".parquet)")
     p.set_defaults(func=cmd_backtest)
@@ -672,6 +829,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# a Forecaster's errors name its arguments: the options that give them
+_OPTION_OF = {"futr_df": "--futr-data", "static_df": "--static-data"}
+
+
+def _option_hint(message: str) -> str:
+    """`message`, and which option gives each Forecaster argument it names."""
+    named = [f"{option} FILE gives {argument}" for argument, option in _OPTION_OF.items()
+             if argument in message]
+    return f"{message} ({'; '.join(named)})" if named else message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -686,7 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"tsk {args.command}: error: {message}", file=sys.stderr)
+        print(f"tsk {args.command}: error: {_option_hint(message)}", file=sys.stderr)
         return EXIT_ERROR
 
 
