@@ -210,3 +210,15 @@ def test_level_without_calibration_says_how_to_get_it(calibrated):
     refit = tsk.Forecaster("s4d", conformal=True, **TINY).fit(df)
     refit.set_params(conformal=False).fit(df)  # a refit without conformal drops the calibration
     assert not hasattr(refit, "conformal_scores_")
+
+
+def test_check_intervals_says_before_a_fit_what_a_model_cannot_give():
+    tsk.Forecaster(conformal=True).check_intervals([80, 95])
+    tsk.Forecaster(quantiles=[0.1, 0.5, 0.9]).check_intervals(80, quantiles=[0.1])
+    tsk.Forecaster(distribution="normal").check_intervals([50, 99], quantiles=[0.01])
+    with pytest.raises(ValueError, match="conformal=True"):
+        tsk.Forecaster().check_intervals([80])
+    with pytest.raises(ValueError, match="80"):
+        tsk.Forecaster(quantiles=[0.1, 0.5, 0.9]).check_intervals([95])
+    with pytest.raises(ValueError, match="conformal"):
+        tsk.Forecaster(quantiles=[0.5], conformal=True).check_intervals()

@@ -58,12 +58,9 @@ def _forecaster(args: argparse.Namespace) -> Any:
         accelerator=args.accelerator, enable_progress_bar=not args.no_progress,
         verbose=args.verbose,
     )
-    # the checks fit and cross_validation start with: a bad option (--quantiles with
-    # --distribution, a --level the quantile grid lacks) fails now, not after reading the data
-    # or, for a --level, after training
-    model._validate_training_params()
-    model._validate_params()
-    model._check_intervals(level)
+    # a bad option (--quantiles with --distribution, a --level the quantile grid lacks) fails
+    # now, not after reading the data or, for a --level, after training
+    model.check_intervals(level)
     return model
 
 
@@ -179,9 +176,7 @@ def _check_intervals(model: Any, level: Sequence[float], saved: str) -> None:
     names = [level_name(lv) for lv in check_levels(level)]
     probabilistic = model.quantiles is not None or model.distribution is not None
     try:
-        model._check_intervals(level)
-        if not probabilistic:
-            model._half_widths(level)  # enough calibration windows for each level
+        model.check_intervals(level)  # enough calibration windows for each level
     except ValueError as err:
         raise ValueError(f"The model is saved to {saved}, but it gives no {', '.join(names)}% "
                          f"intervals: {err}") from err

@@ -761,6 +761,18 @@ class Forecaster(SequenceEstimator):
         net = self.net_ if net is None else net
         return getattr(net, "forecast_output", POINT).point(self._window_outputs(dataset, net))
 
+    def check_intervals(self, level: float | Sequence[float] | None = None,
+                        quantiles: Sequence[float] | None = None) -> None:
+        """Raise, saying why, if this model cannot give intervals at `level` or these
+        `quantiles`: before a fit, from its options (a script fails before reading data or
+        training); once fitted, also when its conformal calibration has too few windows for a
+        level. Checks what `predict(level=, quantiles=)` would, without forecasting."""
+        self._validate_training_params()
+        self._validate_params()
+        self._check_intervals(level, quantiles)
+        if self.__sklearn_is_fitted__() and not self._probabilistic():
+            self._half_widths(level)
+
     def _check_intervals(self, level: float | Sequence[float] | None,
                          quantiles: Sequence[float] | None = None) -> tuple[list[float], list[float]]:
         """The levels and quantiles asked for, checked against what this model gives: a
