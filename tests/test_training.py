@@ -146,3 +146,44 @@ def test_an_ssm_learning_rate_is_a_ceiling():
         groups = training.TaskModule(model, learning_rate=rate).configure_optimizers()
         rates = sorted(g["lr"] for g in groups["optimizer"].param_groups)
         assert rates == sorted([rate, expected]), rate
+
+
+class _WeightsAfterEachStep(Callback):
+    def __init__(self) -> None:
+        self.steps = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append({k: v.detach().clone() for k, v in pl_module.net.state_dict().items()})
+
+
+def test_ema_decay_validates_keeps_and_returns_the_warmed_moving_average():
+    """With `ema_decay`, the weights validated, kept and returned are the moving average of
+    every step's weights: the first step's copied, then each step's added with weight
+    `1 - min(decay, (1 + n) / (10 + n))` (`warmed_ema`), computed here by hand; the kept
+    validation loss is that of the returned weights."""
+    from tests.conftest import make_long
+    from tsk.inference import mean_loss
+
+    data, record = make_long(n_series=2, length=120), _WeightsAfterEachStep()
+    model = _small_forecaster(max_steps=40, val_check_steps=40, patience=100, ema_decay=0.9,
+                              learning_rate=1e-2, trainer_kwargs={"callbacks": [record]}).fit(data)
+    assert len(record.steps) == 40
+    average = dict(record.steps[0])
+    for n, weights in enumerate(record.steps[1:], start=1):
+        kept = min(0.9, (1 + n) / (10 + n))
+        average = {k: a + (weights[k] - a) * (1 - kept) if a.is_floating_point() else weights[k]
+                   for k, a in average.items()}
+    returned = model.net_.state_dict()
+    for name, value in average.items():
+        torch.testing.assert_close(returned[name], value, rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(returned[k], w, atol=1e-4) for k, w in record.steps[-1].items())
+    prepared = model._prepare_fit(data)
+    loader = torch.utils.data.DataLoader(prepared.validation, batch_size=64,
+                                         collate_fn=prepared.collate)
+    assert mean_loss(model.net_, loader) == pytest.approx(model.fit_summary_.best_val_loss, rel=1e-4)
+
+
+@pytest.mark.parametrize("decay", [0, 1, 1.5, -0.1, True, "0.99"])
+def test_ema_decay_must_be_a_number_in_the_open_unit_interval(decay):
+    with pytest.raises(ValueError, match="ema_decay must be a number in"):
+        _small_forecaster(ema_decay=decay).fit(None)

@@ -59,6 +59,11 @@ TRAINING_PARAMS = (
                   "`max_steps` says); `patience` counts validations."),
     TrainingParam("patience", 3, "Validations (once per epoch, or every 500 steps or fewer) "
                   "without a better score before stopping."),
+    TrainingParam("ema_decay", None, "Validate, keep and predict with an exponential moving "
+                  "average of the weights, updated every step with this decay (0.99: about the "
+                  "last 100 steps; Lightning's `EMAWeightAveraging`), a steadier model to select "
+                  "on a short validation split than the weights of one step; None: the weights "
+                  "themselves."),
     TrainingParam("batch_size", 64, "Samples per training step."),
     TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 (`learning_rate_`)."),
     TrainingParam("weight_decay", 0.0, "AdamW's decoupled weight decay (SSM parameters that ask for "
@@ -205,6 +210,11 @@ class SequenceEstimator(BaseEstimator):
                 raise ValueError(f"{name} must be a finite number "
                                  f"{'above' if name == 'learning_rate' else 'of at least'} 0, "
                                  f"got {value!r}.")
+        decay = self.ema_decay
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, int | float | np.number)
+                                  or not 0 < decay < 1):
+            raise ValueError(f"ema_decay must be a number in (0, 1), e.g. 0.99 (None: no "
+                             f"average), got {decay!r}.")
         for name in ("d_model", "n_layers"):
             if getattr(self, name, None) is not None:
                 self._check_positive_ints(name)
@@ -279,7 +289,7 @@ class SequenceEstimator(BaseEstimator):
         summary = fit_module(
             module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
             max_steps=self.max_steps, val_check_steps=self.val_check_steps,
-            accelerator=self.accelerator, devices=self.devices,
+            ema_decay=self.ema_decay, accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs, verbose=self.verbose,
             keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,
             fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
