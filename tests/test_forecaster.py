@@ -197,9 +197,7 @@ class _WorseSecondEpoch(L.Callback):
 
 
 def test_a_resumed_fit_goes_on_after_the_last_epoch_even_when_it_did_not_improve(tmp_path, long_df):
-    # the weights themselves (a moving average would smooth the scrambled epoch away)
-    settings = dict(TINY, max_epochs=4, patience=10, backbone_kwargs={"d_state": 4},
-                    ema_decay=None)
+    settings = dict(TINY, max_epochs=4, patience=10, backbone_kwargs={"d_state": 4})
     with pytest.raises(RuntimeError, match="interrupted"):
         tsk.Forecaster("spacetime", trainer_kwargs={"callbacks": [_WorseSecondEpoch(interrupt=True)]},
                        **settings).fit(long_df, checkpoint_dir=tmp_path)

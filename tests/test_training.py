@@ -156,11 +156,11 @@ class _WeightsAfterEachStep(Callback):
         self.steps.append({k: v.detach().clone() for k, v in pl_module.net.state_dict().items()})
 
 
-def test_ema_decay_validates_keeps_and_returns_the_warmed_moving_average():
+def test_ema_decay_validates_keeps_and_returns_the_moving_average():
     """With `ema_decay`, the weights validated, kept and returned are the moving average of
-    every step's weights: the first step's copied, then each step's added with weight
-    `1 - min(decay, (1 + n) / (10 + n))` (`warmed_ema`), computed here by hand; the kept
-    validation loss is that of the returned weights."""
+    every step's weights (the first step's copied, then `decay * average + (1 - decay) *
+    weights`), computed here by hand; the kept validation loss is that of the returned
+    weights."""
     from tests.conftest import make_long
     from tsk.inference import mean_loss
 
@@ -169,9 +169,8 @@ def test_ema_decay_validates_keeps_and_returns_the_warmed_moving_average():
                               learning_rate=1e-2, trainer_kwargs={"callbacks": [record]}).fit(data)
     assert len(record.steps) == 40
     average = dict(record.steps[0])
-    for n, weights in enumerate(record.steps[1:], start=1):
-        kept = min(0.9, (1 + n) / (10 + n))
-        average = {k: a + (weights[k] - a) * (1 - kept) if a.is_floating_point() else weights[k]
+    for weights in record.steps[1:]:
+        average = {k: 0.9 * a + 0.1 * weights[k] if a.is_floating_point() else weights[k]
                    for k, a in average.items()}
     returned = model.net_.state_dict()
     for name, value in average.items():

@@ -15,13 +15,13 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sized
+from collections.abc import Iterator, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
+from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
@@ -410,7 +410,7 @@ def _fit_module(
     runs every `val_check_steps` steps, across epoch ends (`validation_interval`); early
     stopping's `patience` counts validations, not epochs. `ema_decay`: validation, the kept
     checkpoint and so the returned weights are an exponential moving average of the weights
-    (Lightning's `WeightAveraging`, updated every step, `warmed_ema`), not the last step's.
+    (Lightning's `EMAWeightAveraging`, updated every step from the first), not the last step's.
 
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
@@ -460,7 +460,7 @@ def _fit_module(
                 callbacks.append(_EveryEpochCheckpoint(dirpath=directory, save_last=True,
                                                        every_seconds=every))
         if ema_decay is not None:
-            callbacks.append(WeightAveraging(avg_fn=warmed_ema(ema_decay)))
+            callbacks.append(EMAWeightAveraging(decay=ema_decay))
         if resume:
             _check_callback_states(last, callbacks)
         callbacks += kwargs.pop("callbacks", [])
@@ -514,21 +514,6 @@ def _fit_module(
     module.cpu()
     return FitSummary(trainer.current_epoch, best_loss, seconds, trainer.global_rank, start_kept,
                       monitor, best, run.history)
-
-
-def warmed_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """One step of an exponential moving average of the weights whose weight on the average is
-    `min(decay, (1 + n) / (10 + n))` after `n` updates (TensorFlow's ExponentialMovingAverage
-    with `num_updates`): a short fit's average follows its weights closely (0.5 after 8 updates),
-    a long one's averages over about `1 / (1 - decay)` steps. A fixed 0.99 left a 185-step fit
-    of lstm on a chaotic map with 0.07 skill over the linear start against 0.14 without it. The
-    `avg_fn` of `torch.optim.swa_utils.AveragedModel`: (average, weights, updates so far)."""
-    @torch.no_grad()
-    def update(average: torch.Tensor, weights: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        kept = torch.clamp((1 + n) / (10 + n), max=decay).to(average.dtype)
-        return average + (weights - average) * (1 - kept)
-
-    return update
 
 
 def validation_interval(train_loader: DataLoader, max_steps: int | None,

@@ -61,8 +61,9 @@ TRAINING_PARAMS = (
                   "without a better score before stopping."),
     TrainingParam("ema_decay", None, "Validate, keep and predict with an exponential moving "
                   "average of the weights, updated every step with this decay (0.99: about the "
-                  "last 100 steps; Lightning's `EMAWeightAveraging`), a steadier model to select "
-                  "on a short validation split than the weights of one step; None: the weights "
+                  "last 100 steps; Lightning's `EMAWeightAveraging`): steadier to select on a "
+                  "short validation split, but it trails the weights, so a short fit learns "
+                  "less (benchmarks/README.md, 'The training recipe'); None: the weights "
                   "themselves."),
     TrainingParam("batch_size", 64, "Samples per training step."),
     TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 (`learning_rate_`)."),

@@ -173,11 +173,6 @@ class Forecaster(SequenceEstimator):
     on the data up to each forecast origin (cutoff) forecast the `horizon` steps after it.
     """
 
-    # the moving average of the weights is validated, kept and used (recipe v3, measured on ILI
-    # at 3 seeds: 17 of 24 backbone x horizon means below the linear floor against 11 without,
-    # mean MSE 1.890 against 1.936; ETTh1-96 0.3708 and ETTm1-96 0.2917 against 0.3708 / 0.2911;
-    # benchmarks/README.md, "The training recipe")
-    _training_defaults = {"ema_decay": 0.99}
     _scores = {"mse": "minimize", "mae": "minimize", "mase": "minimize", "smape": "minimize"}
     # the validation loss is an MSE on standardized data, where forecasting the training mean
     # scores about 1: 1e4 is a diverged fit (SpaceTime at learning_rate 1e30: 3.5e10)
