@@ -54,7 +54,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tsk.datasets.covariates import StaticCovariates, horizon_rows, known_future
+from tsk.datasets.covariates import (
+    StaticCovariates,
+    future_covariates,
+    static_features,
+    with_horizon,
+)
 from tsk.datasets.frames import (
     ID,
     TIME,
@@ -172,34 +177,18 @@ class ExportedForecaster:
         """The network's inputs of `contexts`: scaled, with the fit's missing-value flags, and
         the covariates known over their horizon and static ones (as `Forecaster.predict`)."""
         inputs = [sc.transform(s.values) for sc, s in zip(scalers, contexts, strict=True)]
-        horizon, columns = 0, len(self.schema.columns)
-        if self.futr_from is not None:
-            futures = [None] * len(contexts)
-            if self.schema.futr_exog:
-                if futr_df is None:
-                    raise ValueError(f"This model reads covariates known ahead (futr_exog="
-                                     f"{list(self.schema.futr_exog)}): pass futr_df.")
-                futures = known_future(futr_df, contexts, self.schema.futr_exog, self.horizon,
-                                       self.schema.layout, self.metadata["policies"]["missing"])
+        horizon = 0
+        futures = future_covariates(futr_df, contexts, self.schema.futr_exog, self.horizon,
+                                    self.schema.layout, self.metadata["policies"]["missing"])
+        if self.futr_from is not None:  # the windows run on over the known horizon
             horizon = self.horizon
-            inputs = [np.concatenate([x, sc.transform(horizon_rows(c, horizon, columns, known,
-                                                                   self.time_freq))])
-                      for x, sc, c, known in zip(inputs, scalers, contexts, futures, strict=True)]
+            inputs = with_horizon(inputs, contexts, scalers, horizon, len(self.schema.columns),
+                                  futures, self.time_freq)
         return WindowDataset(inputs, self.lookback, horizon, len(self.schema.targets),
                              self.metadata["channel_independent"], flags=self.metadata["flag_columns"],
                              futr_from=self.futr_from, all_windows=True,
-                             static=self._static([c.uid for c in contexts], static_df))
-
-    def _static(self, uids: list[str], static_df: pd.DataFrame | None) -> np.ndarray | None:
-        """The static covariates of series `uids` (as `Forecaster._static_features`)."""
-        if self.static is None:
-            return None
-        if static_df is not None:
-            return self.static.encode(static_df, uids)
-        unseen = [uid for uid in uids if uid not in self.static_values]
-        if unseen:
-            raise ValueError(f"Series {unseen[:10]} were not in the fit: pass static_df.")
-        return np.stack([self.static_values[uid] for uid in uids])
+                             static=static_features(self.static, self.static_values,
+                                                    [c.uid for c in contexts], static_df))
 
     def _scaler(self, series: Series) -> StandardScaler:
         """The fitted scaler of the series, or one fit on its own history (the calendar columns

@@ -79,6 +79,35 @@ def known_future(futr_df: Any, contexts: Sequence[Series], columns: Sequence[str
     return values
 
 
+def future_covariates(futr_df: Any, contexts: Sequence[Series], futr_exog: Sequence[str],
+                      horizon: int, layout: str, missing: str = "raise") -> list[np.ndarray] | None:
+    """What a model with covariates known ahead (`futr_exog`) reads over each context's horizon
+    (`known_future`); None for a model without them. Raises where such a model is given no
+    `futr_df`, or another model is given one (it would be ignored)."""
+    if not futr_exog:
+        if futr_df is not None:
+            raise ValueError("futr_df was given, but this model reads no covariates known ahead: "
+                             "fit it with futr_exog=[...] to use them.")
+        return None
+    if futr_df is None:
+        raise ValueError(f"This model reads covariates known ahead (futr_exog={list(futr_exog)}): "
+                         f"pass futr_df with their values over the {horizon} steps after each "
+                         "series' end.")
+    return known_future(futr_df, contexts, futr_exog, horizon, layout, missing)
+
+
+def with_horizon(inputs: Sequence[np.ndarray], contexts: Sequence[Series], scalers: Sequence[Any],
+                 horizon: int, n_columns: int, futures: Sequence[np.ndarray] | None,
+                 time_freq: str | None) -> list[np.ndarray]:
+    """Each context's scaled rows (`inputs`) followed by the `horizon` rows after it
+    (`horizon_rows`: `futures`' known-ahead values, the calendar), scaled by its scaler: the
+    windows of a forecast whose network reads covariates known ahead."""
+    futures = [None] * len(contexts) if futures is None else futures
+    return [np.concatenate([x, scaler.transform(horizon_rows(c, horizon, n_columns, known,
+                                                             time_freq))])
+            for x, scaler, c, known in zip(inputs, scalers, contexts, futures, strict=True)]
+
+
 def horizon_rows(context: Series, horizon: int, n_columns: int, futr_values: np.ndarray | None,
                  time_freq: str | None = None) -> np.ndarray:
     """The `horizon` rows after `context` in a series' columns (`n_columns`: targets, past
@@ -155,6 +184,25 @@ class StaticCovariates:
     def from_dict(cls, d: dict[str, Any]) -> StaticCovariates:
         return cls({c: (float(v[0]), float(v[1])) for c, v in d["numeric"].items()},
                    {c: list(v) for c, v in d["categories"].items()})
+
+
+def static_features(encoding: StaticCovariates | None, fitted: dict[str, np.ndarray],
+                    uids: Sequence[str], static_df: Any = None) -> np.ndarray | None:
+    """The static covariates of series `uids`, `[len(uids), S]`, as a fitted model reads them:
+    encoded from `static_df` when given, else the fit's own (`fitted`: uid -> features); None
+    for a model fit without them (`encoding` None), which refuses a `static_df`."""
+    if encoding is None:
+        if static_df is not None:
+            raise ValueError("static_df was given, but this model was fit without static "
+                             "covariates: fit it with static_df to use them.")
+        return None
+    if static_df is not None:
+        return encoding.encode(static_df, uids)
+    unseen = [uid for uid in uids if uid not in fitted]
+    if unseen:
+        raise ValueError(f"Series {unseen[:LISTED_SERIES]} were not in the fit, so their static "
+                         "covariates are unknown: pass static_df with a row for each.")
+    return np.stack([fitted[uid] for uid in uids])
 
 
 def _static_rows(static_df: Any, uids: Sequence[str]) -> pd.DataFrame:

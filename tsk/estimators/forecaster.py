@@ -30,7 +30,12 @@ from tsk.conformal import (
     with_quantiles,
 )
 from tsk.datasets.calendar import season_length, time_feature_names, with_time_features
-from tsk.datasets.covariates import StaticCovariates, horizon_rows, known_future
+from tsk.datasets.covariates import (
+    StaticCovariates,
+    future_covariates,
+    static_features,
+    with_horizon,
+)
 from tsk.datasets.frames import (
     ID,
     LISTED_SERIES,
@@ -402,12 +407,10 @@ class Forecaster(SequenceEstimator):
                              "them around a point forecast on held-out errors. Choose one "
                              f"(drop conformal=True, or {option}=).")
         if not self._generic_head():
-            generic = sorted(name for kind in (*SEQUENCE_KINDS, *GRID_KINDS)
-                             for name in backbones.available(kind)
-                             if get_task_net("forecast", name) is None)
+            generic = ", ".join(_generic_head_backbones())
             raise ValueError(f"Backbone {self.backbone!r} forecasts with its paper's own network, "
                              f"which forecasts points only: {option}= needs the generic "
-                             f"forecasting head, which backbones {', '.join(generic)} use. Use "
+                             f"forecasting head, which backbones {generic} use. Use "
                              f"one of them, or conformal=True for intervals around "
                              f"{self.backbone!r}'s point forecast.")
 
@@ -552,26 +555,14 @@ class Forecaster(SequenceEstimator):
     def _static_features(self, uids: Sequence[str], static_df: Any = None) -> np.ndarray | None:
         """The static covariates of series `uids`, `[len(uids), S]` (None: the model has none):
         from `static_df` when given, else those of the fit."""
-        if getattr(self, "static_", None) is None:
-            if static_df is not None:
-                raise ValueError("static_df was given, but this model was fit without static "
-                                 "covariates: fit it with static_df to use them.")
-            return None
-        if static_df is not None:
-            return self.static_.encode(static_df, uids)
-        unseen = [uid for uid in uids if uid not in self.static_values_]
-        if unseen:
-            raise ValueError(f"Series {unseen[:LISTED_SERIES]} were not in the fit, so their "
-                             "static covariates are unknown: pass static_df with a row for "
-                             "each.")
-        return np.stack([self.static_values_[uid] for uid in uids])
+        return static_features(getattr(self, "static_", None), getattr(self, "static_values_", {}),
+                               uids, static_df)
 
     def _covariates_error(self, kind: str) -> str:
-        generic = [n for n in backbones.available() if get_task_net("forecast", n) is None]
         return (f"Backbone {self.backbone!r} forecasts with its paper's own network, which reads "
                 f"past covariates only (exogenous=, time_features=), not {kind}. Covariates "
                 f"known ahead (futr_exog) and static_df need a backbone of the generic head: "
-                f"{', '.join(generic)}.")
+                f"{', '.join(_generic_head_backbones())}.")
 
     def _window_dataset(self, arrays: list[np.ndarray], horizon: int,
                         static: np.ndarray | None = None, **options: Any) -> WindowDataset:
@@ -678,17 +669,8 @@ class Forecaster(SequenceEstimator):
             series = self._series(df, self.lookback_)
             contexts = [_tail(s, self.lookback_) for s in series]
             self._warn_unflagged(contexts)
-        futures = None
-        if self.schema_.futr_exog:
-            if futr_df is None:
-                raise ValueError(f"This model reads covariates known ahead (futr_exog="
-                                 f"{list(self.schema_.futr_exog)}): pass futr_df with their "
-                                 f"values over the {self.horizon} steps after each series' end.")
-            futures = known_future(futr_df, contexts, self.schema_.futr_exog, self.horizon,
-                                   self.schema_.layout, self.missing)
-        elif futr_df is not None:
-            raise ValueError("futr_df was given, but this model reads no covariates known ahead: "
-                             "fit it with futr_exog=[...] to use them.")
+        futures = future_covariates(futr_df, contexts, self.schema_.futr_exog, self.horizon,
+                                    self.schema_.layout, self.missing)
         static = self._static_features([c.uid for c in contexts], static_df)
         return self._forecast_frame(contexts, level, quantiles, futures, static)
 
@@ -707,10 +689,8 @@ class Forecaster(SequenceEstimator):
         horizon = 0
         if self._futr_from() is not None:  # the windows run on over the known horizon
             horizon = self.horizon
-            inputs = [np.concatenate([x, sc.transform(horizon_rows(
-                          c, horizon, len(self.schema_.columns), known, self.time_freq_))])
-                      for x, sc, c, known in zip(inputs, scalers, contexts,
-                                                 futures or [None] * len(contexts), strict=True)]
+            inputs = with_horizon(inputs, contexts, scalers, horizon, len(self.schema_.columns),
+                                  futures, self.time_freq_)
         dataset = self._window_dataset(inputs, horizon, static, all_windows=True)
         params = self._window_outputs(dataset)
         if not np.isfinite(params).all():
@@ -1212,6 +1192,13 @@ def _probabilistic_scores(output: ForecastOutput, params: np.ndarray, scaler: St
         scores[f"coverage_{level_name(lv)}"] = coverage(truth[observed], lower, upper)
         scores[f"interval_score_{level_name(lv)}"] = interval_score(truth[observed], lower, upper, lv)
     return scores
+
+
+def _generic_head_backbones() -> list[str]:
+    """The backbones that forecast with the generic head (the others with their paper's own
+    network): those that take covariates known ahead, static ones and probabilistic outputs."""
+    return sorted(name for kind in (*SEQUENCE_KINDS, *GRID_KINDS)
+                  for name in backbones.available(kind) if get_task_net("forecast", name) is None)
 
 
 def _refit_every(refit: Any, n_windows: int) -> int:
