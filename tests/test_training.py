@@ -101,8 +101,9 @@ class _Record(Callback):
 def _small_forecaster(**options):
     import tsk
 
-    return tsk.Forecaster("s4d", horizon=4, lookback=12, d_model=8, n_layers=1, ridge_init=False,
-                          batch_size=4, enable_progress_bar=False, random_state=0, **options)
+    options = {"ridge_init": False, **options}
+    return tsk.Forecaster("s4d", horizon=4, lookback=12, d_model=8, n_layers=1, batch_size=4,
+                          enable_progress_bar=False, random_state=0, **options)
 
 
 @pytest.mark.parametrize("where", ["param", "trainer_kwargs"])
@@ -182,7 +183,36 @@ def test_ema_decay_validates_keeps_and_returns_the_moving_average():
     assert mean_loss(model.net_, loader) == pytest.approx(model.fit_summary_.best_val_loss, rel=1e-4)
 
 
-@pytest.mark.parametrize("decay", [0, 1, 1.5, -0.1, True, "0.99"])
+def test_auto_ema_averages_from_the_ridge_start_over_the_steps_between_validations(monkeypatch):
+    """`ema_decay="auto"` (the default): from the closed-form start the decay is 1 - 1/n for n
+    steps between validations (every `val_check_steps`, else an epoch's steps); from random
+    weights no average."""
+    import math
+
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    from tests.conftest import make_long
+    from tsk import training
+
+    decays = []
+
+    class Recording(EMAWeightAveraging):
+        def __init__(self, decay: float, **kwargs) -> None:
+            decays.append(decay)
+            super().__init__(decay=decay, **kwargs)
+
+    monkeypatch.setattr(training, "EMAWeightAveraging", Recording)
+    data = make_long(n_series=2, length=120)
+    _small_forecaster(ridge_init=None, max_steps=20, val_check_steps=10).fit(data)
+    assert decays == [pytest.approx(0.9)]
+    model = _small_forecaster(ridge_init=None, max_epochs=1).fit(data)
+    steps = math.ceil(len(model._prepare_fit(data).train) / model.batch_size)
+    assert steps > 10 and decays[1:] == [pytest.approx(1 - 1 / steps)]
+    _small_forecaster(max_steps=20, val_check_steps=10).fit(data)  # random weights
+    assert len(decays) == 2
+
+
+@pytest.mark.parametrize("decay", [0, 1, 1.5, -0.1, True, "0.99", "interval"])
 def test_ema_decay_must_be_a_number_in_the_open_unit_interval(decay):
     with pytest.raises(ValueError, match="ema_decay must be a number in"):
         _small_forecaster(ema_decay=decay).fit(None)

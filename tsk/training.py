@@ -390,7 +390,7 @@ def _fit_module(
     patience: int,
     max_steps: int | None = None,
     val_check_steps: int | None = None,
-    ema_decay: float | None = None,
+    ema_decay: float | str | None = None,
     accelerator: str = "auto",
     devices: Any = "auto",
     enable_progress_bar: bool = True,
@@ -410,7 +410,10 @@ def _fit_module(
     runs every `val_check_steps` steps, across epoch ends (`validation_interval`); early
     stopping's `patience` counts validations, not epochs. `ema_decay`: validation, the kept
     checkpoint and so the returned weights are an exponential moving average of the weights
-    (Lightning's `EMAWeightAveraging`, updated every step from the first), not the last step's.
+    (Lightning's `EMAWeightAveraging`, updated every step from the first), not the last step's;
+    `"auto"`: the decay 1 - 1 / n for n training steps between validations
+    (`interval_decay`), so that each validation scores an average of about the weights since
+    the previous one.
 
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
@@ -459,7 +462,10 @@ def _fit_module(
             if persistent:  # the latest
                 callbacks.append(_EveryEpochCheckpoint(dirpath=directory, save_last=True,
                                                        every_seconds=every))
-        if ema_decay is not None:
+        if ema_decay == "auto":
+            ema_decay = interval_decay(interval or epoch_steps(train_loader,
+                                                               kwargs.get("limit_train_batches")))
+        if ema_decay:  # None or 0: the weights themselves
             callbacks.append(EMAWeightAveraging(decay=ema_decay))
         if resume:
             _check_callback_states(last, callbacks)
@@ -529,17 +535,30 @@ def validation_interval(train_loader: DataLoader, max_steps: int | None,
     """
     if val_check_steps is not None:
         return _positive_int("val_check_steps", val_check_steps)
-    per_epoch = len(train_loader)
-    if isinstance(limit_train_batches, int) and not isinstance(limit_train_batches, bool):
-        per_epoch = min(per_epoch, limit_train_batches)
-    elif isinstance(limit_train_batches, float):
-        per_epoch = max(1, int(per_epoch * limit_train_batches))
+    per_epoch = epoch_steps(train_loader, limit_train_batches)
     # a long epoch is cut into equal parts of at most LONG_EPOCH_STEPS, each ending in validation
     every = math.ceil(per_epoch / math.ceil(per_epoch / LONG_EPOCH_STEPS)) if per_epoch else 1
     if max_steps is None:
         return every if every < per_epoch else None
     _positive_int("max_steps", max_steps)
     return max(1, min(every, math.ceil(max_steps / VALIDATIONS_PER_BUDGET)))
+
+
+def epoch_steps(train_loader: DataLoader, limit_train_batches: Any = None) -> int:
+    """Training steps in one epoch of `train_loader`, as Lightning's `limit_train_batches` (a
+    count or a share) leaves them."""
+    per_epoch = len(train_loader)
+    if isinstance(limit_train_batches, int) and not isinstance(limit_train_batches, bool):
+        return min(per_epoch, limit_train_batches)
+    if isinstance(limit_train_batches, float):
+        return max(1, int(per_epoch * limit_train_batches))
+    return per_epoch
+
+
+def interval_decay(steps: int) -> float:
+    """The moving average's decay that spans about `steps` training steps, 1 - 1 / steps (its
+    weights fall by e over `steps` steps); 0, the weights themselves, for one step."""
+    return 1.0 - 1.0 / max(steps, 1)
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -59,12 +59,13 @@ TRAINING_PARAMS = (
                   "`max_steps` says); `patience` counts validations."),
     TrainingParam("patience", 3, "Validations (once per epoch, or every 500 steps or fewer) "
                   "without a better score before stopping."),
-    TrainingParam("ema_decay", None, "Validate, keep and predict with an exponential moving "
+    TrainingParam("ema_decay", "auto", "Validate, keep and predict with an exponential moving "
                   "average of the weights, updated every step with this decay (0.99: about the "
-                  "last 100 steps; Lightning's `EMAWeightAveraging`): steadier to select on a "
-                  "short validation split, but it trails the weights, so a short fit learns "
-                  "less (benchmarks/README.md, 'The training recipe'); None: the weights "
-                  "themselves."),
+                  "last 100 steps; Lightning's `EMAWeightAveraging`); 'auto': from a closed-form "
+                  "start (a `Forecaster`'s ridge start), 1 - 1/n for n steps between "
+                  "validations, so each validation scores the average of about the weights "
+                  "since the previous one, and none otherwise; None: the weights themselves "
+                  "(benchmarks/README.md, 'The training recipe', has the measurements)."),
     TrainingParam("batch_size", 64, "Samples per training step."),
     TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 (`learning_rate_`)."),
     TrainingParam("weight_decay", 0.0, "AdamW's decoupled weight decay (SSM parameters that ask for "
@@ -212,10 +213,11 @@ class SequenceEstimator(BaseEstimator):
                                  f"{'above' if name == 'learning_rate' else 'of at least'} 0, "
                                  f"got {value!r}.")
         decay = self.ema_decay
-        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, int | float | np.number)
-                                  or not 0 < decay < 1):
-            raise ValueError(f"ema_decay must be a number in (0, 1), e.g. 0.99 (None: no "
-                             f"average), got {decay!r}.")
+        if decay not in (None, "auto") and (isinstance(decay, bool | str)
+                                            or not isinstance(decay, int | float | np.number)
+                                            or not 0 < decay < 1):
+            raise ValueError(f"ema_decay must be a number in (0, 1), e.g. 0.99, 'auto' or None "
+                             f"(no average), got {decay!r}.")
         for name in ("d_model", "n_layers"):
             if getattr(self, name, None) is not None:
                 self._check_positive_ints(name)
@@ -290,7 +292,7 @@ class SequenceEstimator(BaseEstimator):
         summary = fit_module(
             module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
             max_steps=self.max_steps, val_check_steps=self.val_check_steps,
-            ema_decay=self.ema_decay, accelerator=self.accelerator, devices=self.devices,
+            ema_decay=self._ema_decay(data), accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs, verbose=self.verbose,
             keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,
             fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
@@ -299,6 +301,13 @@ class SequenceEstimator(BaseEstimator):
         self._check_converged(net, summary)
         summary.baselines = baselines
         return summary
+
+    def _ema_decay(self, data: FitData) -> float | str | None:
+        """`ema_decay` for this fit: 'auto' averages only from a closed-form start, where it was
+        measured to help (the interval's decay, `tsk.training.interval_decay`)."""
+        if self.ema_decay == "auto" and data.warm_start is None:
+            return None
+        return self.ema_decay
 
     def _check_converged(self, net: nn.Module, summary: FitSummary) -> None:
         """Raise when the fit diverged: every validated epoch's loss non-finite (and no finite
