@@ -556,8 +556,9 @@ def epoch_steps(train_loader: DataLoader, limit_train_batches: Any = None) -> in
 
 
 def interval_decay(steps: int) -> float:
-    """The moving average's decay that spans about `steps` training steps, 1 - 1 / steps (its
-    weights fall by e over `steps` steps); 0, the weights themselves, for one step."""
+    """The moving average's decay that spans about `steps` training steps, 1 - 1 / steps (a
+    step's share of the average falls by a factor e over the next `steps` steps); 0, the
+    weights themselves, for one step."""
     return 1.0 - 1.0 / max(steps, 1)
 
 
