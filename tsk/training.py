@@ -411,9 +411,10 @@ def _fit_module(
     stopping's `patience` counts validations, not epochs. `ema_decay`: validation, the kept
     checkpoint and so the returned weights are an exponential moving average of the weights
     (Lightning's `EMAWeightAveraging`, updated every step from the first), not the last step's;
-    `"auto"`: the decay 1 - 1 / n for n training steps between validations
+    `"auto"`: from a start kept as a candidate (`keep_start_if_better`, a closed-form start,
+    where it was measured to help) the decay 1 - 1 / n for n training steps between validations
     (`interval_decay`), so that each validation scores an average of about the weights since
-    the previous one.
+    the previous one; from any other start no average.
 
     `trainer_kwargs` go to `lightning.Trainer` unchanged (e.g. `strategy="ddp"`, `precision`).
     `keep_start_if_better`: the weights before training (e.g. a closed-form warm start) count as
@@ -463,8 +464,8 @@ def _fit_module(
                 callbacks.append(_EveryEpochCheckpoint(dirpath=directory, save_last=True,
                                                        every_seconds=every))
         if ema_decay == "auto":
-            ema_decay = interval_decay(interval or epoch_steps(train_loader,
-                                                               kwargs.get("limit_train_batches")))
+            ema_decay = keep_start_if_better and interval_decay(
+                interval or epoch_steps(train_loader, kwargs.get("limit_train_batches")))
         if ema_decay:  # None or 0: the weights themselves
             callbacks.append(EMAWeightAveraging(decay=ema_decay))
         if resume:

@@ -213,7 +213,7 @@ class SequenceEstimator(BaseEstimator):
                                  f"{'above' if name == 'learning_rate' else 'of at least'} 0, "
                                  f"got {value!r}.")
         decay = self.ema_decay
-        if decay not in (None, "auto") and (isinstance(decay, bool | str)
+        if decay not in (None, "auto") and (isinstance(decay, bool)
                                             or not isinstance(decay, int | float | np.number)
                                             or not 0 < decay < 1):
             raise ValueError(f"ema_decay must be a number in (0, 1), e.g. 0.99, 'auto' or None "
@@ -292,7 +292,7 @@ class SequenceEstimator(BaseEstimator):
         summary = fit_module(
             module, train_loader, val_loader, max_epochs=max_epochs, patience=self.patience,
             max_steps=self.max_steps, val_check_steps=self.val_check_steps,
-            ema_decay=self._ema_decay(data), accelerator=self.accelerator, devices=self.devices,
+            ema_decay=self.ema_decay, accelerator=self.accelerator, devices=self.devices,
             enable_progress_bar=self.enable_progress_bar, trainer_kwargs=kwargs, verbose=self.verbose,
             keep_start_if_better=data.warm_start is not None, checkpoint_dir=checkpoint_dir,
             fingerprint=self._fingerprint(data.digest) if checkpoint_dir is not None else None,
@@ -301,13 +301,6 @@ class SequenceEstimator(BaseEstimator):
         self._check_converged(net, summary)
         summary.baselines = baselines
         return summary
-
-    def _ema_decay(self, data: FitData) -> float | str | None:
-        """`ema_decay` for this fit: 'auto' averages only from a closed-form start, where it was
-        measured to help (the interval's decay, `tsk.training.interval_decay`)."""
-        if self.ema_decay == "auto" and data.warm_start is None:
-            return None
-        return self.ema_decay
 
     def _check_converged(self, net: nn.Module, summary: FitSummary) -> None:
         """Raise when the fit diverged: every validated epoch's loss non-finite (and no finite
