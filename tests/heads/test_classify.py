@@ -152,13 +152,32 @@ def test_bad_pooling_is_refused():
 
 
 @pytest.mark.parametrize("patch_len", [None, 4])
+def test_grid_tokens_tell_the_channels_apart(patch_len):
+    """Two channels holding the same series get different tokens (each channel's own scale
+    and shift of the shared embedding), and differ by exactly those."""
+    torch.manual_seed(0)
+    frontend = GridTokens(8, 3, patch_len)
+    with torch.no_grad():
+        frontend.channels.scale[1] = torch.linspace(0.5, 2.0, 8)
+    series = torch.randn(2, 20, 1).expand(2, 20, 3)
+    tokens, _ = frontend(series, None)
+    per_channel = tokens.view(2, tokens.shape[1], 3, 8)
+    assert (per_channel[:, :, 0] - per_channel[:, :, 1]).abs().min() > 0
+    shared = (frontend.embed(series[..., :1], None)[0] if patch_len
+              else frontend.embed(series[..., :1]))
+    for c in range(3):
+        torch.testing.assert_close(per_channel[:, :, c], shared * frontend.channels.scale[c]
+                                   + frontend.channels.shift[c])
+
+
+@pytest.mark.parametrize("patch_len", [None, 4])
 def test_a_grid_backbone_reads_the_channels_as_variates_independently_of_the_batch(patch_len):
     """Chimera through GridTokens / GridAsSequence: padding never reaches a series' logits, and
     every channel reaches them."""
     torch.manual_seed(0)
     options = {**SMALL, "d_state": 2}
     net = ClassifyNet(GridAsSequence(backbones.create("chimera", **options), 8), n_in=2,
-                      n_classes=3, d_model=8, frontend=GridTokens(8, patch_len),
+                      n_classes=3, d_model=8, frontend=GridTokens(8, 2, patch_len),
                       backward=GridAsSequence(backbones.create("chimera", **options), 8)).eval()
     series = _series([13, 40, 27, 5, 1])
     with torch.no_grad():

@@ -247,7 +247,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
         d_model, dropout = backbone.config.d_model, backbone.config.dropout
         frontend = self._frontend(d_model)
         if self._grid():  # the channels are its variates
-            frontend = GridTokens(d_model, self.patch_len)
+            frontend = GridTokens(d_model, self.n_channels_, self.patch_len)
             backbone = GridAsSequence(backbone, d_model)
             backward = None if backward is None else GridAsSequence(backward, d_model)
         net = ClassifyNet(

@@ -19,6 +19,7 @@ from torch import nn
 
 from tsk.backbones import is_causal
 from tsk.backbones.common import Dropout
+from tsk.heads.channels import ChannelAffine
 
 CLASSIFY_KINDS = ("sequence", "grid")  # the backbone kinds the classification head takes
 POOLINGS = ("mean", "last", "attention")
@@ -206,12 +207,13 @@ class GridTokens(nn.Module):
     each channel embedded on its own (its steps, or its patches of `patch_len` steps every
     `patch_len // 2`) by one map shared by the channels. Channels stay apart in the feature axis,
     so masking, pooling and reversal along time treat them as one sequence; `GridAsSequence`
-    unfolds them into the backbone's variates."""
+    unfolds them into the backbone's variates. `ChannelAffine` then tells the channels apart."""
 
-    def __init__(self, d_model: int, patch_len: int | None = None) -> None:
+    def __init__(self, d_model: int, channels: int, patch_len: int | None = None) -> None:
         super().__init__()
         self.embed = (nn.Linear(1, d_model) if patch_len is None
                       else PatchTokens(1, d_model, patch_len, max(patch_len // 2, 1)))
+        self.channels = ChannelAffine(channels, d_model)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -223,8 +225,8 @@ class GridTokens(nn.Module):
             tokens, _ = self.embed(series, None)
             if lengths is not None:
                 lengths = patch_count(lengths, self.embed.patch_len, self.embed.stride)
-        tokens = tokens.view(batch, channels, tokens.shape[1], -1)  # [B, C, T, d_model]
-        return tokens.transpose(1, 2).flatten(2), lengths
+        tokens = self.channels(tokens.view(batch, channels, tokens.shape[1], -1))
+        return tokens.transpose(1, 2).flatten(2), lengths  # [B, T, C * d_model]
 
 
 class GridAsSequence(nn.Module):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tsk.backbones.common import Dropout
+from tsk.heads.channels import ChannelAffine
 from tsk.heads.distributions import POINT, ForecastOutput
 
 SEQUENCE_KINDS = ("sequence",)  # the backbone kinds the generic forecasting heads take
@@ -447,8 +448,9 @@ class GridForecastNet(ForecastNet):
     """Variates x time for a grid backbone (Chimera): every channel's window is tokenized on its
     own (time steps or patches, one embedding shared by the channels), the backbone reads the
     `[B, V, T, d_model]` grid of all channels' tokens (targets, exogenous and calendar channels
-    alike), and the generic head (with its ridge skip) maps each target channel's tokens to its
-    horizon, shared by the target channels as a channel-independent head is.
+    alike, each told apart by its own `ChannelAffine` scale and shift), and the generic head
+    (with its ridge skip) maps each target channel's tokens to its horizon, shared by the target
+    channels as a channel-independent head is.
 
     Input `[B, L, n_in]` (targets first) -> forecast `[B, H, n_out]` (with a probabilistic
     `output`: its parameters `[B, H, n_out, k]`).
@@ -463,6 +465,7 @@ class GridForecastNet(ForecastNet):
         super().__init__(backbone, lookback, horizon, 1, 1, d_model, head_dim, dropout,
                          instance_norm, patch_len, n_calendar, output=output)  # embed, head: 1 channel
         self.n_out = n_out  # target channels: the ridge skip is fit on each of them
+        self.channels = ChannelAffine(n_in, d_model)
         self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
                                      futr_first, dropout)
 
@@ -473,7 +476,7 @@ class GridForecastNet(ForecastNet):
         known = self.covariates.features(futr, window)
         series = x.transpose(1, 2).reshape(batch * n_var, length, 1)  # each channel alone
         tokens = self.covariates.condition(self.embed(series), known, static)  # [B * V, T, d]
-        grid = self.backbone(tokens.view(batch, n_var, *tokens.shape[1:]))  # [B, V, T, d_model]
+        grid = self.backbone(self.channels(tokens.view(batch, n_var, *tokens.shape[1:])))  # [B, V, T, d]
         targets = grid[:, : self.n_out].flatten(0, 1)  # [B * n_out, T, d_model]
         inputs = series.view(batch, n_var, length, 1)[:, : self.n_out].flatten(0, 1)
         shift = self.covariates.forecast(known)  # [B, H, n_out] -> each target channel's
