@@ -259,6 +259,29 @@ def test_val_df_is_used_for_early_stopping(wide_df):
     assert model.contexts_["series"].ds[-1] == train.ds.iloc[-1]
 
 
+def test_a_large_validation_set_is_thinned_to_every_kth_window_scoring_every_row(
+        wide_df, monkeypatch):
+    """Past VALIDATION_SAMPLES the fit validates on every k-th window of each series: fewer
+    samples, every channel, and still every validation row among some window's targets."""
+    from tsk.estimators import forecaster
+
+    model = tsk.Forecaster("lstm", **{**TINY, "horizon": 8})
+    full = model._prepare_fit(wide_df).validation
+    monkeypatch.setattr(forecaster, "VALIDATION_SAMPLES", len(full) // 3)
+    thinned = model._prepare_fit(wide_df).validation
+    assert len(thinned) <= len(full) // 3 + thinned.channels  # and each series' last window
+    windows = [thinned.window_of(i) for i in range(len(thinned))]
+    starts = sorted({start for _, start, _ in windows})
+    assert all(0 < b - a <= 8 for a, b in zip(starts, starts[1:], strict=False))
+    assert {channel for *_, channel in windows} == set(range(thinned.channels))
+    scored = {start + model.lookback_ + h for start in starts for h in range(8)}
+    every_row = {start + model.lookback_ + h for _, start, _ in
+                 (full.window_of(i) for i in range(len(full))) for h in range(8)}
+    assert scored == every_row
+    monkeypatch.setattr(forecaster, "VALIDATION_SAMPLES", 1)  # at most the horizon apart
+    assert len(model._prepare_fit(wide_df).validation) >= len(full) // 8
+
+
 def test_gluonts_datasets():
     from gluonts.dataset.common import ListDataset
     from gluonts.dataset.pandas import PandasDataset

@@ -37,6 +37,23 @@ def test_batches_are_the_windows_sliced_by_hand(channel_independent):
         assert torch.equal(single["inputs"], batch["inputs"][row])
 
 
+@pytest.mark.parametrize("channel_independent", [True, False])
+def test_a_window_step_keeps_every_kth_start_of_each_series_with_all_its_channels(
+        channel_independent):
+    arrays = _series()
+    full = WindowDataset(arrays, 5, 3, 2, channel_independent, [(2, 20), None, (0, 4)])
+    every3 = WindowDataset(arrays, 5, 3, 2, channel_independent, [(2, 20), None, (0, 4)],
+                           window_step=3)
+    kept = [every3.window_of(i) for i in range(len(every3))]
+    first, last = {0: 2, 1: 0, 2: 0}, {0: 19, 1: 9, 2: 3}
+    expected = [w for w in (full.window_of(i) for i in range(len(full)))
+                if (w[1] - first[w[0]]) % 3 == 0 or w[1] == last[w[0]]]
+    assert kept == expected  # each series' starts lo, lo + 3, ... and its last, every channel
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="window_step must be a positive integer"):
+            WindowDataset(arrays, 5, 3, 2, channel_independent, window_step=bad)
+
+
 def test_loader_batches_and_prediction_windows():
     arrays = _series()
     data = WindowDataset(arrays, 4, 0, 2, True)  # horizon 0: inputs only

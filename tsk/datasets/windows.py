@@ -11,8 +11,9 @@ from torch.utils.data import Dataset
 
 
 class WindowDataset(Dataset):
-    """Every window of every series, stride 1, none dropped: items are batch mappings,
-    `{"inputs": x[lookback, F], "targets": y[horizon, C']}`.
+    """Every window of every series, stride 1 (or every `window_step`-th start of each series
+    and its last, so that a step up to the horizon still leaves no row unscored), none dropped:
+    items are batch mappings, `{"inputs": x[lookback, F], "targets": y[horizon, C']}`.
 
     `arrays` are `[T, C + E]` (targets first). With `channel_independent=True` each target
     channel is its own sample: `x` holds that channel and the `n_exog` exogenous columns, `y` that
@@ -50,7 +51,10 @@ class WindowDataset(Dataset):
         futr_from: int | None = None,
         static: np.ndarray | None = None,
         all_windows: bool = False,
+        window_step: int = 1,
     ) -> None:
+        if not isinstance(window_step, int) or window_step < 1:
+            raise ValueError(f"window_step must be a positive integer, got {window_step!r}.")
         parts = [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
         self.lookback, self.horizon, self.n_targets = lookback, horizon, n_targets
         self.channel_independent = channel_independent
@@ -61,7 +65,7 @@ class WindowDataset(Dataset):
             lo, hi = (0, len(values) - span + 1) if starts is None or starts[i] is None else starts[i]
             hi = min(hi, len(values) - span + 1)
             if hi > lo:
-                first = np.arange(lo, hi)
+                first = np.unique(np.r_[np.arange(lo, hi, window_step), hi - 1])
                 if horizon and not all_windows:  # the windows with an observed target to learn
                     seen = np.r_[0, np.cumsum(~np.isnan(values[:, :n_targets]).all(axis=1))]
                     observed = seen[first + span] > seen[first + lookback]

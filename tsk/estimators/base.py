@@ -273,7 +273,8 @@ class SequenceEstimator(BaseEstimator):
                          "persistent_workers": self.num_workers > 0, "collate_fn": data.collate}
         val_loader = None
         if data.validation is not None:
-            val_loader = DataLoader(data.validation, **loader_kwargs)
+            val_loader = DataLoader(data.validation, **{**loader_kwargs,
+                                                        "batch_size": self._eval_batch_size})
         big = {**loader_kwargs, "batch_size": max(self.batch_size, 1024)}  # closed-form passes
         if data.warm_start is not None:
             data.warm_start(net, DataLoader(data.train, **big), val_loader)
@@ -352,13 +353,19 @@ class SequenceEstimator(BaseEstimator):
         return {"estimator": type(self).__name__,
                 "params": json.loads(json.dumps(params, default=repr)), "data": data_digest}
 
+    @property
+    def _eval_batch_size(self) -> int:
+        """Samples per batch where nothing trains (validation, prediction): larger than the
+        training batch, since a forward pass alone holds no activations for a backward."""
+        return max(self.batch_size, 256)
+
     def _predict_outputs(self, dataset: Dataset, batch_size: int | None = None,
                          collate: Callable[[list[Any]], Any] | None = None,
                          net: nn.Module | None = None) -> list[Any]:
         """The fitted network's (or `net`'s) output for every batch of `dataset`, in order, on
         the CPU."""
         # its own generator: iterating a DataLoader would otherwise draw from the global RNG
-        loader = DataLoader(dataset, batch_size=batch_size or max(self.batch_size, 256),
+        loader = DataLoader(dataset, batch_size=batch_size or self._eval_batch_size,
                             generator=torch.Generator(), collate_fn=collate)
         return predict_batches(self.net_ if net is None else net, loader, self._device())
 

@@ -84,6 +84,13 @@ logger = logging.getLogger(__name__)
 TOKEN_LAYOUTS = ("time", "patches", "variates")
 LONG_LOOKBACK = 336
 CUTOFF = "cutoff"  # `cross_validation`'s column of each window's forecast origin (Nixtla's name)
+VALIDATION_SAMPLES = 16_384
+"""Validation samples a fit scores, at most (give or take each series' last window). Beyond
+that it validates on every k-th window of each validation series and its last (k at most the
+horizon, so every validation row is still scored): stride-1 windows overlap in all but one
+row, so the loss barely moves, while a pass over all of them can cost as much as the training
+between two validations (20% of a 36,000-row, 21-channel series is ~149,000 windows;
+benchmarks/results/profile_default_fit.md)."""
 SHORT_SERIES_SHARE = 6
 """A short series' default lookback is at most this fraction of what it leaves after the horizon:
 on ILI's 676 training weeks a third (217 steps) left the linear start worse (2.18-2.24 MSE
@@ -96,10 +103,11 @@ class Forecaster(SequenceEstimator):
 
     Data: a long frame (`unique_id`, `ds`, `y`, exogenous...) or a wide one (`ds` + one column
     per channel), or a GluonTS dataset. `fit` splits each series by time (the last
-    `validation_size` of it validates, unless `val_df` is given), standardizes each series and
-    channel with statistics of its training rows, trains on every stride-1 window with early
-    stopping and restores the best checkpoint. `predict` returns the next `horizon` timestamps in
-    the original scale. Unsorted rows are sorted.
+    `validation_size` of it validates, unless `val_df` is given; past `VALIDATION_SAMPLES`
+    windows, every k-th), standardizes each series and channel with statistics of its training
+    rows, trains on every stride-1 window with early stopping and restores the best checkpoint.
+    `predict` returns the next `horizon` timestamps in the original scale. Unsorted rows are
+    sorted.
 
     Messy data (docs/data.md, `tsk.datasets.frames`): `missing="raise"` (default) refuses NaN
     values, `"mask"` keeps them out of the loss, the scaling and the window normalization and
@@ -288,12 +296,15 @@ class Forecaster(SequenceEstimator):
         )
         val_set, skipped = None, {"training": train_set.n_unobserved}
         if validation:
-            val_set = self._window_dataset(
-                [scalers[v.uid].transform(v.values) for v, _ in validation], self.horizon,
-                self._static_features([v.uid for v, _ in validation]),
-                starts=[(max(cut - lookback, 0), len(v)) for v, cut in validation],
-            )
+            val_arrays = [scalers[v.uid].transform(v.values) for v, _ in validation]
+            val_options = {"static": self._static_features([v.uid for v, _ in validation]),
+                           "starts": [(max(cut - lookback, 0), len(v)) for v, cut in validation]}
+            val_set = self._window_dataset(val_arrays, self.horizon, **val_options)
             skipped["validation"] = val_set.n_unobserved
+            if len(val_set) > VALIDATION_SAMPLES:
+                step = min(self.horizon, -(-len(val_set) // VALIDATION_SAMPLES))
+                val_set = self._window_dataset(val_arrays, self.horizon, window_step=step,
+                                               **val_options)
             if len(val_set) == 0:
                 val_set = None
         if any(skipped.values()):
