@@ -3,6 +3,7 @@ errors."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
 from pathlib import Path
@@ -447,6 +448,15 @@ def test_classify_an_archive_set_then_predict_with_the_saved_model(tmp_path, cap
     assert labelled.label.tolist() == predictions.label.astype(str).tolist()  # CSV read "1" as 1
     pd.testing.assert_frame_equal(labelled.drop(columns="label"),
                                   predictions.drop(columns=["true_label", "label"]))
+
+
+def test_patch_len_takes_a_number_of_steps_or_auto():
+    from tsk.cli import _patch_len
+
+    assert _patch_len("auto") == "auto" and _patch_len("8") == 8
+    for bad in ("0", "x", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _patch_len(bad)
 
 
 def test_classify_long_tables_with_a_label_column(tmp_path, capsys):

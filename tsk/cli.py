@@ -648,6 +648,19 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _patch_len(text: str) -> int | str:
+    """`--patch-len`: a positive number of steps, or 'auto' (a usage error otherwise)."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of steps or 'auto': {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of steps")
+    return value
+
+
 def _probability(text: str) -> float:
     """A quantile's probability, strictly between 0 and 1 (a usage error otherwise)."""
     try:
@@ -796,8 +809,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-layers", type=int, default=None)
     p.add_argument("--pooling", default="mean", choices=["mean", "last", "attention"])
     p.add_argument("--bidirectional", action="store_true", help="also read each series backwards")
-    p.add_argument("--patch-len", type=int, default=None, help="tokens of this many steps "
-                   "(default: one token per step)")
+    p.add_argument("--patch-len", type=_patch_len, default="auto", help="tokens of this many "
+                   "steps, or 'auto' (default: one token per step, patches of 8 for a grid "
+                   "backbone on series of 64 steps or more)")
     p.add_argument("--max-epochs", type=int, default=None, help="default: the Classifier's")
     p.add_argument("--max-steps", type=int, default=None,
                    help="a training budget in optimizer steps (validated every tenth)")

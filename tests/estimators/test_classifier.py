@@ -215,6 +215,29 @@ def test_a_grid_backbone_reads_the_channels_as_variates():
     assert clf.score(X_test, y_test) >= 0.8
 
 
+def test_auto_patches_only_a_grid_backbones_long_series(tmp_path):
+    """patch_len="auto": patches of 8 for Chimera on series of 64 steps or more, one step a
+    token below that and for every sequence backbone; a number or None is kept as given, and a
+    saved model reads its tokens as it was fit."""
+    from tsk.heads.classify import PatchTokens
+
+    tiny = {**FAST, "max_epochs": 1, "backbone_kwargs": {"d_state": 2}}
+    X, y = waves(8, length=classifier_module.GRID_PATCH_MIN_LENGTH, channels=2)
+    grid = tsk.Classifier("chimera", **tiny).fit(X, y)
+    assert grid.patch_len_ == classifier_module.GRID_PATCH_LEN
+    assert isinstance(grid.net_.embed.embed, PatchTokens)
+    short = tsk.Classifier("chimera", **tiny).fit(X[..., :-1], y)
+    assert short.patch_len_ is None
+    assert tsk.Classifier("s4d", **{**FAST, "max_epochs": 1}).fit(X, y).patch_len_ is None
+    assert tsk.Classifier("chimera", patch_len=None, **tiny).fit(X, y).patch_len_ is None
+    assert tsk.Classifier("s4d", patch_len=4, **{**FAST, "max_epochs": 1}).fit(X, y).patch_len_ == 4
+    loaded = tsk.load(grid.save(tmp_path / "grid"))
+    assert loaded.patch_len_ == grid.patch_len_
+    np.testing.assert_allclose(loaded.predict_proba(X), grid.predict_proba(X), rtol=1e-5)
+    with pytest.raises(ValueError, match="patch_len"):
+        tsk.Classifier("s4d", patch_len="8", **FAST).fit(X, y)
+
+
 def test_a_speech_classifier_refuses_a_grid_backbone():
     with pytest.raises(ValueError, match="chimera' is a grid backbone"):
         tsk.SpeechClassifier("chimera").fit([np.zeros(1600)] * 2, [0, 1], sample_rate=16000)
