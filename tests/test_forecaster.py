@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import lightning as L
@@ -238,9 +239,21 @@ def test_a_moved_checkpoint_folder_resumes_with_its_best_epoch(tmp_path, long_df
         assert torch.equal(value, moved.net_.state_dict()[name]), name
 
 
-def test_load_errors(tmp_path):
+def test_load_errors(tmp_path, long_df):
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         tsk.load(tmp_path)
+    from safetensors.torch import load_file, save_file
+
+    from tsk import io
+
+    folder = tsk.Forecaster("lstm", **TINY).fit(long_df).save(tmp_path / "model")
+    weights = load_file(folder / "model.safetensors")
+    save_file(dict(list(weights.items())[1:]), folder / "model.safetensors")  # an older network's
+    config = json.loads((folder / "config.json").read_text())
+    config["checksums"]["model.safetensors"] = io._sha256(folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="saved weights do not fit .* fit the model again"):
+        tsk.load(folder)
 
 
 def test_predict_on_new_history_and_unseen_series(long_df):

@@ -393,7 +393,14 @@ class SequenceEstimator(BaseEstimator):
         estimator = cls(**config["params"])
         estimator._restore_state(config["state"], arrays)
         net = estimator._build_net()
-        net.load_state_dict(weights)
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as error:  # weights of a network this tsk no longer builds
+            saved = config.get("versions", {}).get("tsk", "an unknown version")
+            raise ValueError(f"The saved weights do not fit the {type(net).__name__} this tsk "
+                             f"builds for these parameters (saved by tsk {saved}; the network "
+                             f"has changed since): fit the model again and save it. {error}"
+                             ) from None
         estimator.net_ = net.eval()
         return estimator
 
