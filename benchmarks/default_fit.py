@@ -33,28 +33,19 @@ COLUMNS = ["version", "backbone", "wall_s", "train_s", "validation_s", "validati
 ROWS, FIT_ROWS = 40_000, 36_000
 
 
-def ett(data_dir: str, name: str):
-    import pandas as pd
-
-    root = Path(data_dir)
-    for path in (root / "forecasting" / "ETT-small" / f"{name}.csv.gz",
-                 root / "ETT-small" / f"{name}.csv.gz", root / "ETT-small" / f"{name}.csv"):
-        if path.is_file():
-            return pd.read_csv(path, parse_dates=["date"])
-    raise FileNotFoundError(f"{name}.csv(.gz) not found under {root}/[forecasting/]ETT-small.")
-
-
 def series_36k_x21(data_dir: str):
     """The 40,000 x 21 wide frame (`ds` + 21 channels) described in the module docstring."""
     import pandas as pd
 
-    m1, m2 = ett(data_dir, "ETTm1"), ett(data_dir, "ETTm2")
+    from tsk.datasets import load_ett
+
+    m1, m2 = load_ett("ETTm1", data_dir).frame, load_ett("ETTm2", data_dir).frame
     late = len(m1) - ROWS
     parts = [m1.iloc[:ROWS], m2.iloc[:ROWS], m1.iloc[late:late + ROWS]]
-    columns = [part.drop(columns="date").reset_index(drop=True).add_prefix(f"{tag}_")
+    columns = [part.drop(columns="ds").reset_index(drop=True).add_prefix(f"{tag}_")
                for tag, part in zip(("m1", "m2", "m1late"), parts, strict=True)]
     frame = pd.concat(columns, axis=1)
-    frame.insert(0, "ds", m1["date"].iloc[:ROWS].reset_index(drop=True))
+    frame.insert(0, "ds", m1["ds"].iloc[:ROWS].reset_index(drop=True))
     return frame
 
 
