@@ -24,7 +24,8 @@ ALL_RESULTS = RESULTS.parent / "RESULTS.md"
 # the generated pages RESULTS.md gathers, in this order (the ones that exist)
 PAGES = ("accuracy", "classification", "smnist", "speech", "tuning", "kernels", "kernels_gpu",
          "kernels_lstm_scan", "kernels_selective_scan_quiet_2threads", "tokens_speed", "fft_length",
-         "fft_backward", "closed_loop", "throughput", "profile_default_fit", "kernels_scan2d", "chimera",
+         "fft_backward", "closed_loop", "throughput", "profile_default_fit", "kernels_scan2d",
+         "kernels_scan2d_gpu", "kernels_lstm_scan_gpu", "chimera",
          "video", "points", "vision", "s4_kernel_speed", "m4")
 
 ANCHORS = Path(__file__).parent / "anchors.csv"  # the published numbers and their sources

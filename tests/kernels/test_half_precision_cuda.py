@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tsk.kernels import fftconv, linear_scan, lstm_scan, selective_scan
+from tsk.kernels import fftconv, linear_scan, lstm_scan, scan2d, selective_scan
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU (Triton's compiled kernels in bf16/fp16)")
@@ -72,8 +72,27 @@ def _lstm_case(gen):
     return [gates_x, R, bias], call
 
 
+def _scan2d_case(gen):
+    batch, channels, n_var, length, state = 2, 5, 4, 37, 6
+    grid = (batch, channels, n_var, length)
+    tensors = [torch.randn(*grid, generator=gen),
+               0.05 + 0.5 * torch.rand(*grid, generator=gen),
+               0.05 + 0.5 * torch.rand(*grid, generator=gen),
+               -0.2 - 3 * torch.rand(channels, state, generator=gen),
+               0.1 * torch.randn(channels, state, generator=gen),
+               0.1 * torch.randn(channels, state, generator=gen),
+               -0.2 - 3 * torch.rand(channels, state, generator=gen),
+               *(torch.randn(batch, state, n_var, length, generator=gen) for _ in range(4)),
+               torch.randn(channels, generator=gen)]
+
+    def call(*args, backend):
+        return scan2d(*args, backend=backend)[0]
+
+    return tensors, call
+
+
 CASES = {"selective_scan": _selective_scan_case, "linear_scan": _linear_scan_case,
-         "fftconv": _fftconv_case, "lstm_scan": _lstm_case}
+         "fftconv": _fftconv_case, "lstm_scan": _lstm_case, "scan2d": _scan2d_case}
 
 
 def _outputs_and_grads(tensors, call, backend):

@@ -38,7 +38,8 @@ def _run(args, state0, backend, seed=1):
     init = None if state0 is None else tuple(h.detach().clone().requires_grad_() for h in state0)
     y, (h1, h2) = scan2d(**leaves, initial_state=init, output_final_state=True, backend=backend)
     gen = torch.Generator().manual_seed(seed)
-    loss = sum((x * torch.randn(x.shape, generator=gen, dtype=x.dtype)).sum() for x in (y, h1, h2))
+    loss = sum((x * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)).sum()
+               for x in (y, h1, h2))
     wrt = [*leaves.values(), *(init or ())]
     return (y, h1, h2), torch.autograd.grad(loss, wrt)
 
