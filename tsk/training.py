@@ -26,6 +26,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
+from tsk.allocator import keep_freed_memory
 from tsk.inference import BATCH_INPUTS, FitSummary, run_net
 
 logger = logging.getLogger(__name__)
@@ -376,7 +377,9 @@ def lightning_output(verbose: bool) -> Iterator[None]:
 def fit_module(module: TaskModule, train_loader: DataLoader, val_loader: DataLoader | None, *,
                verbose: bool = False, **options: Any) -> FitSummary:
     """`_fit_module` (the training itself; its docstring has the options), with Lightning's
-    messages shown only when `verbose`."""
+    messages shown only when `verbose`. Freed memory is kept for the next step's reuse
+    (`tsk.allocator`)."""
+    keep_freed_memory()
     with lightning_output(verbose):
         return _fit_module(module, train_loader, val_loader, **options)
 
