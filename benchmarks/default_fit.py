@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "default_fit.csv"
-COLUMNS = ["version", "backbone", "batch_size", "wall_s", "train_s", "validation_s", "validations",
+COLUMNS = ["version", "backbone", "batch_size", "learning_rate", "wall_s", "train_s",
+           "validation_s", "validations",
            "train_steps", "epochs", "steps_between_validations", "test_mse", "test_mae",
            "rows", "channels", "machine", "threads", "torch", "date"]
 ROWS, FIT_ROWS = 40_000, 36_000
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="a batch size other than the default (a probe; the row says which)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="a learning rate other than the default (a probe; the row says which)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.before:
@@ -89,6 +92,8 @@ def main() -> None:
     frame = series_36k_x21(args.data_dir)
     clock = Clock()
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    if args.learning_rate is not None:
+        batch["learning_rate"] = args.learning_rate
     model = tsk.Forecaster(args.backbone, horizon=96, random_state=args.seed,
                            enable_progress_bar=False, trainer_kwargs={"callbacks": [clock]},
                            **batch)
@@ -99,6 +104,7 @@ def main() -> None:
     summary = model.fit_summary_
     row = {
         "version": args.version, "backbone": args.backbone, "batch_size": model.batch_size,
+        "learning_rate": model.learning_rate_,
         "wall_s": round(wall, 1),
         "train_s": round(summary.train_seconds, 1), "validation_s": round(clock.validation, 1),
         # the first validation scores the ridge start before any step

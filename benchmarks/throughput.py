@@ -82,8 +82,9 @@ def measure_tsk(args: argparse.Namespace) -> dict:
 
     clock, times = step_clock(Callback)
     steps = args.steps + args.warmup
+    batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
     model = tsk.Forecaster(args.model, horizon=96, max_epochs=1, enable_progress_bar=False,
-                           random_state=0, trainer_kwargs={"limit_train_batches": steps,
+                           random_state=0, **batch, trainer_kwargs={"limit_train_batches": steps,
                                                            "limit_val_batches": 1,
                                                            "callbacks": [clock]})
     model.fit(ettm1_train(args.data_dir))
@@ -126,6 +127,8 @@ def run(python: str, kind: str, model: str, args: argparse.Namespace,
         env["PYTHONPATH"] = tsk_root
     command = [python, __file__, "--measure", kind, "--model", model, "--data-dir", args.data_dir,
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if kind == "tsk" and args.batch_size is not None:
+        command += ["--batch-size", str(args.batch_size)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
@@ -183,6 +186,8 @@ def main() -> None:
     parser.add_argument("--after-name", default="after")
     parser.add_argument("--peer-python", default=None, help="a Python with neuralforecast")
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="tsk's batch size (default: the Forecaster's); rows record it")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of every measurement (the median is recorded)")
