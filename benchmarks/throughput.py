@@ -37,7 +37,7 @@ RESULTS = Path(__file__).parent / "results" / "throughput.csv"
 # test accuracy of the same versions' default fits (benchmarks/accuracy.py rows with a version)
 ACCURACY = RESULTS.with_name("throughput_accuracy.csv")
 COLUMNS = ["model", "version", "windows_per_s", "ms_per_step", "batch", "steps", "params",
-           "epoch_36k_x21_s", "machine", "torch", "date"]
+           "epoch_36k_x21_s", "machine", "torch", "date", "run"]
 WINDOWS_36K_X21 = (round(0.8 * 36000) - 336 - 96 + 1) * 21
 ETTM1_TRAIN_ROWS = 12 * 30 * 24 * 4
 
@@ -120,15 +120,15 @@ def measure_peer(args: argparse.Namespace) -> dict:
 
 
 def run(python: str, kind: str, model: str, args: argparse.Namespace,
-        tsk_root: str | None = None) -> dict:
+        tsk_root: str | None = None, batch_size: int | None = None) -> dict:
     """One measurement in a fresh process (its tsk from `tsk_root` when given)."""
     env = dict(os.environ)
     if tsk_root is not None:
         env["PYTHONPATH"] = tsk_root
     command = [python, __file__, "--measure", kind, "--model", model, "--data-dir", args.data_dir,
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    if kind == "tsk" and args.batch_size is not None:
-        command += ["--batch-size", str(args.batch_size)]
+    if kind == "tsk" and batch_size is not None:
+        command += ["--batch-size", str(batch_size)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
@@ -137,27 +137,31 @@ def run(python: str, kind: str, model: str, args: argparse.Namespace,
 
 def write_page(path: Path = RESULTS) -> Path:
     """results/throughput.md from the CSV: each model's windows per second per version, and the
-    ratio of each version to the first one recorded for that model (its "before")."""
+    ratio of each row to the first row of that model in the same run (`run`: the rounds that were
+    timed together; rows from different runs ran on different days or machines and are not
+    compared)."""
     import csv
 
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     lines = ["# Training throughput", "",
-             "Default `Forecaster(backbone, horizon=96)` on ETTm1's training rows (lookback 336, "
-             "batch 64, channel-independent), windows per second of training (data loading "
-             "included), median of repeated rounds; neuralforecast's models at their defaults "
-             "(h=96, input_size=336, 1024 windows a step) on the same rows "
-             "(`benchmarks/throughput.py`). The 36k x 21 column estimates one epoch of the "
-             "default fit on a 36,000-row, 21-channel series from that rate.", "",
-             "| model | version | windows/s | ms/step | vs first | 36k x 21 epoch (s) | params "
-             "| date | machine |", "|---|---|---|---|---|---|---|---|---|"]
-    first: dict[str, float] = {}
+             "`Forecaster(backbone, horizon=96)` on ETTm1's training rows (lookback 336, "
+             "channel-independent; batch 64, the default, unless the row says otherwise), windows "
+             "per second of training (data loading included), median of repeated rounds; "
+             "neuralforecast's models at their defaults (h=96, input_size=336, 1024 windows a "
+             "step) on the same rows (`benchmarks/throughput.py`). The 36k x 21 column estimates "
+             "one epoch of the default fit on a 36,000-row, 21-channel series from that rate. "
+             "\"vs first\": against the first row of the same model in the same run.", "",
+             "| model | version | batch | windows/s | ms/step | vs first | 36k x 21 epoch (s) | "
+             "params | run | machine |", "|---|---|---|---|---|---|---|---|---|---|"]
+    first: dict[tuple[str, str], float] = {}
     for row in rows:
         rate = float(row["windows_per_s"])
-        base = first.setdefault(row["model"], rate)
-        lines.append(f"| {row['model']} | {row['version']} | {rate:.0f} | {row['ms_per_step']} "
-                     f"| {rate / base:.2f}x | {row['epoch_36k_x21_s']} | {row['params']} "
-                     f"| {row['date']} | {row['machine']}, torch {row['torch']} |")
+        run = row.get("run") or row["date"]
+        base = first.setdefault((row["model"], run), rate)
+        lines.append(f"| {row['model']} | {row['version']} | {row['batch']} | {rate:.0f} "
+                     f"| {row['ms_per_step']} | {rate / base:.2f}x | {row['epoch_36k_x21_s']} "
+                     f"| {row['params']} | {run} | {row['machine']}, torch {row['torch']} |")
     if ACCURACY.is_file():
         with ACCURACY.open() as handle:
             fits = list(csv.DictReader(handle))
@@ -186,8 +190,10 @@ def main() -> None:
     parser.add_argument("--after-name", default="after")
     parser.add_argument("--peer-python", default=None, help="a Python with neuralforecast")
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="tsk's batch size (default: the Forecaster's); rows record it")
+    parser.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--after-batch-sizes", nargs="*", type=int, default=[],
+                        help="also time the after version at these batch sizes (rows record "
+                             "the batch; the default Forecaster's is always timed)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of every measurement (the median is recorded)")
@@ -202,20 +208,24 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from results_io import append_row, machine
 
-    jobs = []
+    jobs = []  # (python, kind, model, version, tsk checkout, batch size)
     for backbone in args.backbones:
         if args.before is not None:
-            jobs.append((sys.executable, "tsk", backbone, args.before_name, args.before))
-        jobs.append((sys.executable, "tsk", backbone, args.after_name, None))
+            jobs.append((sys.executable, "tsk", backbone, args.before_name, args.before, None))
+        jobs.append((sys.executable, "tsk", backbone, args.after_name, None, None))
+        jobs += [(sys.executable, "tsk", backbone, args.after_name, None, batch)
+                 for batch in args.after_batch_sizes]
     if args.peer_python:
-        jobs += [(args.peer_python, "peer", peer, "neuralforecast", None) for peer in args.peers]
+        jobs += [(args.peer_python, "peer", peer, "neuralforecast", None, None)
+                 for peer in args.peers]
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rounds: dict[tuple, list[dict]] = {}
     for _ in range(args.repeats):  # whole rounds: a slow spell of the machine hits every job
         for job in jobs:
-            rounds.setdefault(job, []).append(run(job[0], job[1], job[2], args, job[4]))
-    for (_, _, model, version, _), results in rounds.items():
+            rounds.setdefault(job, []).append(run(*job[:3], args, *job[4:]))
+    for (_, _, model, version, _, _), results in rounds.items():
         row = {"model": model, "version": version, "steps": args.steps, "machine": machine(),
-               "date": dt.date.today().isoformat()}
+               "date": dt.date.today().isoformat(), "run": started}
         failed = [r["error"] for r in results if "error" in r]
         if failed:
             print(f"{model} ({version}): failed: {failed[0]}", flush=True)
