@@ -1,15 +1,13 @@
 """glibc's malloc set to keep freed memory for reuse during training on Linux.
 
 A training step frees and re-allocates tensors of the same sizes every step (FFT spectra and
-activations of a few MiB each). glibc serves blocks that large from fresh `mmap`ed pages and
-returns them to the system when they are freed, once its adaptive threshold lags behind, and
-hands back free memory at the top of its heap past a trim threshold; the kernel then zero-fills
-every page again on first touch. Measured on a 2-core CPU (`benchmarks/results/
-profile_default_fit.md`): a default s4d step at batch 256 spent ~15% of its time so, and one
-complex multiply of [256, 64, 43] took 14 ms inside a step against 1 ms alone. PyTorch's CPU
-tuning guide swaps in jemalloc or tcmalloc for the same reason; `mallopt` gets the same effect
-without a preload.
-"""
+activations of a few MiB each). glibc serves a block that large from fresh `mmap`ed pages until
+its adaptive threshold has grown past it, and hands free memory at the top of its heap back to
+the system past a trim threshold; the kernel then zero-fills every page again on first touch.
+With both thresholds raised, a default fit's training steps ran 1.03-1.11x (s4d, mamba, lstm,
+s4) and 1.34x (spacetime) as many windows per second on a 2-core CPU, side by side
+(`benchmarks/results/profile_default_fit.md`). PyTorch's CPU tuning guide swaps in jemalloc or
+tcmalloc for the same reason; `mallopt` gets the effect without a preload."""
 
 from __future__ import annotations
 
