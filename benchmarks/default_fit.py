@@ -91,12 +91,12 @@ def main() -> None:
 
     frame = series_36k_x21(args.data_dir)
     clock = Clock()
-    batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
-    if args.learning_rate is not None:
-        batch["learning_rate"] = args.learning_rate
+    probe = {name: value for name, value in (("batch_size", args.batch_size),
+                                             ("learning_rate", args.learning_rate))
+             if value is not None}  # a probe's settings; the defaults otherwise
     model = tsk.Forecaster(args.backbone, horizon=96, random_state=args.seed,
                            enable_progress_bar=False, trainer_kwargs={"callbacks": [clock]},
-                           **batch)
+                           **probe)
     begun = time.perf_counter()
     model.fit(frame.iloc[:FIT_ROWS])
     wall = time.perf_counter() - begun
