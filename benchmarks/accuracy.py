@@ -38,15 +38,16 @@ COLUMNS = [
     "linear_start_mse", "seasonal_naive_mse",
 ]
 
-RECIPE = "v3"
+RECIPE = "v4"
 """The training recipe the Forecaster's defaults give, recorded with each row (rows without one
 are "v1"). v1 (to 2026-12-03): the ridge start's skip trained with the rest at lr 1e-4, validation
 once per epoch, S4's SSM parameters at lr 1e-3 whatever the global rate. v2: the ridge start
 frozen while the deep part learns at lr 1e-3, validation at most 500 steps apart, SSM rates
 capped at the global rate (`min(1e-3, lr)`, the S4 authors'). v3 (2026-12-04): v2, validating,
 keeping and predicting with a moving average of the weights over about the steps between
-validations (`ema_decay="auto"`). README.md (in this folder) says
-more, also of the recipes measured and not adopted."""
+validations (`ema_decay="auto"`). v4 (2026-12-04): v3, with the ridge start's strength picked by
+generalized cross-validation on the training windows instead of on the validation windows.
+README.md (in this folder) says more, also of the recipes measured and not adopted."""
 
 
 # an on/off option of the Forecaster whose default (None) the model decides

@@ -140,13 +140,13 @@ class Forecaster(SequenceEstimator):
     `instance_norm` (RevIN) is on by default, for every network: without it TPGN, whose
     authors switch it per dataset, is 1.3-2.2x worse on ETTh1/ETTh2 multivariate at horizon 720.
     `ridge_init` starts from the closed-form ridge forecast: a linear skip is solved on the
-    training windows (strength picked on validation) and frozen, and the deep part, zero at
-    first, learns the rest; if no validation beats that start, it is kept. `None` (default) starts the
-    generic head there (its own skip) and trains a paper's network (SpaceTime, TPGN) as its paper
-    does, from random weights; `True` wraps a paper's network in `RidgeStartNet` (a skip plus the
-    network behind a zero-initialized gate). TPGN from the ridge start was closer to the linear
-    floor on TSLib's multivariate ETTh1/ETTh2 but up to 2.6x worse at its paper's long horizons
-    (benchmarks/results). Never with `tokens="variates"`.
+    training windows (its strength by generalized cross-validation on them) and frozen, and the
+    deep part, zero at first, learns the rest; if no validation beats that start, it is kept.
+    `None` (default) starts the generic head there (its own skip) and trains a paper's network
+    (SpaceTime, TPGN) as its paper does, from random weights; `True` wraps a paper's network in
+    `RidgeStartNet` (a skip plus the network behind a zero-initialized gate). TPGN from the ridge
+    start was closer to the linear floor on TSLib's multivariate ETTh1/ETTh2 but up to 2.6x worse
+    at its paper's long horizons (benchmarks/results). Never with `tokens="variates"`.
     `learning_rate=None` is 1e-3 from either start (`learning_rate_`).
     Every fit also scores two baselines on validation (`fit_summary_.baselines`): that linear
     start (solved even when the network does not start there; `linear_start_`) and the
@@ -353,7 +353,7 @@ class Forecaster(SequenceEstimator):
         if self._ridge_start(self.tokens_):
             linear.skip.load_state_dict(net.skip.state_dict())
         else:
-            linear.fit(train, validation)
+            linear.fit(train)
         self.linear_start_ = linear.eval()
         if validation is None:
             return {}
@@ -1236,8 +1236,9 @@ def _rows_until(frame: pd.DataFrame, schema: Schema, cutoffs: dict[str, pd.Times
 
 
 def _ridge_start(net: nn.Module, train: DataLoader, validation: DataLoader | None) -> None:
-    """Start from the closed-form ridge forecast (`ForecastNet.init_skip_ridge`)."""
-    net.init_skip_ridge(train, validation)
+    """Start from the closed-form ridge forecast (`ForecastNet.init_skip_ridge`), solved on the
+    training windows alone (the validation windows are early stopping's)."""
+    net.init_skip_ridge(train)
 
 
 def _shared_frequency(series: list[Series]) -> str:
