@@ -46,7 +46,11 @@ def test_a_fit_is_quiet_unless_verbose(capfd, recwarn):
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("lightning").addHandler(handler)
+    # on each: Lightning stops "lightning.pytorch" propagating when it is imported before the
+    # root logger has a handler, which depends on which tests ran first
+    loggers = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch")]
+    for log in loggers:
+        log.addHandler(handler)
     try:
         tsk.Classifier("s4d", **quiet).fit(X, y)
         assert not records
@@ -56,7 +60,8 @@ def test_a_fit_is_quiet_unless_verbose(capfd, recwarn):
         tsk.Classifier("s4d", **quiet, verbose=True).fit(X, y)
         assert any("GPU available" in record.getMessage() for record in records)
     finally:
-        logging.getLogger("lightning").removeHandler(handler)
+        for log in loggers:
+            log.removeHandler(handler)
 
 
 def _loader(n: int, batch_size: int = 4):
@@ -189,19 +194,17 @@ def test_auto_ema_averages_from_the_ridge_start_over_the_steps_between_validatio
     weights no average."""
     import math
 
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
     from tests.conftest import make_long
     from tsk import training
 
     decays = []
 
-    class Recording(EMAWeightAveraging):
-        def __init__(self, decay: float, **kwargs) -> None:
-            decays.append(decay)
-            super().__init__(decay=decay, **kwargs)
+    def recording(decay: float):
+        decays.append(decay)
+        return get_ema_multi_avg_fn(decay)
 
-    monkeypatch.setattr(training, "EMAWeightAveraging", Recording)
+    get_ema_multi_avg_fn = training.get_ema_multi_avg_fn
+    monkeypatch.setattr(training, "get_ema_multi_avg_fn", recording)
     data = make_long(n_series=2, length=120)
     _small_forecaster(ridge_init=None, max_steps=20, val_check_steps=10).fit(data)
     assert decays == [pytest.approx(0.9)]

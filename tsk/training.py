@@ -21,9 +21,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
 
 from tsk.allocator import keep_freed_memory
@@ -470,7 +471,9 @@ def _fit_module(
             ema_decay = keep_start_if_better and interval_decay(
                 interval or epoch_steps(train_loader, kwargs.get("limit_train_batches")))
         if ema_decay:  # None or 0: the weights themselves
-            callbacks.append(EMAWeightAveraging(decay=ema_decay))
+            # Lightning's EMAWeightAveraging, but one foreach lerp over all the weights a step
+            # rather than its loop over them, one tensor at a time
+            callbacks.append(WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(ema_decay)))
         if resume:
             _check_callback_states(last, callbacks)
         callbacks += kwargs.pop("callbacks", [])
