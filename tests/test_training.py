@@ -159,7 +159,8 @@ class _WeightsAfterEachStep(Callback):
         self.steps = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.steps.append({k: v.detach().clone() for k, v in pl_module.net.state_dict().items()})
+        # on the CPU, where a fitted estimator's network ends (it trains on a GPU when one is there)
+        self.steps.append({k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()})
 
 
 def test_ema_decay_validates_keeps_and_returns_the_moving_average():
