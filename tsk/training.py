@@ -414,7 +414,7 @@ def _fit_module(
     runs every `val_check_steps` steps, across epoch ends (`validation_interval`); early
     stopping's `patience` counts validations, not epochs. `ema_decay`: validation, the kept
     checkpoint and so the returned weights are an exponential moving average of the weights
-    (Lightning's `EMAWeightAveraging`, updated every step from the first), not the last step's;
+    (Lightning's `WeightAveraging`, updated every step from the first), not the last step's;
     `"auto"`: from a start kept as a candidate (`keep_start_if_better`, a closed-form start,
     where it was measured to help) the decay 1 - 1 / n for n training steps between validations
     (`interval_decay`), so that each validation scores an average of about the weights since

@@ -61,7 +61,7 @@ TRAINING_PARAMS = (
                   "without a better score before stopping."),
     TrainingParam("ema_decay", "auto", "Validate, keep and predict with an exponential moving "
                   "average of the weights, updated every step with this decay (0.99: about the "
-                  "last 100 steps; Lightning's `EMAWeightAveraging`); 'auto': from a closed-form "
+                  "last 100 steps; Lightning's `WeightAveraging`); 'auto': from a closed-form "
                   "start (a `Forecaster`'s ridge start), 1 - 1/n for n steps between "
                   "validations, so each validation scores the average of about the weights "
                   "since the previous one, and none otherwise; None: the weights themselves "
