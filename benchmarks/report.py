@@ -22,8 +22,9 @@ RESULTS = Path(__file__).parent / "results" / "accuracy.csv"
 TPGN_RESULTS = Path(__file__).parent / "results" / "accuracy_tpgn_protocol.csv"
 ALL_RESULTS = RESULTS.parent / "RESULTS.md"
 # the generated pages RESULTS.md gathers, in this order (the ones that exist)
-PAGES = ("accuracy", "classification", "smnist", "speech", "tuning", "kernels", "kernels_gpu",
-         "kernels_lstm_scan", "kernels_selective_scan_quiet_2threads", "tokens_speed", "fft_length",
+PAGES = ("accuracy", "ridge_strength", "classification", "smnist", "speech", "tuning", "kernels",
+         "kernels_gpu", "kernels_lstm_scan", "kernels_selective_scan_quiet_2threads", "tokens_speed",
+         "fft_length",
          "fft_backward", "closed_loop", "throughput", "profile_default_fit", "kernels_scan2d",
          "kernels_scan2d_gpu", "kernels_lstm_scan_gpu", "chimera",
          "video", "points", "vision", "s4_kernel_speed", "m4")
