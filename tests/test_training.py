@@ -152,6 +152,7 @@ def test_an_ssm_learning_rate_is_a_ceiling():
         groups = training.TaskModule(model, learning_rate=rate).configure_optimizers()
         rates = sorted(g["lr"] for g in groups["optimizer"].param_groups)
         assert rates == sorted([rate, expected]), rate
+        assert groups["optimizer"].defaults["fused"]  # one kernel over the groups, not a loop
 
 
 class _WeightsAfterEachStep(Callback):
