@@ -103,6 +103,31 @@ def test_ridge_strength_minimizes_generalized_cross_validation():
     assert chosen == pytest.approx(grid[int(np.argmin(scores))], rel=1e-6)
 
 
+def test_ridge_strength_with_fewer_rows_than_weights_skips_the_interpolating_ones():
+    """With fewer (window, channel) rows than lookback weights a weak ridge interpolates them:
+    GCV's denominator is zero there (effective parameters = rows), so those strengths are not
+    candidates and the choice is GCV's best among the others."""
+    net = make_net(True)
+    few = make_batches(6, n=3)  # 3 windows x 2 channels = 6 rows, 13 weights
+    a, b = weighted_rows(few, True)
+    rows = a.shape[0]
+    scale = np.mean(np.sum(a[:, :-1] ** 2, axis=0))
+    chosen = net.init_skip_ridge(as_mappings(few))
+    penalty = np.eye(a.shape[1])
+    penalty[-1, -1] = 0.0
+    scores = []
+    for r in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+        hat = a @ np.linalg.solve(a.T @ a + scale * r * penalty, a.T)
+        dof = np.trace(hat)
+        scores.append(np.inf if dof > rows - 0.5 else
+                      rows * np.sum((b - hat @ b) ** 2) / (rows - dof) ** 2)
+    assert np.isinf(scores[0])  # the weakest strength interpolates the 6 rows
+    assert np.argmin(scores) == 5  # here GCV taken at face value would pick the weakest
+    assert chosen == pytest.approx(scale * [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0][int(np.argmin(scores))],
+                                   rel=1e-6)
+    assert torch.isfinite(net.head.skip.weight).all()
+
+
 @pytest.mark.parametrize(("lookback", "patch_len", "stride"), [(336, 16, 8), (37, 16, 8), (20, 5, 2)])
 def test_patches_tile_the_window_and_end_with_the_newest_step(lookback, patch_len, stride):
     embed = PatchEmbedding(lookback, n_in=2, d_model=4, patch_len=patch_len, stride=stride)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -265,11 +266,13 @@ def fit_skip_ridge(skip: nn.Linear, norm: InstanceNorm, n_out: int, train: Itera
     eye = torch.eye(gram.shape[0], dtype=gram.dtype)
     eye[-1, -1] = 0.0  # no penalty on the intercept
     solutions = [torch.linalg.solve(gram + lam * eye, cross) for lam in strengths]
-    # GCV: the residual squares over (1 - effective parameters / rows)^2
+    # GCV: the residual squares over (1 - effective parameters / rows)^2; a strength that leaves
+    # as many effective parameters as rows interpolates them and is not a candidate (with fewer
+    # rows than that for every strength, the strongest is taken)
     dof = [float(torch.linalg.solve(gram + lam * eye, gram).trace()) for lam in strengths]
-    scores = [_residual_squares(fit, w) / (1.0 - k / rows) ** 2
+    scores = [_residual_squares(fit, w) / (1.0 - k / rows) ** 2 if k < rows - 0.5 else math.inf
               for w, k in zip(solutions, dof, strict=True)]
-    best = min(range(len(scores)), key=scores.__getitem__)
+    best = min(reversed(range(len(scores))), key=scores.__getitem__)
     weight = solutions[best]  # [L + 1, H]: the last row is the intercept
     skip.weight.copy_(weight[:-1].T)
     skip.bias.copy_(weight[-1])
