@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,10 +38,9 @@ COLUMNS = ["dataset", "lookback", "horizon", *[f"test_at_{r:g}" for r in RIDGE_S
 EPS = 1e-5  # InstanceNorm's variance floor
 
 
-def scaled_parts(dataset: str, lookback: int, data_dir: str) -> list[np.ndarray]:
+def scaled_parts(split: Any, lookback: int) -> list[np.ndarray]:
     """Train, validation and test values `[time, channels]` (the latter two with their lookback
     of context), standardized by the training part's statistics as the Forecaster does."""
-    split = load_ett(dataset, data_dir) if dataset in ETT_NAMES else load_dataset(dataset, data_dir)
     frames = [split.train(), split.validation(lookback), split.test(lookback)]
     values = [f.drop(columns="ds").to_numpy(np.float64) for f in frames]
     mean, std = values[0].mean(0), values[0].std(0)
@@ -60,23 +60,21 @@ def weighted_rows(values: np.ndarray, lookback: int, horizon: int) -> tuple[np.n
     return x, (future - mean), mean, scale, future
 
 
-def solutions(gram: np.ndarray, cross: np.ndarray) -> list[np.ndarray]:
-    """The ridge solution at each strength (the intercept unpenalized)."""
+def regularized(gram: np.ndarray) -> list[np.ndarray]:
+    """X^T X plus the ridge penalty at each strength (the intercept unpenalized)."""
     penalty = np.eye(len(gram))
     penalty[-1, -1] = 0.0
     scale = gram.diagonal()[:-1].mean()
-    return [np.linalg.solve(gram + scale * r * penalty, cross) for r in RIDGE_STRENGTHS]
+    return [gram + scale * r * penalty for r in RIDGE_STRENGTHS]
 
 
 def test_mse(weight: np.ndarray, rows: tuple[np.ndarray, ...]) -> float:
-    x, _, mean, scale, future = rows
-    forecast = (x / scale) @ weight * scale + mean
-    return float(((forecast - future) ** 2).mean())
+    x, _, mean, _, future = rows
+    return float(((x @ weight + mean - future) ** 2).mean())
 
 
-def forecaster_start(dataset: str, lookback: int, horizon: int, data_dir: str) -> float:
+def forecaster_start(split: Any, lookback: int, horizon: int) -> float:
     """The test MSE of a default Forecaster's own closed-form start on the cell."""
-    split = load_ett(dataset, data_dir) if dataset in ETT_NAMES else load_dataset(dataset, data_dir)
     model = tsk.Forecaster("s4d", horizon=horizon, lookback=lookback, max_steps=1,
                            enable_progress_bar=False, random_state=0)
     model.fit(split.train(), val_df=split.validation(lookback))
@@ -84,19 +82,17 @@ def forecaster_start(dataset: str, lookback: int, horizon: int, data_dir: str) -
 
 
 def run_cell(dataset: str, lookback: int, horizon: int, data_dir: str) -> dict:
+    split = load_ett(dataset, data_dir) if dataset in ETT_NAMES else load_dataset(dataset, data_dir)
     train, validation, test = (weighted_rows(v, lookback, horizon)
-                               for v in scaled_parts(dataset, lookback, data_dir))
+                               for v in scaled_parts(split, lookback))
     x, y = train[0], train[1]
-    gram, cross = x.T @ x, x.T @ y
-    weights = solutions(gram, cross)
+    gram = x.T @ x
+    systems = regularized(gram)
+    weights = [np.linalg.solve(a, x.T @ y) for a in systems]
     # weighted squares, as the training loss counts them: the validation part's
     validation_sse = [float((((validation[0] @ w) - validation[1]) ** 2).sum()) for w in weights]
-    gcv = []
-    for r, w in zip(RIDGE_STRENGTHS, weights, strict=True):
-        penalty = np.eye(len(gram))
-        penalty[-1, -1] = 0.0
-        dof = np.trace(np.linalg.solve(gram + gram.diagonal()[:-1].mean() * r * penalty, gram))
-        gcv.append(float(((x @ w - y) ** 2).sum()) / (1 - dof / len(x)) ** 2)
+    gcv = [float(((x @ w - y) ** 2).sum()) / (1 - np.trace(np.linalg.solve(a, gram)) / len(x)) ** 2
+           for a, w in zip(systems, weights, strict=True)]
     tests = [test_mse(w, test) for w in weights]
     by_validation, by_gcv = int(np.argmin(validation_sse)), int(np.argmin(gcv))
     return {
@@ -105,7 +101,7 @@ def run_cell(dataset: str, lookback: int, horizon: int, data_dir: str) -> dict:
         "validation_picks": f"{RIDGE_STRENGTHS[by_validation]:g}",
         "validation_test": f"{tests[by_validation]:.4f}",
         "gcv_picks": f"{RIDGE_STRENGTHS[by_gcv]:g}", "gcv_test": f"{tests[by_gcv]:.4f}",
-        "forecaster_start_test": f"{forecaster_start(dataset, lookback, horizon, data_dir):.4f}",
+        "forecaster_start_test": f"{forecaster_start(split, lookback, horizon):.4f}",
         "machine": machine(), "torch": torch.__version__, "date": dt.date.today().isoformat(),
     }
 

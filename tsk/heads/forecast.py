@@ -265,11 +265,15 @@ def fit_skip_ridge(skip: nn.Linear, norm: InstanceNorm, n_out: int, train: Itera
     strengths = [float(scale * r) for r in RIDGE_STRENGTHS]
     eye = torch.eye(gram.shape[0], dtype=gram.dtype)
     eye[-1, -1] = 0.0  # no penalty on the intercept
-    solutions = [torch.linalg.solve(gram + lam * eye, cross) for lam in strengths]
+    # one solve per strength gives the weights and (G + lam I)^-1 G, whose trace is the
+    # effective number of parameters
+    solved = [torch.linalg.solve(gram + lam * eye, torch.cat([cross, gram], dim=1))
+              for lam in strengths]
+    solutions = [x[:, : cross.shape[1]] for x in solved]
+    dof = [float(x[:, cross.shape[1]:].trace()) for x in solved]
     # GCV: the residual squares over (1 - effective parameters / rows)^2; a strength that leaves
     # as many effective parameters as rows interpolates them and is not a candidate (with fewer
     # rows than that for every strength, the strongest is taken)
-    dof = [float(torch.linalg.solve(gram + lam * eye, gram).trace()) for lam in strengths]
     scores = [_residual_squares(fit, w) / (1.0 - k / rows) ** 2 if k < rows - 0.5 else math.inf
               for w, k in zip(solutions, dof, strict=True)]
     best = min(reversed(range(len(scores))), key=scores.__getitem__)
