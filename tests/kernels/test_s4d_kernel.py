@@ -59,12 +59,19 @@ def test_torch_long_against_float64_reference(disc, assert_rel_close):
 
 
 def test_torch_block_boundaries(assert_rel_close):
+    """Kernel and gradients across block sizes: one block (the backward reads the forward's
+    table: 50, 64), several (1, 7, 49: a shifted table per block)."""
     from tsk.kernels.s4d_kernel.eager import s4d_kernel_torch
 
     params = _params(2, 4)
-    K_ref = s4d_kernel(*params, 50, backend="reference")
-    for block in (1, 7, 50, 64):
-        assert_rel_close(s4d_kernel_torch(*params, 50, block=block), K_ref, 1e-5, f"block {block}")
+    K_ref, grads_ref = _run(_to64(params), 50, "zoh", "reference")
+    weight = torch.randn(K_ref.shape, generator=torch.Generator().manual_seed(1))
+    for block in (1, 7, 49, 50, 64):
+        K = s4d_kernel_torch(*params, 50, block=block)
+        assert_rel_close(K, K_ref, 1e-5, f"block {block}")
+        grads = torch.autograd.grad((K * weight).sum(), params)
+        for name, g, g_ref in zip(["A", "B", "C", "log_dt"], grads, grads_ref, strict=True):
+            assert_rel_close(g, g_ref, 1e-4, f"grad {name}, block {block}")
 
 
 @pytest.mark.parametrize("disc", ["zoh", "bilinear"])

@@ -49,11 +49,14 @@ class _VandermondeBlocked(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, coef, lam, length, block):
-        ctx.save_for_backward(coef, lam)
-        ctx.length, ctx.block = length, block
         heads = coef.shape[0]
-        out = coef.real.new_empty(heads, length)
         table = _power_table(lam, min(block, length))  # [H, 2N, T]
+        if length <= block:  # one block: keep the table, the backward reads it as it is
+            ctx.save_for_backward(coef, lam, table)
+        else:
+            ctx.save_for_backward(coef, lam)
+        ctx.length, ctx.block = length, block
+        out = coef.real.new_empty(heads, length)
         for start in range(0, length, block):
             stop = min(start + block, length)
             scaled = coef * _shift(lam, start)  # [H, N]: coef exp(lam l0)
@@ -63,10 +66,16 @@ class _VandermondeBlocked(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_k):
-        coef, lam = ctx.saved_tensors
+        coef, lam, *kept = ctx.saved_tensors
         length, block = ctx.length, ctx.block
         state = coef.shape[1]
         grad_k = grad_k.to(coef.real.dtype)
+        if kept:  # one block from l = 0: S0, S1 in one product with the forward's table
+            steps = torch.arange(length, device=grad_k.device, dtype=grad_k.dtype)
+            rhs = torch.stack([grad_k, grad_k * steps], dim=1)  # [H, 2, L]
+            sums = torch.bmm(rhs, kept[0].transpose(1, 2))  # [H, 2, 2N]
+            s0, s1 = torch.complex(sums[..., :state], sums[..., state:]).unbind(1)
+            return 2 * s0.conj(), 2 * (coef * s1).conj(), None, None
         table = _power_table(lam, min(block, length), time_major=True)  # [H, T, 2N]
         s0 = torch.zeros_like(coef)  # sum_l g_l exp(lam l)
         s1 = torch.zeros_like(coef)  # sum_l g_l l exp(lam l)
