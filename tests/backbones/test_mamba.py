@@ -13,7 +13,12 @@ import tsk.backbones.mamba as mamba_module
 from tests.backbones.conftest import run_steps
 from tsk.backbones import create
 from tsk.backbones.common import dropout
-from tsk.backbones.mamba import BidirectionalMamba, MambaMixer, SMambaEncoder
+from tsk.backbones.mamba import (
+    BidirectionalMamba,
+    MambaMixer,
+    SMambaEncoder,
+    causal_depthwise_conv,
+)
 from tsk.training import TaskModule
 
 SMALL = {"d_model": 16, "n_layers": 2, "d_state": 8}
@@ -21,6 +26,23 @@ SMALL = {"d_model": 16, "n_layers": 2, "d_state": 8}
 
 def mixers(model: torch.nn.Module) -> list[MambaMixer]:
     return [m for m in model.modules() if isinstance(m, MambaMixer)]
+
+
+@pytest.mark.parametrize("taps,bias", [(1, True), (2, False), (4, True), (7, True)])
+def test_causal_depthwise_conv_is_the_modules_convolution(taps, bias):
+    """The shifted multiply-adds give the depthwise Conv1d's first L outputs and its
+    gradients (input, weight, bias), also with more taps than steps (7 > 5)."""
+    torch.manual_seed(taps)
+    conv = torch.nn.Conv1d(6, 6, taps, groups=6, padding=taps - 1, bias=bias)
+    x = torch.randn(3, 6, 5, requires_grad=True)
+    weight = torch.randn(3, 6, 5)
+    expected = conv(x)[..., :5]
+    grads_expected = torch.autograd.grad((expected * weight).sum(), [x, *conv.parameters()])
+    got = causal_depthwise_conv(x, conv)
+    grads = torch.autograd.grad((got * weight).sum(), [x, *conv.parameters()])
+    torch.testing.assert_close(got, expected)
+    for g, g_expected in zip(grads, grads_expected, strict=True):
+        torch.testing.assert_close(g, g_expected)
 
 
 def test_init_follows_the_paper():

@@ -84,6 +84,28 @@ def step_bias(width: int, low: float, high: float, floor: float = 1e-4) -> torch
     return inverse_softplus(torch.exp(log_step).clamp(min=floor))
 
 
+def causal_depthwise_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """`conv(x)[..., :L]` for the block's depthwise `conv` (padded by `taps - 1` on both sides),
+    `x[B, E, L]` -> `[B, E, L]`: the causal convolution over a whole sequence.
+
+    Why: on a CPU, oneDNN's depthwise convolution took 2.0 ms forward + backward at
+    [64, 128, 42] with 4 taps; one shifted multiply-add per tap takes 1.3 ms. On CUDA it is
+    `conv` itself.
+    """
+    length = x.shape[-1]
+    if x.is_cuda:
+        return conv(x)[..., :length]
+    taps = conv.weight.shape[-1]
+    padded = F.pad(x, (taps - 1, 0))
+    weight = conv.weight[:, 0, :, None]  # [E, taps, 1]
+    out = weight[:, 0] * padded[..., :length]
+    if conv.bias is not None:
+        out = out + conv.bias[:, None]
+    for tap in range(1, taps):
+        out = torch.addcmul(out, weight[:, tap], padded[..., tap:tap + length])
+    return out
+
+
 def causal_conv_step(window: torch.Tensor, x: torch.Tensor, conv: nn.Conv1d
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of a depthwise causal convolution: the last `kernel` inputs `window[..., E, W]`
@@ -139,9 +161,8 @@ class MambaMixer(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """`hidden[B, L, d_model]` -> `[B, L, d_model]`."""
-        length = hidden.shape[1]
         x, z = self.in_proj(hidden).transpose(1, 2).chunk(2, dim=1)  # [B, E, L] each
-        x = F.silu(self.conv1d(x)[..., :length])  # causal: drop the right padding
+        x = F.silu(causal_depthwise_conv(x, self.conv1d))
         dt, B, C = self.x_proj(x.transpose(1, 2)).split(  # [B, L, R], [B, L, N], [B, L, N]
             [self.dt_rank, self.d_state, self.d_state], dim=-1
         )
