@@ -119,15 +119,19 @@ def measure_peer(args: argparse.Namespace) -> dict:
             "params": sum(p.numel() for p in model.parameters()), "torch": torch.__version__}
 
 
+def timed_steps(kind: str, args: argparse.Namespace) -> int:
+    """Steps timed per measurement: `--peer-steps` for a peer when given, else `--steps`."""
+    return args.peer_steps if kind == "peer" and args.peer_steps else args.steps
+
+
 def run(python: str, kind: str, model: str, args: argparse.Namespace,
         tsk_root: str | None = None, batch_size: int | None = None) -> dict:
     """One measurement in a fresh process (its tsk from `tsk_root` when given)."""
     env = dict(os.environ)
     if tsk_root is not None:
         env["PYTHONPATH"] = tsk_root
-    steps = args.peer_steps if kind == "peer" and args.peer_steps else args.steps
     command = [python, __file__, "--measure", kind, "--model", model, "--data-dir", args.data_dir,
-               "--steps", str(steps), "--warmup", str(args.warmup)]
+               "--steps", str(timed_steps(kind, args)), "--warmup", str(args.warmup)]
     if kind == "tsk" and batch_size is not None:
         command += ["--batch-size", str(batch_size)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -226,9 +230,9 @@ def main() -> None:
     for _ in range(args.repeats):  # whole rounds: a slow spell of the machine hits every job
         for job in jobs:
             rounds.setdefault(job, []).append(run(*job[:3], args, *job[4:]))
-    for (_, _, model, version, _, _), results in rounds.items():
-        steps = args.peer_steps if version == "neuralforecast" and args.peer_steps else args.steps
-        row = {"model": model, "version": version, "steps": steps, "machine": machine(),
+    for (_, kind, model, version, _, _), results in rounds.items():
+        row = {"model": model, "version": version, "steps": timed_steps(kind, args),
+               "machine": machine(),
                "date": dt.date.today().isoformat(), "run": started}
         failed = [r["error"] for r in results if "error" in r]
         if failed:
