@@ -12,13 +12,8 @@ import torch.nn.functional as F
 import tsk.backbones.mamba as mamba_module
 from tests.backbones.conftest import run_steps
 from tsk.backbones import create
-from tsk.backbones.common import dropout
-from tsk.backbones.mamba import (
-    BidirectionalMamba,
-    MambaMixer,
-    SMambaEncoder,
-    causal_depthwise_conv,
-)
+from tsk.backbones.common import causal_depthwise_conv, dropout
+from tsk.backbones.mamba import BidirectionalMamba, MambaMixer, SMambaEncoder
 from tsk.training import TaskModule
 
 SMALL = {"d_model": 16, "n_layers": 2, "d_state": 8}

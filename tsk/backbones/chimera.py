@@ -22,7 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import ResidualStack, StackedBackbone, optim_hint
+from tsk.backbones.common import (
+    ResidualStack,
+    StackedBackbone,
+    causal_depthwise_conv,
+    optim_hint,
+)
 from tsk.backbones.mamba import causal_conv_step, step_bias
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import scan2d
@@ -163,7 +168,7 @@ class ChimeraMixer(nn.Module):
         batch, n_var, length, _ = hidden.shape
         x, z = self.in_proj(hidden).chunk(2, dim=-1)  # [B, V, T, E] each
         rows = x.reshape(batch * n_var, length, self.width).transpose(1, 2)  # [B * V, E, T]
-        x = F.silu(self.conv1d(rows)[..., :length]).transpose(1, 2).reshape(x.shape)
+        x = F.silu(causal_depthwise_conv(rows, self.conv1d)).transpose(1, 2).reshape(x.shape)
         y, _ = self._heads(x, None, with_state=False)
         return self.out_proj(y * F.silu(z))
 

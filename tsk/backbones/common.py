@@ -39,6 +39,28 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     return x * keep
 
 
+def causal_depthwise_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """`conv(x)[..., :L]` for a depthwise `conv` (padded by `taps - 1` on both sides),
+    `x[B, E, L]` -> `[B, E, L]`: Mamba's and Chimera's causal convolution over a sequence.
+
+    Why: on a CPU, oneDNN's depthwise convolution took 2.0 ms forward + backward at
+    [64, 128, 42] with 4 taps; one shifted multiply-add per tap takes 1.3 ms. On CUDA it is
+    `conv` itself.
+    """
+    length = x.shape[-1]
+    if x.is_cuda:
+        return conv(x)[..., :length]
+    taps = conv.weight.shape[-1]
+    padded = F.pad(x, (taps - 1, 0))
+    weight = conv.weight[:, 0, :, None]  # [E, taps, 1]
+    out = weight[:, 0] * padded[..., :length]
+    if conv.bias is not None:
+        out = out + conv.bias[:, None]
+    for tap in range(1, taps):
+        out = torch.addcmul(out, weight[:, tap], padded[..., tap:tap + length])
+    return out
+
+
 class Dropout(nn.Module):
     """`nn.Dropout` through `dropout` (faster random numbers on CPU; see there)."""
 

@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tsk.backbones.common import Dropout, ResidualStack, StackedBackbone, optim_hint
+from tsk.backbones.common import (
+    Dropout,
+    ResidualStack,
+    StackedBackbone,
+    causal_depthwise_conv,
+    optim_hint,
+)
 from tsk.backbones.registry import register_backbone
 from tsk.kernels import selective_scan
 
@@ -82,28 +88,6 @@ def step_bias(width: int, low: float, high: float, floor: float = 1e-4) -> torch
     [low, high], at least `floor`: Mamba's initialization of its step projection."""
     log_step = torch.rand(width) * (math.log(high) - math.log(low)) + math.log(low)
     return inverse_softplus(torch.exp(log_step).clamp(min=floor))
-
-
-def causal_depthwise_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """`conv(x)[..., :L]` for the block's depthwise `conv` (padded by `taps - 1` on both sides),
-    `x[B, E, L]` -> `[B, E, L]`: the causal convolution over a whole sequence.
-
-    Why: on a CPU, oneDNN's depthwise convolution took 2.0 ms forward + backward at
-    [64, 128, 42] with 4 taps; one shifted multiply-add per tap takes 1.3 ms. On CUDA it is
-    `conv` itself.
-    """
-    length = x.shape[-1]
-    if x.is_cuda:
-        return conv(x)[..., :length]
-    taps = conv.weight.shape[-1]
-    padded = F.pad(x, (taps - 1, 0))
-    weight = conv.weight[:, 0, :, None]  # [E, taps, 1]
-    out = weight[:, 0] * padded[..., :length]
-    if conv.bias is not None:
-        out = out + conv.bias[:, None]
-    for tap in range(1, taps):
-        out = torch.addcmul(out, weight[:, tap], padded[..., tap:tap + length])
-    return out
 
 
 def causal_conv_step(window: torch.Tensor, x: torch.Tensor, conv: nn.Conv1d
