@@ -131,6 +131,39 @@ def test_a_step_budget_stops_the_fit_validates_it_and_anneals(where):
     assert record.rates == pytest.approx(expected, rel=1e-6)
 
 
+class _EpochLosses(Callback):
+    """Each step's loss and batch size, and the `train_loss` callbacks see at each epoch's end."""
+
+    def __init__(self) -> None:
+        self.steps, self.epochs = [[]], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps[-1].append((float(outputs["loss"]), len(batch["inputs"])))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epochs.append(float(trainer.callback_metrics["train_loss"]))
+        self.steps.append([])
+
+
+def test_train_loss_is_each_epochs_batch_weighted_mean():
+    """The logged `train_loss` (updated every step, logged once an epoch) is the mean of that
+    epoch's losses weighted by batch size, as a callback reads it at the epoch's end: with a
+    short last batch, validation mid-epoch, and a step budget ending the last epoch early."""
+    from tests.conftest import make_long
+
+    record = _EpochLosses()
+    model = _small_forecaster(max_epochs=4, max_steps=30, val_check_steps=7, patience=100,
+                              learning_rate=1e-3, trainer_kwargs={"callbacks": [record]})
+    model.fit(make_long(n_series=2, length=40))
+    epochs = [steps for steps in record.steps if steps]
+    assert len(epochs) == len(record.epochs) >= 2
+    assert {size for steps in epochs for _, size in steps} == {4, 2}  # a short last batch
+    assert [len(steps) for steps in epochs] == [9, 9, 9, 3]  # the budget ended the last early
+    for logged, steps in zip(record.epochs, epochs, strict=True):
+        expected = sum(loss * size for loss, size in steps) / sum(size for _, size in steps)
+        assert logged == pytest.approx(expected, rel=1e-5)
+
+
 def test_patience_counts_validations_on_a_step_schedule():
     """With validation every 5 steps and patience 1, a fit whose validation loss cannot improve
     (a learning rate of 1e-12) stops at its second validation, 10 steps in, not after epochs."""

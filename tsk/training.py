@@ -26,6 +26,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, RandomSampler
+from torchmetrics import MeanMetric
 
 from tsk.allocator import keep_freed_memory
 from tsk.inference import BATCH_INPUTS, FitSummary, run_net
@@ -72,6 +73,11 @@ class TaskModule(L.LightningModule):
         self.learning_rate, self.weight_decay, self.max_epochs = (
             learning_rate, weight_decay, max_epochs
         )
+        # the epoch's mean training loss, updated every step and logged (as a metric object,
+        # which Lightning computes and resets at the epoch's end) once an epoch: `self.log` of a
+        # tensor every step cost ~0.57 ms, 4% of a default s4d step; an update costs ~0.02 ms
+        self.train_loss_mean = MeanMetric()
+        self._train_loss_logged = False
 
     def forward(self, batch: Mapping[str, Any]) -> Any:
         return run_net(self.net, batch)
@@ -80,15 +86,25 @@ class TaskModule(L.LightningModule):
         output = run_net(self.net, batch)
         loss = self.net.loss(output, batch)
         size = len(batch[BATCH_INPUTS])
-        self.log(f"{name}_loss", loss, prog_bar=True, on_epoch=True, on_step=False,
-                 batch_size=size, sync_dist=name == "val")
+        if name == "train":
+            self.train_loss_mean.update(loss.detach(), weight=size)
+            if not self._train_loss_logged:
+                self.log("train_loss", self.train_loss_mean, prog_bar=True, on_epoch=True,
+                         on_step=False)
+                self._train_loss_logged = True
+        else:
+            self.log(f"{name}_loss", loss, prog_bar=True, on_epoch=True, on_step=False,
+                     batch_size=size, sync_dist=name == "val")
         if name == "val" and hasattr(self.net, "metrics"):
             for key, value in self.net.metrics(output, batch).items():
                 self.log(f"val_{key}", value, prog_bar=True, on_epoch=True, on_step=False,
-                         batch_size=size, sync_dist=True)
+                         batch_size=size, sync_dist=name == "val")
         # a net may leave extra training terms of its paper (e.g. SpaceTime's lag losses) here
         auxiliary = getattr(self.net, "auxiliary_loss", None) if name == "train" else None
         return loss if auxiliary is None else loss + auxiliary
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss_logged = False  # each epoch's results hold the metric anew
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
