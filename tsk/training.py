@@ -98,7 +98,7 @@ class TaskModule(L.LightningModule):
         if name == "val" and hasattr(self.net, "metrics"):
             for key, value in self.net.metrics(output, batch).items():
                 self.log(f"val_{key}", value, prog_bar=True, on_epoch=True, on_step=False,
-                         batch_size=size, sync_dist=name == "val")
+                         batch_size=size, sync_dist=True)
         # a net may leave extra training terms of its paper (e.g. SpaceTime's lag losses) here
         auxiliary = getattr(self.net, "auxiliary_loss", None) if name == "train" else None
         return loss if auxiliary is None else loss + auxiliary
