@@ -164,6 +164,15 @@ def test_train_loss_is_each_epochs_batch_weighted_mean():
         assert logged == pytest.approx(expected, rel=1e-5)
 
 
+def test_train_loss_keeps_a_nan_step():
+    """A NaN loss makes the epoch's train_loss NaN (as Lightning's own mean did), not dropped
+    from it, which torchmetrics' default NaN strategy would do with a warning."""
+    module = training.TaskModule(torch.nn.Linear(1, 1), learning_rate=1e-3)
+    module.train_loss_mean.update(torch.tensor(float("nan")), weight=4)
+    module.train_loss_mean.update(torch.tensor(1.0), weight=4)
+    assert math.isnan(float(module.train_loss_mean.compute()))
+
+
 def test_patience_counts_validations_on_a_step_schedule():
     """With validation every 5 steps and patience 1, a fit whose validation loss cannot improve
     (a learning rate of 1e-12) stops at its second validation, 10 steps in, not after epochs."""

@@ -76,7 +76,9 @@ class TaskModule(L.LightningModule):
         # the epoch's mean training loss, updated every step and logged (as a metric object,
         # which Lightning computes and resets at the epoch's end) once an epoch: `self.log` of a
         # tensor every step cost ~0.57 ms, 4% of a default s4d step; an update costs ~0.02 ms
-        self.train_loss_mean = MeanMetric()
+        # a NaN loss is "imputed" as NaN, so the mean shows it: the default drops it with a
+        # warning, and "disable" (torchmetrics 1.9) also drops the batch-size weights
+        self.train_loss_mean = MeanMetric(nan_strategy=float("nan"))
         self._train_loss_logged = False
 
     def forward(self, batch: Mapping[str, Any]) -> Any:
@@ -87,7 +89,7 @@ class TaskModule(L.LightningModule):
         loss = self.net.loss(output, batch)
         size = len(batch[BATCH_INPUTS])
         if name == "train":
-            self.train_loss_mean.update(loss.detach(), weight=size)
+            self.train_loss_mean.update(loss.detach().clone(), weight=size)  # (imputes in place)
             if not self._train_loss_logged:
                 self.log("train_loss", self.train_loss_mean, prog_bar=True, on_epoch=True,
                          on_step=False)
