@@ -77,7 +77,7 @@ class TaskModule(L.LightningModule):
         # which Lightning computes and resets at the epoch's end) once an epoch: `self.log` of a
         # tensor every step cost ~0.57 ms, 4% of a default s4d step; an update costs ~0.02 ms
         # a NaN loss is "imputed" as NaN, so the mean shows it: the default drops it with a
-        # warning, and "disable" (torchmetrics 1.9) also drops the batch-size weights
+        # warning, and "disable" also drops the batch-size weights (torchmetrics#3434, 1.9.0)
         self.train_loss_mean = MeanMetric(nan_strategy=float("nan"))
         self._train_loss_logged = False
 
