@@ -73,11 +73,11 @@ class TaskModule(L.LightningModule):
         self.learning_rate, self.weight_decay, self.max_epochs = (
             learning_rate, weight_decay, max_epochs
         )
-        # the epoch's mean training loss, updated every step and logged (as a metric object,
+        # The epoch's mean training loss, updated every step and logged (as a metric object,
         # which Lightning computes and resets at the epoch's end) once an epoch: `self.log` of a
-        # tensor every step cost ~0.57 ms, 4% of a default s4d step; an update costs ~0.02 ms
-        # a NaN loss is "imputed" as NaN, so the mean shows it: the default drops it with a
-        # warning, and "disable" also drops the batch-size weights (torchmetrics#3434, 1.9.0)
+        # tensor every step cost ~0.57 ms, 4% of a default s4d step; an update costs ~0.02 ms.
+        # A NaN loss is "imputed" as NaN, so the mean shows it: the default drops it with a
+        # warning, and "disable" also drops the batch-size weights (torchmetrics#3434, 1.9.0).
         self.train_loss_mean = MeanMetric(nan_strategy=float("nan"))
         self._train_loss_logged = False
 
@@ -96,7 +96,7 @@ class TaskModule(L.LightningModule):
                 self._train_loss_logged = True
         else:
             self.log(f"{name}_loss", loss, prog_bar=True, on_epoch=True, on_step=False,
-                     batch_size=size, sync_dist=name == "val")
+                     batch_size=size, sync_dist=True)
         if name == "val" and hasattr(self.net, "metrics"):
             for key, value in self.net.metrics(output, batch).items():
                 self.log(f"val_{key}", value, prog_bar=True, on_epoch=True, on_step=False,
