@@ -99,7 +99,7 @@ def resolved_choices(args: argparse.Namespace, backbone: str) -> dict:
     model = cell_model(args, backbone)
     tokens = model._resolve_tokens(args.lookback)
     ridge = model._ridge_start(tokens)
-    return {"ridge_init": ridge, "tokens": tokens, "learning_rate": model._learning_rate(),
+    return {"ridge_init": ridge, "tokens": tokens, "learning_rate": model._learning_rate(args.batch_size),
             "time_features": model._resolve_time_features(),
             "d_model": tsk.backbones.make_config(backbone, **model._backbone_config(args.lookback)).d_model}
 

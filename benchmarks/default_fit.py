@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "default_fit.csv"
-COLUMNS = ["version", "backbone", "batch_size", "learning_rate", "wall_s", "train_s",
+COLUMNS = ["version", "backbone", "batch_size", "learning_rate", "seed", "wall_s", "train_s",
            "validation_s", "validations",
            "train_steps", "epochs", "steps_between_validations", "test_mse", "test_mae",
            "rows", "channels", "machine", "threads", "torch", "date"]
@@ -103,8 +103,8 @@ def main() -> None:
     scores = model.evaluate(frame.iloc[FIT_ROWS - model.lookback_:])
     summary = model.fit_summary_
     row = {
-        "version": args.version, "backbone": args.backbone, "batch_size": model.batch_size,
-        "learning_rate": model.learning_rate_,
+        "version": args.version, "backbone": args.backbone, "batch_size": model.batch_size_,
+        "learning_rate": model.learning_rate_, "seed": args.seed,
         "wall_s": round(wall, 1),
         "train_s": round(summary.train_seconds, 1), "validation_s": round(clock.validation, 1),
         # the first validation scores the ridge start before any step

@@ -89,8 +89,9 @@ def measure_tsk(args: argparse.Namespace) -> dict:
                                                            "callbacks": [clock]})
     model.fit(ettm1_train(args.data_dir))
     seconds = times["ends"][-1] - times["starts"][args.warmup]
-    return {"windows_per_s": model.batch_size * args.steps / seconds,
-            "ms_per_step": 1000 * seconds / args.steps, "batch": model.batch_size,
+    batch_size = getattr(model, "batch_size_", model.batch_size)  # earlier tsk: no `batch_size_`
+    return {"windows_per_s": batch_size * args.steps / seconds,
+            "ms_per_step": 1000 * seconds / args.steps, "batch": batch_size,
             "params": sum(p.numel() for p in model.net_.parameters()), "torch": torch.__version__}
 
 

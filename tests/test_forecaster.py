@@ -441,6 +441,40 @@ def test_the_default_step_size_is_the_same_from_either_start(long_df):
     assert tsk.Forecaster("s4d", learning_rate=0.02, **TINY).fit(long_df).learning_rate_ == 0.02
 
 
+def test_the_default_batch_grows_only_for_long_epochs():
+    """`batch_size=None`: the largest of 64, 128, 256 leaving an epoch of 2,000 steps, and its
+    step grown by sqrt(batch / 64); a batch or step the user sets stays as set."""
+    auto = tsk.Forecaster("s4d")
+    for windows, batch in [(1, 64), (128 * 2000 - 1, 64), (128 * 2000, 128),
+                           (256 * 2000 - 1, 128), (256 * 2000, 256), (10**8, 256)]:
+        assert auto._batch_size(windows) == batch
+    assert [auto._learning_rate(batch) for batch in (64, 128, 256)] == pytest.approx(
+        [1e-3, 2**0.5 * 1e-3, 2e-3])
+    assert tsk.Forecaster("s4d", batch_size=256)._learning_rate(256) == 1e-3
+    assert tsk.Forecaster("s4d", batch_size=32)._batch_size(10**8) == 32
+    assert tsk.Forecaster("s4d", learning_rate=0.02)._learning_rate(256) == 0.02
+    with pytest.raises(ValueError, match="batch_size"):
+        tsk.Forecaster("s4d", horizon=4, batch_size=0).fit(make_long())
+
+
+def test_the_fit_trains_in_the_batch_it_chose(long_df, monkeypatch):
+    """The chosen batch is the one the training loader draws, at the step that goes with it."""
+    monkeypatch.setattr(tsk.estimators.base, "AUTO_EPOCH_STEPS", 1)  # tiny data, long epochs
+    sizes = []
+
+    class Sizes(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            sizes.append(len(batch["targets"]))
+
+    params = {**TINY, "batch_size": None, "max_epochs": 1,
+              "trainer_kwargs": {"callbacks": [Sizes()]}}
+    model = tsk.Forecaster("s4d", **params).fit(long_df)
+    windows = len(model._prepare_fit(long_df).train)
+    assert 128 <= windows < 256 and model.batch_size_ == 128 and model.batch_size is None
+    assert model.learning_rate_ == pytest.approx(2**0.5 * 1e-3)
+    assert sizes == [128, windows - 128]
+
+
 def test_time_features_are_inputs_that_follow_the_timestamps(tmp_path, long_df):
     """Calendar features join the inputs (TPGN's paper feeds them, so its default is on), are
     saved with the model, and change the forecast when only the timestamps change."""

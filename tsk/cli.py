@@ -640,9 +640,10 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=None,
                         help="a training budget in optimizer steps (validated every tenth)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 64, 128 or 256, the largest leaving 2,000 steps an epoch")
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="default 1e-3")
+                        help="default 1e-3 (x sqrt(batch / 64) with the default batch size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--accelerator", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

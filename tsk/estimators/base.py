@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ from tsk.io import read_folder, write_folder
 logger = logging.getLogger(__name__)
 
 LEARNING_RATE = 1e-3  # Adam's step, from random weights and beside a frozen closed-form start
+# `batch_size=None`: the largest of these that leaves an epoch of at least `AUTO_EPOCH_STEPS`
+# steps; the first is the batch `LEARNING_RATE` was set for
+AUTO_BATCH_SIZES = (64, 128, 256)
+AUTO_EPOCH_STEPS = 2000
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,12 @@ TRAINING_PARAMS = (
                   "validations, so each validation scores the average of about the weights "
                   "since the previous one, and none otherwise; None: the weights themselves "
                   "(benchmarks/README.md, 'The training recipe', has the measurements)."),
-    TrainingParam("batch_size", 64, "Samples per training step."),
-    TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3 (`learning_rate_`)."),
+    TrainingParam("batch_size", None, "Samples per training step; None: the largest of 64, 128 "
+                  "and 256 that leaves an epoch of at least 2,000 steps (`batch_size_`), so only "
+                  "long epochs take larger batches, which a small CPU runs faster per window."),
+    TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3, grown by sqrt(batch / 64) "
+                  "(Adam's square-root scaling) for a batch `batch_size=None` chose "
+                  "(`learning_rate_`)."),
     TrainingParam("weight_decay", 0.0, "AdamW's decoupled weight decay (SSM parameters that ask for "
                   "none get none)."),
     TrainingParam("random_state", None, "Seed for weights, shuffling and dropout; a fit with the same "
@@ -195,8 +204,8 @@ class SequenceEstimator(BaseEstimator):
 
     def _validate_training_params(self) -> None:
         """The shared parameters, and the backbone sizes every estimator takes where set."""
-        self._check_positive_ints("batch_size", "patience")
-        for name in ("max_steps", "val_check_steps"):
+        self._check_positive_ints("patience")
+        for name in ("batch_size", "max_steps", "val_check_steps"):
             if getattr(self, name) is not None:
                 self._check_positive_ints(name)
         if self.max_epochs is not None or self._training_defaults.get("max_epochs", 1) is not None:
@@ -225,10 +234,26 @@ class SequenceEstimator(BaseEstimator):
         if dropout is not None and not (isinstance(dropout, int | float) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
 
-    def _learning_rate(self) -> float:
+    def _batch_size(self, n_samples: int) -> int:
+        """`batch_size`, else the largest of `AUTO_BATCH_SIZES` that leaves `n_samples` an epoch
+        of at least `AUTO_EPOCH_STEPS` steps. A step of small ops costs a CPU nearly as much at
+        256 samples as at 64, so long epochs train more windows a second in larger batches, and
+        still take enough steps an epoch for early stopping to act within the first."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return max((size for size in AUTO_BATCH_SIZES if n_samples >= size * AUTO_EPOCH_STEPS),
+                   default=AUTO_BATCH_SIZES[0])
+
+    def _learning_rate(self, batch_size: int) -> float:
         """`learning_rate`, else `LEARNING_RATE`: from random weights, and from a closed-form
-        start too, whose weights stay frozen while the rest learns what they miss."""
-        return LEARNING_RATE if self.learning_rate is None else self.learning_rate
+        start too, whose weights stay frozen while the rest learns what they miss. A batch that
+        `batch_size=None` chose grows it by sqrt(batch_size / 64), the square-root scaling rule
+        for Adam (Malladi et al., 2022); a batch the user set keeps 1e-3, as it always has."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        if self.batch_size is None:
+            return LEARNING_RATE * math.sqrt(batch_size / AUTO_BATCH_SIZES[0])
+        return LEARNING_RATE
 
     def _device(self) -> torch.device:
         """Where prediction runs: the GPU when present and allowed, else the CPU."""
@@ -269,13 +294,14 @@ class SequenceEstimator(BaseEstimator):
         # Lightning only when a fit runs: a loaded model predicts without it (tsk.inference)
         from tsk.training import ReplayableSampler, TaskModule, fit_module
 
-        loader_kwargs = {"batch_size": self.batch_size, "num_workers": self.num_workers,
+        self.batch_size_ = self._batch_size(len(data.train))
+        loader_kwargs = {"batch_size": self.batch_size_, "num_workers": self.num_workers,
                          "persistent_workers": self.num_workers > 0, "collate_fn": data.collate}
         val_loader = None
         if data.validation is not None:
             val_loader = DataLoader(data.validation, **{**loader_kwargs,
                                                         "batch_size": self._eval_batch_size})
-        big = {**loader_kwargs, "batch_size": max(self.batch_size, 1024)}  # closed-form passes
+        big = {**loader_kwargs, "batch_size": max(self.batch_size_, 1024)}  # closed-form passes
         if data.warm_start is not None:
             data.warm_start(net, DataLoader(data.train, **big), val_loader)
         baselines = {}
@@ -284,7 +310,7 @@ class SequenceEstimator(BaseEstimator):
             baselines = data.baselines(net, DataLoader(data.train, **big), big_val)
         train_loader = DataLoader(data.train, sampler=ReplayableSampler(data.train, generator),
                                   generator=generator, **loader_kwargs)
-        self.learning_rate_ = self._learning_rate()
+        self.learning_rate_ = self._learning_rate(self.batch_size_)
         self.max_epochs_ = max_epochs = data.max_epochs or self.max_epochs
         module = TaskModule(net, self.learning_rate_, self.weight_decay, max_epochs)
         kwargs = dict(self.trainer_kwargs or {})
@@ -357,7 +383,7 @@ class SequenceEstimator(BaseEstimator):
     def _eval_batch_size(self) -> int:
         """Samples per batch where nothing trains (validation, prediction): larger than the
         training batch, since a forward pass alone holds no activations for a backward."""
-        return max(self.batch_size, 256)
+        return max(self.batch_size or 0, 256)  # a batch `batch_size=None` chose is at most 256
 
     def _predict_outputs(self, dataset: Dataset, batch_size: int | None = None,
                          collate: Callable[[list[Any]], Any] | None = None,

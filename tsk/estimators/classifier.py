@@ -213,7 +213,7 @@ class Classifier(ClassifierMixin, SequenceEstimator):
             return self.max_epochs
         if validated:
             return VALIDATED_EPOCHS
-        batches = -(-n_train // self.batch_size)
+        batches = -(-n_train // self._batch_size(n_train))
         return max(1, round(STEP_BUDGET / batches))
 
     def _epochs_when_validated(self) -> int:

@@ -147,7 +147,8 @@ class Forecaster(SequenceEstimator):
     `RidgeStartNet` (a skip plus the network behind a zero-initialized gate). TPGN from the ridge
     start was closer to the linear floor on TSLib's multivariate ETTh1/ETTh2 but up to 2.6x worse
     at its paper's long horizons (benchmarks/results). Never with `tokens="variates"`.
-    `learning_rate=None` is 1e-3 from either start (`learning_rate_`).
+    `learning_rate=None` is 1e-3 from either start (`learning_rate_`), grown with a batch that
+    `batch_size=None` chose by its data's size (`batch_size_`).
     Every fit also scores two baselines on validation (`fit_summary_.baselines`): that linear
     start (solved even when the network does not start there; `linear_start_`) and the
     seasonal-naive forecast, `season_length` steps back (None: a day for data stepping within a

@@ -158,7 +158,7 @@ class VideoPredictor(SequenceEstimator):
     def _generate(self, context: np.ndarray, n_frames: int) -> np.ndarray:
         """`predict` on videos already checked."""
         outputs = self._predict_outputs(VideoDataset(context, self.value_range_, n_frames),
-                                        batch_size=self.batch_size)
+                                        batch_size=self._batch_size(len(context)))
         low, high = self.value_range_
         frames = (join_outputs(outputs).numpy() + 1) / 2 * (high - low) + low
         return np.clip(frames, low, high).astype(np.float32)
