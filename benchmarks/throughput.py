@@ -6,7 +6,8 @@ rounds of before, after, peers for each backbone; the median of `--repeats` roun
 (single runs of the same code on this machine differ by up to 25%):
 
 - tsk: `Forecaster(backbone, horizon=96)` at its defaults (lookback 336, patches for the
-  generic head, batch 64, channel-independent) on ETTm1's TSLib training rows (34,560 x 7),
+  generic head, channel-independent, and the batch those rows get: 64) on ETTm1's TSLib
+  training rows (34,560 x 7),
   `--steps` training steps after `--warmup`; windows per second = batch x steps / seconds
   between the first timed step's start and the last one's end (data loading included; the
   ridge start and validation are not). `--before PATH` imports tsk from another checkout (e.g. a
@@ -16,7 +17,8 @@ rounds of before, after, peers for each backbone; the median of `--repeats` roun
   series; a step draws `windows_batch_size` (1024) windows.
 
 An epoch of the default fit on a 36,000 x 21 series (the size the issue names: ~28,400 training
-windows per channel, 21 channels) is estimated from the windows per second.
+windows per channel, 21 channels) is estimated from the windows per second; that series' default
+batch is 256 (`batch_size=None`), which `--after-batch-sizes 256` times.
 
     uv run python benchmarks/throughput.py --data-dir DATA --before /tmp/tsk-before \\
         --peer-python /tmp/nfenv/.venv/bin/python
