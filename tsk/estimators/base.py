@@ -71,12 +71,13 @@ TRAINING_PARAMS = (
                   "validations, so each validation scores the average of about the weights "
                   "since the previous one, and none otherwise; None: the weights themselves "
                   "(benchmarks/README.md, 'The training recipe', has the measurements)."),
-    TrainingParam("batch_size", None, "Samples per training step; None: the largest of 64, 128 "
-                  "and 256 that leaves an epoch of at least 2,000 steps (`batch_size_`), so only "
-                  "long epochs take larger batches, which a small CPU runs faster per window."),
-    TrainingParam("learning_rate", None, "AdamW's step; None: 1e-3, grown by sqrt(batch / 64) "
-                  "(Adam's square-root scaling) for a batch `batch_size=None` chose "
-                  "(`learning_rate_`)."),
+    TrainingParam("batch_size", None, "Samples per training step; None: the largest of "
+                  f"{', '.join(map(str, AUTO_BATCH_SIZES))} that leaves an epoch of at least "
+                  f"{AUTO_EPOCH_STEPS:,} steps (`batch_size_`), so only long epochs take larger "
+                  "batches, which a small CPU runs faster per window."),
+    TrainingParam("learning_rate", None, f"AdamW's step; None: {LEARNING_RATE:g}, grown by "
+                  f"sqrt(batch / {AUTO_BATCH_SIZES[0]}) (Adam's square-root scaling) for a batch "
+                  "`batch_size=None` chose (`learning_rate_`)."),
     TrainingParam("weight_decay", 0.0, "AdamW's decoupled weight decay (SSM parameters that ask for "
                   "none get none)."),
     TrainingParam("random_state", None, "Seed for weights, shuffling and dropout; a fit with the same "
