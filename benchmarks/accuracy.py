@@ -116,12 +116,14 @@ def cell_folder(args: argparse.Namespace, cell: tuple[str, ...]) -> Path:
 
 
 def run_cell(args: argparse.Namespace, dataset: str, horizon: int, backbone: str,
-             seed: int, checkpoint_dir: Path | None = None) -> dict:
+             seed: int, checkpoint_dir: Path | None = None, **params) -> dict:
+    """One fit and its test scores as a row; `params` are further `Forecaster` arguments (a
+    study's own, which its rows record beside these columns)."""
     split = (load_ett(dataset, args.data_dir, protocol=args.protocol) if dataset in ETT_NAMES
              else load_dataset(dataset, args.data_dir))
     if args.setting == "S":
         split = split.univariate("OT")
-    model = cell_model(args, backbone, horizon=horizon, random_state=seed)
+    model = cell_model(args, backbone, horizon=horizon, random_state=seed, **params)
     model.fit(split.train(), val_df=split.validation(args.lookback), checkpoint_dir=checkpoint_dir)
     metrics = model.evaluate(split.test(args.lookback), baselines=True)
     summary = model.fit_summary_

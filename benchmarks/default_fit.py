@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "default_fit.csv"
-COLUMNS = ["version", "backbone", "batch_size", "learning_rate", "seed", "wall_s", "train_s",
-           "validation_s", "validations",
+COLUMNS = ["version", "backbone", "batch_size", "learning_rate", "patch_stride", "seed", "wall_s",
+           "train_s", "validation_s", "validations",
            "train_steps", "epochs", "steps_between_validations", "test_mse", "test_mae",
            "rows", "channels", "machine", "threads", "torch", "date"]
 ROWS, FIT_ROWS = 40_000, 36_000
@@ -61,6 +61,8 @@ def main() -> None:
                         help="a batch size other than the default (a probe; the row says which)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="a learning rate other than the default (a probe; the row says which)")
+    parser.add_argument("--patch-stride", type=int, default=None,
+                        help="steps between patches other than the default half patch (a probe)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.before:
@@ -92,7 +94,8 @@ def main() -> None:
     frame = series_36k_x21(args.data_dir)
     clock = Clock()
     probe = {name: value for name, value in (("batch_size", args.batch_size),
-                                             ("learning_rate", args.learning_rate))
+                                             ("learning_rate", args.learning_rate),
+                                             ("patch_stride", args.patch_stride))
              if value is not None}  # a probe's settings; the defaults otherwise
     model = tsk.Forecaster(args.backbone, horizon=96, random_state=args.seed,
                            enable_progress_bar=False, trainer_kwargs={"callbacks": [clock]},
@@ -101,10 +104,11 @@ def main() -> None:
     model.fit(frame.iloc[:FIT_ROWS])
     wall = time.perf_counter() - begun
     scores = model.evaluate(frame.iloc[FIT_ROWS - model.lookback_:])
+    stride = getattr(getattr(model.net_, "embed", None), "stride", "")  # "": time steps
     summary = model.fit_summary_
     row = {
         "version": args.version, "backbone": args.backbone, "batch_size": model.batch_size_,
-        "learning_rate": model.learning_rate_, "seed": args.seed,
+        "learning_rate": model.learning_rate_, "patch_stride": stride, "seed": args.seed,
         "wall_s": round(wall, 1),
         "train_s": round(summary.train_seconds, 1), "validation_s": round(clock.validation, 1),
         # the first validation scores the ridge start before any step

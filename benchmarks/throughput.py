@@ -19,6 +19,8 @@ rounds of before, after, peers for each backbone; the median of `--repeats` roun
 An epoch of the default fit on a 36,000 x 21 series (the size the issue names: ~28,400 training
 windows per channel, 21 channels) is estimated from the windows per second; that series' default
 batch is 256 (`batch_size=None`), which `--after-batch-sizes 256` times.
+`--after-patch-strides 16` also times patches that do not overlap (`patch_stride=16`), at each of
+those batches.
 
     uv run python benchmarks/throughput.py --data-dir DATA --before /tmp/tsk-before \\
         --peer-python /tmp/nfenv/.venv/bin/python
@@ -84,9 +86,11 @@ def measure_tsk(args: argparse.Namespace) -> dict:
 
     clock, times = step_clock(Callback)
     steps = args.steps + args.warmup
-    batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    options = {name: value for name, value in (("batch_size", args.batch_size),
+                                               ("patch_stride", args.patch_stride))
+               if value is not None}  # the defaults otherwise
     model = tsk.Forecaster(args.model, horizon=96, max_epochs=1, enable_progress_bar=False,
-                           random_state=0, **batch, trainer_kwargs={"limit_train_batches": steps,
+                           random_state=0, **options, trainer_kwargs={"limit_train_batches": steps,
                                                            "limit_val_batches": 1,
                                                            "callbacks": [clock]})
     model.fit(ettm1_train(args.data_dir))
@@ -128,7 +132,8 @@ def timed_steps(kind: str, args: argparse.Namespace) -> int:
 
 
 def run(python: str, kind: str, model: str, args: argparse.Namespace,
-        tsk_root: str | None = None, batch_size: int | None = None) -> dict:
+        tsk_root: str | None = None, batch_size: int | None = None,
+        patch_stride: int | None = None) -> dict:
     """One measurement in a fresh process (its tsk from `tsk_root` when given)."""
     env = dict(os.environ)
     if tsk_root is not None:
@@ -137,6 +142,8 @@ def run(python: str, kind: str, model: str, args: argparse.Namespace,
                "--steps", str(timed_steps(kind, args)), "--warmup", str(args.warmup)]
     if kind == "tsk" and batch_size is not None:
         command += ["--batch-size", str(batch_size)]
+    if kind == "tsk" and patch_stride is not None:
+        command += ["--patch-stride", str(patch_stride)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
@@ -204,6 +211,10 @@ def main() -> None:
     parser.add_argument("--after-batch-sizes", nargs="*", type=int, default=[],
                         help="also time the after version at these batch sizes (rows record "
                              "the batch; the default Forecaster's is always timed)")
+    parser.add_argument("--after-patch-strides", nargs="*", type=int, default=[],
+                        help="also time the newer tsk with patches this many steps apart, at "
+                             "its default batch and each of --after-batch-sizes")
+    parser.add_argument("--patch-stride", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of every measurement (the median is recorded)")
@@ -218,22 +229,24 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from results_io import append_row, machine
 
-    jobs = []  # (python, kind, model, version, tsk checkout, batch size)
+    jobs = []  # (python, kind, model, version, tsk checkout, batch size, patch stride)
+    batches = [None, *args.after_batch_sizes]
     for backbone in args.backbones:
         if args.before is not None:
-            jobs.append((sys.executable, "tsk", backbone, args.before_name, args.before, None))
-        jobs.append((sys.executable, "tsk", backbone, args.after_name, None, None))
-        jobs += [(sys.executable, "tsk", backbone, args.after_name, None, batch)
-                 for batch in args.after_batch_sizes]
+            jobs.append((sys.executable, "tsk", backbone, args.before_name, args.before, None, None))
+        jobs += [(sys.executable, "tsk", backbone, args.after_name, None, batch, None)
+                 for batch in batches]
+        jobs += [(sys.executable, "tsk", backbone, f"{args.after_name}, patch stride {stride}",
+                  None, batch, stride) for stride in args.after_patch_strides for batch in batches]
     if args.peer_python:
-        jobs += [(args.peer_python, "peer", peer, "neuralforecast", None, None)
+        jobs += [(args.peer_python, "peer", peer, "neuralforecast", None, None, None)
                  for peer in args.peers]
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rounds: dict[tuple, list[dict]] = {}
     for _ in range(args.repeats):  # whole rounds: a slow spell of the machine hits every job
         for job in jobs:
             rounds.setdefault(job, []).append(run(*job[:3], args, *job[4:]))
-    for (_, kind, model, version, _, _), results in rounds.items():
+    for (_, kind, model, version, *_), results in rounds.items():
         row = {"model": model, "version": version, "steps": timed_steps(kind, args),
                "machine": machine(),
                "date": dt.date.today().isoformat(), "run": started}

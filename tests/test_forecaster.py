@@ -391,6 +391,22 @@ def test_patch_tokens_fit_predict_and_reload(tmp_path, long_df):
     pd.testing.assert_frame_equal(tsk.load(tmp_path / "model").predict(), forecast, check_exact=True)
 
 
+@pytest.mark.parametrize("backbone", ["s4d", "pgn", "chimera"])
+def test_patches_that_do_not_overlap(tmp_path, long_df, backbone):
+    """`patch_stride=patch_len`: 16 steps in patches of 4 make 3 + 2 tokens (the last one the
+    padded newest steps), and every part is sized for that many: the head reads them all, and
+    PGN's history every earlier one. A stride left at the default half patch would make 7."""
+    model = tsk.Forecaster(backbone, tokens="patches", patch_len=4, patch_stride=4, **TINY).fit(long_df)
+    tokens = (16 - 4) // 4 + 2
+    assert model.net_.embed.stride == 4 and model.net_.embed.n_tokens == tokens
+    assert model.net_.head.flatten_proj.in_features == tokens * model.net_.backbone.config.d_model
+    if backbone == "pgn":
+        assert model.net_.backbone.config.history == tokens - 1
+    forecast = model.predict()
+    model.save(tmp_path / "model")
+    pd.testing.assert_frame_equal(tsk.load(tmp_path / "model").predict(), forecast, check_exact=True)
+
+
 def test_pgn_history_is_sized_to_the_tokens_it_reads(tmp_path, long_df, wide_df):
     """PGN's HIE reads every earlier token, so its history is the token count minus one: the
     patches' 7 tokens, the 16 steps, or the 3 variates; a user's own `history` is kept."""
@@ -412,6 +428,8 @@ def test_pgn_history_is_sized_to_the_tokens_it_reads(tmp_path, long_df, wide_df)
     ({"backbone": "spacetime", "tokens": "patches"}, "paper's own network"),
     ({"tokens": "patches", "patch_len": 32}, r"patch_len \(32\) must not exceed the lookback \(16\)"),
     ({"tokens": "patch"}, "Did you mean 'patches'"),
+    ({"patch_len": 4, "patch_stride": 5}, r"patch_stride \(5\) must not exceed patch_len \(4\)"),
+    ({"patch_stride": 0}, "patch_stride"),
 ])
 def test_bad_patch_params(params, match, long_df):
     with pytest.raises(ValueError, match=match):

@@ -128,7 +128,8 @@ def test_ridge_strength_with_fewer_rows_than_weights_skips_the_interpolating_one
     assert torch.isfinite(net.head.skip.weight).all()
 
 
-@pytest.mark.parametrize(("lookback", "patch_len", "stride"), [(336, 16, 8), (37, 16, 8), (20, 5, 2)])
+@pytest.mark.parametrize(("lookback", "patch_len", "stride"),
+                         [(336, 16, 8), (37, 16, 8), (20, 5, 2), (336, 16, 16), (37, 16, 16), (20, 5, 5)])
 def test_patches_tile_the_window_and_end_with_the_newest_step(lookback, patch_len, stride):
     embed = PatchEmbedding(lookback, n_in=2, d_model=4, patch_len=patch_len, stride=stride)
     x = torch.randn(3, lookback, 2)
@@ -149,6 +150,12 @@ def test_patches_tile_the_window_and_end_with_the_newest_step(lookback, patch_le
 def test_patch_longer_than_the_lookback_is_refused():
     with pytest.raises(ValueError, match="longer than the lookback"):
         PatchEmbedding(8, 1, 4, patch_len=16)
+
+
+@pytest.mark.parametrize("stride", [0, 5])
+def test_a_stride_that_would_skip_steps_is_refused(stride):
+    with pytest.raises(ValueError, match=r"stride must be in \[1, patch_len=4\]"):
+        PatchEmbedding(20, 1, 4, patch_len=4, stride=stride)
 
 
 def test_patch_tokens_keep_the_ridge_start_exact():

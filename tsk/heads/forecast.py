@@ -374,17 +374,18 @@ def _skip_normal_equations(
     return sums
 
 
-def patch_stride(patch_len: int) -> int:
-    """The stride of the generic head's patches: half a patch, so patches overlap by half."""
+def default_patch_stride(patch_len: int) -> int:
+    """The generic head's stride between patches unless told otherwise: half a patch, so patches
+    overlap by half (PatchTST's supervised setting, 16 steps every 8)."""
     return max(patch_len // 2, 1)
 
 
 def token_count(lookback: int, patch_len: int | None = None, stride: int | None = None) -> int:
     """How many tokens the generic head feeds its backbone: the time steps, or the patches
-    (every `stride` steps, by default `patch_stride`)."""
+    (every `stride` steps, by default `default_patch_stride`)."""
     if patch_len is None:
         return lookback
-    return (lookback - patch_len) // (stride or patch_stride(patch_len)) + 2
+    return (lookback - patch_len) // (stride or default_patch_stride(patch_len)) + 2
 
 
 class PatchEmbedding(nn.Module):
@@ -401,6 +402,9 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         if patch_len > lookback:
             raise ValueError(f"patch_len {patch_len} is longer than the lookback {lookback}.")
+        if not 1 <= stride <= patch_len:
+            raise ValueError(f"the patch stride must be in [1, patch_len={patch_len}] so that "
+                             f"every step is in a patch, got {stride}.")
         self.patch_len, self.stride = patch_len, stride
         self.n_tokens = token_count(lookback, patch_len, stride)
         self.project = nn.Linear(n_in * patch_len, d_model)
@@ -417,7 +421,8 @@ class ForecastNet(ForecastLoss, nn.Module):
     a probabilistic `output` (`tsk.heads.distributions`) its parameters `[B, H, n_out, k]`, in
     the units of the inputs (the window normalization undone; the loss is the output's).
 
-    The backbone's tokens are the time steps (`patch_len=None`) or PatchTST's patches.
+    The backbone's tokens are the time steps (`patch_len=None`) or PatchTST's patches, of
+    `patch_len` steps every `patch_stride` (None: `default_patch_stride`).
     `n_futr` covariates known ahead (input channels `futr_first` on) and `n_static` static
     features are read as `Covariates` says: `forward(x, futr=[B, H, n_futr], static=[B, S])`.
     """
@@ -426,7 +431,7 @@ class ForecastNet(ForecastLoss, nn.Module):
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
         patch_len: int | None = None, n_calendar: int = 0, output: ForecastOutput = POINT,
-        n_futr: int = 0, n_static: int = 0, futr_first: int = 0,
+        n_futr: int = 0, n_static: int = 0, futr_first: int = 0, patch_stride: int | None = None,
     ) -> None:
         super().__init__()
         self.n_out, self.forecast_output = n_out, output
@@ -434,11 +439,12 @@ class ForecastNet(ForecastLoss, nn.Module):
         if patch_len is None:
             self.embed: nn.Module = nn.Linear(n_in, d_model)
         else:
-            self.embed = PatchEmbedding(lookback, n_in, d_model, patch_len, patch_stride(patch_len))
+            stride = patch_stride or default_patch_stride(patch_len)
+            self.embed = PatchEmbedding(lookback, n_in, d_model, patch_len, stride)
         self.backbone = backbone
         self.head = ForecastHead(
-            lookback, horizon, d_model, n_out, head_dim, dropout, token_count(lookback, patch_len),
-            output,
+            lookback, horizon, d_model, n_out, head_dim, dropout,
+            token_count(lookback, patch_len, patch_stride), output,
         )
         self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
                                      futr_first, dropout)
@@ -479,10 +485,11 @@ class GridForecastNet(ForecastNet):
         self, backbone: nn.Module, lookback: int, horizon: int, n_in: int, n_out: int,
         d_model: int, head_dim: int = 8, dropout: float = 0.0, instance_norm: bool = True,
         patch_len: int | None = None, n_calendar: int = 0, output: ForecastOutput = POINT,
-        n_futr: int = 0, n_static: int = 0, futr_first: int = 0,
+        n_futr: int = 0, n_static: int = 0, futr_first: int = 0, patch_stride: int | None = None,
     ) -> None:
         super().__init__(backbone, lookback, horizon, 1, 1, d_model, head_dim, dropout,
-                         instance_norm, patch_len, n_calendar, output=output)  # embed, head: 1 channel
+                         instance_norm, patch_len, n_calendar, output=output,
+                         patch_stride=patch_stride)  # embed, head: 1 channel
         self.n_out = n_out  # target channels: the ridge skip is fit on each of them
         self.channels = ChannelAffine(n_in, d_model)
         self.covariates = Covariates(n_futr, n_static, horizon, n_out, d_model, head_dim,
