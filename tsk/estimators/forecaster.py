@@ -121,7 +121,7 @@ class Forecaster(SequenceEstimator):
     along PatchTST's patches (`patch_len` steps every `patch_stride`, by default `patch_len // 2`:
     ~8x fewer tokens at lookback 336 with the default 16; `patch_stride=patch_len`, patches that
     do not overlap, halves them again and trains ~1.6x the windows a second, at the test MSE
-    docs/forecasting.md records); `tokens="variates"` runs it across channels, each
+    docs/getting-started.md records); `tokens="variates"` runs it across channels, each
     channel's window one token (the iTransformer / S-Mamba layout; needs
     `channel_independent=False`). `None` picks patches when the window holds at least four and
     the generic head is used, else time steps (`tokens_` says which).
