@@ -120,7 +120,7 @@ class Forecaster(SequenceEstimator):
     `tokens="time"` runs the backbone along time (one token per step); `tokens="patches"` runs it
     along PatchTST's patches (`patch_len` steps every `patch_stride`, by default `patch_len // 2`:
     ~8x fewer tokens at lookback 336 with the default 16; `patch_stride=patch_len`, patches that
-    do not overlap, halves them again and trains ~1.6x the windows a second, at the test MSE
+    do not overlap, halves them again and trains 1.4-1.6x the windows a second, at the test MSE
     docs/getting-started.md records); `tokens="variates"` runs it across channels, each
     channel's window one token (the iTransformer / S-Mamba layout; needs
     `channel_independent=False`). `None` picks patches when the window holds at least four and
